@@ -1,0 +1,205 @@
+"""The artifact format: a directory holding ``manifest.json`` and ``tensors.safetensors``.
+
+The manifest is self-describing (lesson 8): format version, library versions, method and its full config,
+dataset, budget, preprocessing, seed, the summary's tensor shapes and every evaluation result with its protocol
+(lesson 1). Writes are atomic (a temporary directory/file renamed into place), so an interrupted save never
+destroys an older artifact. Loading validates everything and fails with :class:`ArtifactError` naming the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import ArtifactError, UnknownNameError
+from .preprocessing import Preprocessing
+from .synset import Summary, summary_type
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Artifact", "atomic_write_text", "library_versions", "load_artifact"]
+
+FORMAT_NAME = "distill-artifact"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TENSORS = "tensors.safetensors"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for dist in ("distill-core", "distill-vision", "distill-graph", "distill-text", "distill-recsys"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and an atomic rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Artifact:
+    """A summary plus everything needed to reproduce and evaluate it.
+
+    Args:
+        summary: the learned summary.
+        method: registered method name (``"dm"``, ``"random"``, ...).
+        modality: the modality that owns the method (``"vision"``, ``"graph"``, ...).
+        config: the method's full config as a JSON-able dict.
+        dataset: ``RealData.describe()`` of the data it was distilled from.
+        seed: the run's seed.
+        steps: outer steps performed.
+        evaluations: evaluation results, each with its protocol.
+        extra: anything else JSON-able (wall time, budget resolution, ...).
+    """
+
+    summary: Summary
+    method: str
+    modality: str
+    config: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    steps: int = 0
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.summary.preprocessing
+
+    def manifest(self, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "versions": library_versions(),
+            "method": self.method,
+            "modality": self.modality,
+            "config": self.config,
+            "dataset": self.dataset,
+            "budget": {"total": self.summary.budget, "ipc": self.summary.ipc},
+            "summary": self.summary.describe(),
+            "preprocessing": self.preprocessing.describe(),
+            "seed": self.seed,
+            "steps": self.steps,
+            "evaluations": self.evaluations,
+            "extra": self.extra,
+            "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
+                        for k, v in tensors.items()},
+        }
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the artifact atomically; an existing artifact at ``directory`` is replaced only once the new one
+        is complete."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {**self.summary.tensors(), **self.preprocessing.tensors()}
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+        try:
+            save_file(tensors, str(staging / TENSORS))
+            (staging / MANIFEST).write_text(json.dumps(self.manifest(tensors), indent=2), encoding="utf-8")
+            if directory.exists():
+                # keep whatever else lives there (checkpoints, PNGs): replace only our two files, each atomically
+                for name in (TENSORS, MANIFEST):
+                    os.replace(staging / name, directory / name)
+                shutil.rmtree(staging)
+            else:
+                os.replace(staging, directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return directory
+
+    def add_evaluation(self, directory: str | os.PathLike[str], result: dict[str, Any]) -> None:
+        """Append an evaluation result and rewrite only the manifest (atomically)."""
+        self.evaluations.append(result)
+        path = Path(directory) / MANIFEST
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest["evaluations"] = self.evaluations
+        atomic_write_text(path, json.dumps(manifest, indent=2))
+
+
+def _fail(directory: Path, problem: str) -> ArtifactError:
+    return ArtifactError(f"{directory}: {problem}. Re-create it with `distill run ... --out {directory}` or point "
+                         "to a directory written by distill (it holds manifest.json and tensors.safetensors)")
+
+
+def load_artifact(directory: str | os.PathLike[str]) -> Artifact:
+    """Load and validate an artifact directory.
+
+    Raises:
+        ArtifactError: missing files, a corrupt or foreign manifest, a truncated tensor file or shape mismatches.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise _fail(directory, "no such artifact directory")
+    manifest_path, tensors_path = directory / MANIFEST, directory / TENSORS
+    if not manifest_path.is_file():
+        raise _fail(directory, f"{MANIFEST} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(directory, f"{MANIFEST} is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise _fail(directory, f"{MANIFEST} was not written by distill (no 'format': '{FORMAT_NAME}')")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(f"{directory}: artifact format version {version!r} is newer than this distill-core "
+                            f"understands ({FORMAT_VERSION}); upgrade with: pip install -U distill-core")
+    for key in ("method", "modality", "summary", "tensors", "dataset"):
+        if key not in manifest:
+            raise _fail(directory, f"{MANIFEST} lacks the field {key!r}")
+    if not tensors_path.is_file():
+        raise _fail(directory, f"{TENSORS} is missing")
+    try:
+        tensors = load_file(str(tensors_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _fail(directory, f"{TENSORS} is corrupt or truncated ({exc})") from exc
+    expected = manifest["tensors"]
+    if set(expected) != set(tensors):
+        raise _fail(directory, f"{TENSORS} holds {sorted(tensors)} but the manifest lists {sorted(expected)}")
+    for name, spec in expected.items():
+        if list(tensors[name].shape) != list(spec.get("shape", [])):
+            raise _fail(directory, f"tensor {name!r} has shape {list(tensors[name].shape)} but the manifest says "
+                        f"{spec.get('shape')}")
+    try:
+        preprocessing = Preprocessing.restore(manifest.get("preprocessing", []), tensors)
+        cls = summary_type(manifest["summary"].get("type", "dense"))
+    except UnknownNameError as exc:
+        raise _fail(directory, f"{exc} (is the modality package that wrote it installed?)") from exc
+    summary = cls.from_tensors({k: v for k, v in tensors.items() if not k.startswith("preprocessing.")},
+                               manifest["summary"], preprocessing)
+    return Artifact(
+        summary=summary,
+        method=manifest["method"],
+        modality=manifest["modality"],
+        config=manifest.get("config", {}),
+        dataset=manifest["dataset"],
+        seed=int(manifest.get("seed", 0)),
+        steps=int(manifest.get("steps", 0)),
+        evaluations=list(manifest.get("evaluations", [])),
+        extra=dict(manifest.get("extra", {})),
+    )

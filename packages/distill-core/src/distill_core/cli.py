@@ -1,0 +1,246 @@
+"""The ``distill`` command line: ``list | run | eval | show | export``.
+
+``--json`` prints one machine-readable JSON object as the last line of output, so scripts can compare runs.
+Errors from bad input print one line naming the problem and the fix and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .artifact import load_artifact
+from .data import Budget
+from .errors import DistillError
+from .evaluation import EvalProtocol
+
+__all__ = ["main"]
+
+logger = logging.getLogger("distill")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distill", description="Data distillation: learn a tiny summary of a "
+                                     "training set that trains models almost as well as the full data.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="installed methods, modalities and datasets")
+
+    run = sub.add_parser("run", help="distill a dataset with a method, evaluate and save the artifact")
+    run.add_argument("method", help="method name (see `distill list`)")
+    run.add_argument("--dataset", required=True, help="dataset name or a prefixed path such as npz:PATH")
+    size = run.add_mutually_exclusive_group(required=True)
+    size.add_argument("--ipc", type=int, help="samples per class")
+    size.add_argument("--budget", type=int, help="total summary size, spread over classes by frequency")
+    size.add_argument("--ratio", type=float, help="summary size as a fraction of the training set")
+    run.add_argument("--steps", type=int, help="outer steps (default: the method's)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--config", help="JSON file of method options")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="one method option (JSON value), repeatable, e.g. --set lr_summary=0.5")
+    run.add_argument("--out", help="artifact directory (default: runs/METHOD-DATASET-SIZE-sSEED)")
+    run.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    run.add_argument("--root", help="folder holding the dataset files")
+    run.add_argument("--models", type=int, help="fresh models trained for evaluation (default 3)")
+    run.add_argument("--eval-epochs", type=int, help="epochs of evaluation training")
+    run.add_argument("--eval-model", help="architecture used for evaluation")
+    run.add_argument("--no-eval", action="store_true", help="skip evaluation")
+    run.add_argument("--compare-random", action="store_true",
+                     help="also evaluate a random real subset of the same size with the same protocol")
+    run.add_argument("--checkpoint-every", type=int, default=100)
+    run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+    ev = sub.add_parser("eval", help="evaluate a saved artifact (with its stored protocol by default)")
+    ev.add_argument("artifact")
+    ev.add_argument("--models", type=int, help="number of fresh models")
+    ev.add_argument("--model", help="architecture (cross-architecture evaluation)")
+    ev.add_argument("--epochs", type=int)
+    ev.add_argument("--root", help="folder holding the dataset files")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--save", action="store_true", help="append the result to the artifact's manifest")
+    ev.add_argument("--json", action="store_true")
+
+    show = sub.add_parser("show", help="draw the summary (PNG grid for images, graph drawing, tokens for text)")
+    show.add_argument("artifact")
+    show.add_argument("--out", help="output file (default: inside the artifact directory)")
+
+    export = sub.add_parser("export", help="export the summary (JSON lines for text, CSV for recsys)")
+    export.add_argument("artifact")
+    export.add_argument("--out", required=True)
+    return parser
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise DistillError(f"--set expects KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def _cmd_list() -> int:
+    from .registry import get_method, get_modality, list_methods, list_modalities
+
+    print("methods:")
+    for name in list_methods():
+        try:
+            cls = get_method(name)
+            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            print(f"  {name:<12} {cls.modality or 'any':<8} {doc}")
+        except ImportError as exc:
+            print(f"  {name:<12} (cannot be imported: {exc})")
+    print("modalities and datasets:")
+    for name in list_modalities():
+        try:
+            print(f"  {name:<12} {', '.join(get_modality(name).dataset_names())}")
+        except ImportError as exc:
+            print(f"  {name:<12} (cannot be imported: {exc})")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import distill, load_config_file
+
+    overrides: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    overrides.update(_parse_sets(args.set))
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    budget = Budget(ipc=args.ipc, total=args.budget, ratio=args.ratio)
+    size = f"ipc{args.ipc}" if args.ipc else f"n{args.budget}" if args.budget else f"r{args.ratio}"
+    out = args.out or str(Path("runs") / f"{args.method}-{args.dataset.replace(':', '_').replace('/', '_')}-{size}"
+                                         f"-s{args.seed}")
+    protocol_overrides: dict[str, Any] = {}
+    if args.models is not None:
+        protocol_overrides["n_models"] = args.models
+    if args.eval_epochs is not None:
+        protocol_overrides["epochs"] = args.eval_epochs
+    if args.eval_model is not None:
+        protocol_overrides["model"] = args.eval_model
+    outcome = distill(args.method, dataset=args.dataset, budget=budget, seed=args.seed, overrides=overrides,
+                      root=args.root, out_dir=out, resume=args.resume, evaluate=not args.no_eval,
+                      protocol_overrides=protocol_overrides, checkpoint_every=args.checkpoint_every,
+                      progress=not args.no_progress, device=args.device)
+    summary = outcome.artifact.summary
+    print(f"{args.method} on {args.dataset}: {summary.budget} samples ({outcome.artifact.extra['budget_per_class']} "
+          f"per class), {outcome.run.steps} steps in {outcome.run.wall_s:.1f} s")
+    report: dict[str, Any] = {
+        "method": args.method, "dataset": args.dataset, "budget": outcome.artifact.extra["budget_per_class"],
+        "total": summary.budget, "steps": outcome.run.steps, "distill_wall_s": round(outcome.run.wall_s, 3),
+        "artifact": str(outcome.out_dir), "picture": str(outcome.picture) if outcome.picture else None,
+    }
+    if outcome.evaluation is not None:
+        ev = outcome.evaluation
+        print(f"  summary      test accuracy {ev}")
+        report.update(accuracy_mean=round(ev.mean, 3), accuracy_std=round(ev.std, 3),
+                      protocol=ev.protocol.to_dict(), labels=ev.label_kind, eval_wall_s=round(ev.wall_s, 2))
+        if args.compare_random and args.method != "random":
+            baseline = distill("random", dataset=args.dataset, budget=budget, seed=args.seed, root=args.root,
+                               out_dir=None, evaluate=False, progress=False, device=args.device,
+                               data=outcome.data)
+            from .evaluation import evaluate_summary
+            from .registry import get_modality
+
+            rnd = evaluate_summary(baseline.artifact.summary, outcome.data,
+                                   modality=get_modality(outcome.artifact.modality), protocol=ev.protocol,
+                                   seed=args.seed, device=args.device)
+            print(f"  random real  test accuracy {rnd}")
+            report.update(random_accuracy_mean=round(rnd.mean, 3), random_accuracy_std=round(rnd.std, 3))
+    print(f"  artifact: {outcome.out_dir}" + (f"  picture: {outcome.picture}" if outcome.picture else ""))
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .runner import evaluate_artifact
+
+    artifact = load_artifact(args.artifact)
+    stored = artifact.evaluations[0] if artifact.evaluations else None
+    protocol = EvalProtocol.from_dict(stored["protocol"]) if stored else None
+    changes: dict[str, Any] = {}
+    if args.models is not None:
+        changes["n_models"] = args.models
+    if args.model is not None:
+        changes["model"] = args.model
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    if changes:
+        from .registry import get_modality
+
+        base = protocol or get_modality(artifact.modality).default_protocol(artifact.dataset, artifact.summary)
+        protocol = base.with_(**changes)
+        print(f"note: evaluating with a protocol different from the stored one ({changes})")
+    start = time.perf_counter()
+    result, _ = evaluate_artifact(artifact, root=args.root, protocol=protocol, device=args.device,
+                                  seed=int(stored.get("seed", 0)) if stored else 0)
+    print(f"{artifact.method} ({artifact.dataset['name']}, {artifact.summary.budget} samples): test accuracy {result}")
+    if stored and not changes:
+        print(f"  stored: {stored['accuracy_mean']:.2f} +- {stored['accuracy_std']:.2f} %")
+    if args.save:
+        artifact.add_evaluation(args.artifact, result.to_dict())
+    if args.json:
+        print(json.dumps({"artifact": args.artifact, "method": artifact.method,
+                          "dataset": artifact.dataset["name"], "budget": artifact.summary.budget,
+                          "accuracy_mean": round(result.mean, 3), "accuracy_std": round(result.std, 3),
+                          "accuracies": [round(a, 3) for a in result.accuracies],
+                          "protocol": result.protocol.to_dict(), "labels": result.label_kind,
+                          "wall_s": round(time.perf_counter() - start, 2)}))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from .registry import get_modality
+
+    artifact = load_artifact(args.artifact)
+    modality = get_modality(artifact.modality)
+    out = Path(args.out) if args.out else Path(args.artifact) / f"summary{modality.render_suffix()}"
+    print(modality.render(artifact, out))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .registry import get_modality
+
+    artifact = load_artifact(args.artifact)
+    print(get_modality(artifact.modality).export(artifact, Path(args.out)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "eval":
+            return _cmd_eval(args)
+        if args.command == "show":
+            return _cmd_show(args)
+        return _cmd_export(args)
+    except DistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NotImplementedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Real labelled data as the distillers see it, and its validation.
+
+Every loader of every modality returns a :class:`RealData`; :func:`validate_real_data` runs before any compute so
+that a custom dataset fails up front with the fix in the message (lesson 9), not deep inside a forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import DataValidationError
+from .preprocessing import Preprocessing
+
+__all__ = ["Budget", "ClassIndex", "RealData", "validate_budget", "validate_real_data"]
+
+
+@dataclass
+class RealData:
+    """A labelled train/test split, already preprocessed with ``preprocessing`` (fitted on the train split).
+
+    Args:
+        name: dataset name as given on the command line (``"digits"``, ``"npz:/path"``).
+        x_train: training samples ``(N, *sample_shape)``.
+        y_train: integer labels ``(N,)`` in ``[0, num_classes)``.
+        x_test: test samples ``(M, *sample_shape)``.
+        y_test: integer labels ``(M,)``.
+        num_classes: number of classes.
+        class_names: one name per class.
+        preprocessing: the fitted preprocessing already applied to ``x_train`` and ``x_test``.
+        extra: modality-specific metadata (e.g. graph structure), stored as-is in the manifest when JSON-able.
+    """
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            self.class_names = [str(c) for c in range(self.num_classes)]
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.y_train, minlength=self.num_classes).tolist()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "class_names": self.class_names,
+            "sample_shape": list(self.sample_shape),
+            "n_train": len(self.x_train),
+            "n_test": len(self.x_test),
+        }
+
+    def to(self, device: torch.device | str) -> RealData:
+        return RealData(self.name, self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
+                        self.y_test.to(device), self.num_classes, self.class_names, self.preprocessing, self.extra)
+
+
+def validate_real_data(data: RealData) -> RealData:
+    """Check shapes, label ranges, finiteness and class coverage; raise :class:`DataValidationError` naming the fix."""
+    name = data.name
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        if x.dim() < 2:
+            raise DataValidationError(f"{name}: x_{split} must be (N, ...) samples, got shape {tuple(x.shape)}")
+        if y.dim() != 1:
+            raise DataValidationError(f"{name}: y_{split} must be a 1-D vector of integer labels, got shape "
+                                      f"{tuple(y.shape)}; pass class indices, not one-hot rows")
+        if len(x) != len(y):
+            raise DataValidationError(f"{name}: x_{split} has {len(x)} samples but y_{split} has {len(y)} labels")
+        if len(x) == 0:
+            raise DataValidationError(f"{name}: the {split} split is empty")
+        if y.dtype.is_floating_point or y.dtype == torch.bool:
+            raise DataValidationError(f"{name}: y_{split} must hold integer class indices, got dtype {y.dtype}")
+        if x.is_floating_point():
+            bad = (~torch.isfinite(x)).reshape(len(x), -1).any(1)
+            if bad.any():
+                first = bad.nonzero()[0].item()
+                raise DataValidationError(f"{name}: x_{split} has {int(bad.sum())} samples with NaN/Inf values "
+                                          f"(first at index {first}); clean or drop them before distilling")
+        if y.min() < 0 or y.max() >= data.num_classes:
+            raise DataValidationError(f"{name}: y_{split} has labels in [{int(y.min())}, {int(y.max())}] but "
+                                      f"num_classes is {data.num_classes}; labels must be 0..{data.num_classes - 1}")
+    if data.x_train.shape[1:] != data.x_test.shape[1:]:
+        raise DataValidationError(f"{name}: train samples have shape {tuple(data.x_train.shape[1:])} but test "
+                                  f"samples {tuple(data.x_test.shape[1:])}; both splits must share one shape")
+    if data.num_classes < 2:
+        raise DataValidationError(f"{name}: found a single class; distillation needs at least 2 classes")
+    counts = data.class_counts()
+    empty = [data.class_names[c] for c, n in enumerate(counts) if n == 0]
+    if empty:
+        raise DataValidationError(f"{name}: classes {empty} have no training sample; remove them and relabel "
+                                  "the rest as 0..K-1, or add training data for them")
+    return data
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A requested summary size: ``ipc`` samples per class, or a ``total`` (or a ``ratio`` of the training set)
+    spread over classes in proportion to their frequency with at least one per class (as GCond does).
+
+    :meth:`per_class` resolves it; the resolved sizes are printed and stored (lesson 10).
+    """
+
+    ipc: int | None = None
+    total: int | None = None
+    ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [v is not None for v in (self.ipc, self.total, self.ratio)]
+        if sum(given) != 1:
+            raise DataValidationError("give exactly one of --ipc, --budget or --ratio")
+        if self.ratio is not None and not 0 < self.ratio <= 1:
+            raise DataValidationError(f"--ratio must be in (0, 1], got {self.ratio}")
+
+    def describe(self) -> dict[str, object]:
+        return {"ipc": self.ipc, "total": self.total, "ratio": self.ratio}
+
+    def per_class(self, data: RealData) -> list[int]:
+        """Samples per class; raises :class:`DataValidationError` when a class cannot supply its share."""
+        counts = data.class_counts()
+        if self.ipc is not None:
+            validate_budget(data, self.ipc)
+            return [self.ipc] * data.num_classes
+        total = self.total if self.total is not None else round(self.ratio * len(data.y_train))  # type: ignore[operator]
+        if total < data.num_classes:
+            raise DataValidationError(f"{data.name}: a budget of {total} samples is smaller than the "
+                                      f"{data.num_classes} classes; ask for at least {data.num_classes}")
+        n = sum(counts)
+        sizes = [max(1, int(total * k / n)) for k in counts]
+        # hand out what rounding left over to the largest classes first
+        order = sorted(range(len(counts)), key=lambda c: -counts[c])
+        i = 0
+        while sum(sizes) < total:
+            sizes[order[i % len(order)]] += 1
+            i += 1
+        while sum(sizes) > total:
+            c = max(range(len(sizes)), key=lambda j: sizes[j])
+            sizes[c] -= 1
+        for c, (size, count) in enumerate(zip(sizes, counts)):
+            if size > count:
+                raise DataValidationError(f"{data.name}: the budget asks for {size} samples of class "
+                                          f"{data.class_names[c]!r}, which has only {count}; lower the budget")
+        return sizes
+
+
+def validate_budget(data: RealData, ipc: int) -> None:
+    """Refuse an images-per-class budget that no class can fill."""
+    if ipc < 1:
+        raise DataValidationError(f"ipc must be >= 1, got {ipc}")
+    counts = data.class_counts()
+    smallest = min(counts)
+    if ipc > smallest:
+        cls = data.class_names[counts.index(smallest)]
+        raise DataValidationError(f"{data.name}: ipc={ipc} is larger than class {cls!r}, which has only "
+                                  f"{smallest} training samples; use --ipc {smallest} or less")
+
+
+class ClassIndex:
+    """Indices of the training samples of each class, and seeded per-class sampling."""
+
+    def __init__(self, labels: Tensor, num_classes: int) -> None:
+        labels = labels.cpu()
+        self.num_classes = num_classes
+        self.indices = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
+
+    def sample(self, c: int, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` distinct indices of class ``c`` (all of them, shuffled, when the class is smaller than ``n``)."""
+        pool = self.indices[c]
+        perm = torch.randperm(len(pool), generator=generator)[: min(n, len(pool))]
+        return pool[perm]
+
+    def sample_balanced(self, n_per_class: int, *, generator: torch.Generator | None = None) -> Tensor:
+        return torch.cat([self.sample(c, n_per_class, generator=generator) for c in range(self.num_classes)])
+
+    def sample_sizes(self, sizes: list[int], *, generator: torch.Generator | None = None) -> Tensor:
+        """``sizes[c]`` distinct indices of each class ``c``, concatenated in class order."""
+        return torch.cat([self.sample(c, n, generator=generator) for c, n in enumerate(sizes)])

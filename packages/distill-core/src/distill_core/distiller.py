@@ -1,0 +1,255 @@
+"""The outer loop shared by every method.
+
+It owns the optimizer over the summary, per-step seeding, callbacks (progress bar, checkpoints, periodic
+evaluation, logging) and the divergence guard: after every step the loss, the gradients and the summary must be
+finite and the summary within ``divergence_factor`` of its initial scale; otherwise the summary is rolled back to
+the last good step, that state is checkpointed, and :class:`~distill_core.errors.DivergenceError` says what to
+change (lesson 4).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import ClassIndex, RealData
+from .errors import DataValidationError, DivergenceError
+from .method import Method, StepContext
+from .modality import Modality
+from .synset import Summary
+
+__all__ = ["Callback", "CheckpointCallback", "Distiller", "EvaluationCallback", "RunResult", "step_seed"]
+
+logger = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of outer step ``step`` of a run seeded with ``seed``."""
+    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
+
+
+class Callback:
+    """Hooks fired by :class:`Distiller` (``before_run`` / ``after_step`` / ``after_run``)."""
+
+    def before_run(self, distiller: Distiller) -> None: ...
+
+    def after_step(self, distiller: Distiller, step: int, loss: float) -> None: ...
+
+    def after_run(self, distiller: Distiller) -> None: ...
+
+
+class CheckpointCallback(Callback):
+    """Write ``checkpoint.pt`` (atomically) every ``every`` steps and after the last one."""
+
+    def __init__(self, *, every: int) -> None:
+        self.every = every
+
+    def after_step(self, distiller: Distiller, step: int, loss: float) -> None:
+        if self.every > 0 and (step + 1) % self.every == 0:
+            distiller.save_checkpoint()
+
+    def after_run(self, distiller: Distiller) -> None:
+        distiller.save_checkpoint()
+
+
+class EvaluationCallback(Callback):
+    """Evaluate the summary every ``every`` steps with ``evaluate(summary) -> accuracy``; the history is kept."""
+
+    def __init__(self, *, every: int, evaluate: Callable[[Summary], float]) -> None:
+        self.every = every
+        self.evaluate = evaluate
+        self.history: list[tuple[int, float]] = []
+
+    def after_step(self, distiller: Distiller, step: int, loss: float) -> None:
+        if self.every > 0 and (step + 1) % self.every == 0:
+            acc = self.evaluate(distiller.summary)
+            self.history.append((step + 1, acc))
+            logger.info("step %d: accuracy %.2f%%", step + 1, acc)
+
+
+@dataclass
+class RunResult:
+    summary: Summary
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    resumed_from: int | None = None
+
+    @property
+    def steps_per_s(self) -> float:
+        done = self.steps - (self.resumed_from or 0)
+        return done / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class Distiller:
+    """Runs a method's outer loop on a summary.
+
+    Args:
+        method: the method (its config holds ``steps`` and the summary optimizer settings).
+        data: the real data (validated).
+        summary: the initial summary.
+        modality: the modality that builds models and augmentations.
+        seed: the run seed; step ``t`` is seeded with ``step_seed(seed, t)``.
+        out_dir: where checkpoints go (none when ``None``).
+        checkpoint_every: checkpoint period in steps (0: only at the end).
+        callbacks: extra callbacks.
+        progress: show a tqdm bar.
+        device: where to compute.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: Method[Any],
+        data: RealData,
+        summary: Summary,
+        modality: Modality,
+        seed: int = 0,
+        out_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 100,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.method = method
+        self.device = torch.device(device)
+        self.data = data
+        self.summary = summary.to(self.device)
+        self.modality = modality
+        self.seed = seed
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.callbacks: list[Callback] = list(callbacks)
+        if self.out_dir is not None:
+            self.callbacks.append(CheckpointCallback(every=checkpoint_every))
+        self.progress = progress
+        self.class_index = ClassIndex(data.y_train, data.num_classes)
+        self.optimizer = method.make_optimizer(self.summary)
+        self.step = 0
+        self.losses: list[float] = []
+        self._scale = float(self.summary.x.detach().abs().max().clamp_min(1.0))
+
+    # -- checkpoints --------------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.out_dir is None else self.out_dir / CHECKPOINT
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "seed": self.seed,
+            "method": self.method.name,
+            "config": self.method.config.to_dict(),
+            "summary": copy.deepcopy(self.summary.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "method_state": self.method.state_dict(),
+            "losses": list(self.losses),
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.summary.load_state_dict(state["summary"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_state_dict(state["method_state"])
+        self.step = int(state["step"])
+        self.losses = list(state["losses"])
+
+    def save_checkpoint(self, state: dict[str, Any] | None = None) -> None:
+        path = self.checkpoint_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save(state if state is not None else self._state(), tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def resume(self) -> bool:
+        """Restore the last checkpoint in ``out_dir``; False when there is none."""
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as exc:
+            raise DataValidationError(f"{path} cannot be read ({exc}); delete it to start over") from exc
+        if state.get("method") != self.method.name or state.get("seed") != self.seed:
+            raise DataValidationError(
+                f"{path} belongs to method {state.get('method')!r} with seed {state.get('seed')}, not "
+                f"{self.method.name!r} with seed {self.seed}; use another --out directory or the same settings")
+        if state.get("config") != self.method.config.to_dict():
+            raise DataValidationError(f"{path} was written with another config; resume with the same --config or "
+                                      "use another --out directory")
+        self._load_state(state)
+        logger.info("resumed from %s at step %d", path, self.step)
+        return True
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+    def _context(self, step: int) -> StepContext:
+        seed = step_seed(self.seed, step)
+        torch.manual_seed(seed)
+        return StepContext(step=step, seed=seed, data=self.data, class_index=self.class_index,
+                           modality=self.modality, device=self.device,
+                           generator=torch.Generator().manual_seed(seed), optimizer=self.optimizer,
+                           summary=self.summary, method=self.method)
+
+    def _check_summary(self) -> None:
+        self.summary.assert_finite()
+        limit = self.method.config.divergence_factor * self._scale
+        peak = float(self.summary.x.detach().abs().max())
+        if peak > limit:
+            raise FloatingPointError(f"the summary's largest magnitude {peak:.3g} exceeds {limit:.3g} "
+                                     f"({self.method.config.divergence_factor:g} x its initial scale)")
+
+    def run(self, *, resume: bool = False) -> RunResult:
+        """Run until ``method.config.steps`` outer steps are done (continuing a checkpoint when ``resume``)."""
+        total = self.method.config.steps
+        self.method.setup(self.summary, self.data, self.device)  # before resume: a checkpoint overrides its state
+        resumed_from = self.step if resume and self.resume() else None
+        for cb in self.callbacks:
+            cb.before_run(self)
+        start = time.perf_counter()
+        bar = tqdm(total=total, initial=self.step, desc=f"distill {self.method.name}", disable=not self.progress,
+                   dynamic_ncols=True)
+        try:
+            while self.step < total:
+                good = self._state()
+                ctx = self._context(self.step)
+                try:
+                    loss = self.method.run_step(self.summary, ctx)
+                    self._check_summary()
+                except FloatingPointError as exc:
+                    self._load_state(good)
+                    self.save_checkpoint(good)
+                    where = f"; the last good state (step {self.step}) is in {self.checkpoint_path}" \
+                        if self.checkpoint_path else ""
+                    raise DivergenceError(
+                        f"{self.method.name} diverged at outer step {self.step + 1}: {exc}. The summary was rolled "
+                        f"back to step {self.step}{where}. Lower the summary learning rate (lr_summary="
+                        f"{self.method.config.lr_summary:g}) with --config, or check the data for extreme values"
+                    ) from exc
+                self.losses.append(loss)
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                for cb in self.callbacks:
+                    cb.after_step(self, self.step - 1, loss)
+        finally:
+            bar.close()
+        wall = time.perf_counter() - start
+        for cb in self.callbacks:
+            cb.after_run(self)
+        return RunResult(self.summary, self.step, self.losses, wall, resumed_from)

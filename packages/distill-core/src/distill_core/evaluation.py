@@ -1,0 +1,224 @@
+"""The evaluation protocol: train fresh models on a summary, test them on the real test set.
+
+Follows the DC/DSA/DM papers' ``evaluate_synset`` (../shared/HYPERPARAMS.md section 1): SGD with momentum 0.9 and
+weight decay 5e-4, learning rate x0.1 after half the epochs, batch 256, optional (non-Siamese) augmentation, several
+fresh models, mean +- std. The protocol is a dataclass stored next to every result (lesson 1), and results state
+the label kind, augmentation and epochs (lesson 14).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .data import RealData
+from .errors import DataValidationError
+from .synset import Summary
+
+if TYPE_CHECKING:
+    from .modality import Modality
+
+__all__ = ["EvalProtocol", "EvalResult", "accuracy", "evaluate_cross_architecture", "evaluate_summary", "train_classifier"]
+
+logger = logging.getLogger(__name__)
+Augment = Callable[[Tensor, torch.Generator], Tensor]
+
+
+@dataclass
+class EvalProtocol:
+    """How a summary is evaluated. Stored with every result.
+
+    Args:
+        model: architecture name resolved by the modality (``"convnet"``, ``"mlp"``, ``"gcn"``, ...).
+        model_kwargs: extra keyword arguments of the architecture.
+        epochs: training epochs over the summary.
+        lr: initial learning rate (ignored when ``use_learned_lr`` and the summary learned one).
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        batch_size: minibatch size over the summary.
+        schedule: ``"step_half"`` (x0.1 after half the epochs, as the papers) or ``"constant"``.
+        augment: augmentation name resolved by the modality, or ``None``.
+        n_models: fresh models trained and tested (>= 3 by default, lesson 11).
+        use_learned_lr: train with the summary's learned inner learning rate (DD's native protocol).
+        selection: ``"final"`` (the model after the last epoch is tested; no test-set peeking).
+    """
+
+    model: str = "convnet"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 300
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    schedule: str = "step_half"
+    augment: str | None = None
+    n_models: int = 3
+    use_learned_lr: bool = False
+    selection: str = "final"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EvalProtocol:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def with_(self, **changes: Any) -> EvalProtocol:
+        return replace(self, **changes)
+
+
+@dataclass
+class EvalResult:
+    """Accuracies (in %) of ``n_models`` fresh models, with the protocol that produced them."""
+
+    accuracies: list[float]
+    protocol: EvalProtocol
+    label_kind: str
+    wall_s: float
+    seed: int
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy_mean": round(self.mean, 3),
+            "accuracy_std": round(self.std, 3),
+            "accuracies": [round(a, 3) for a in self.accuracies],
+            "protocol": self.protocol.to_dict(),
+            "labels": self.label_kind,
+            "wall_s": round(self.wall_s, 2),
+            "seed": self.seed,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} +- {self.std:.2f} % ({len(self.accuracies)} x {self.protocol.model})"
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 1024) -> float:
+    """Top-1 accuracy in percent of ``model`` on ``(x, y)``, evaluated in batches in eval mode."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start:start + batch_size])
+        correct += int((logits.argmax(-1) == y[start:start + batch_size]).sum())
+    return 100.0 * correct / max(1, len(x))
+
+
+def _loss(logits: Tensor, targets: Tensor, label_kind: str) -> Tensor:
+    if label_kind == "regression":
+        return 0.5 * ((logits - targets) ** 2).sum(-1).mean()
+    return -(targets * F.log_softmax(logits, -1)).sum(-1).mean()  # = cross-entropy for one-hot targets
+
+
+def train_classifier(
+    model: nn.Module,
+    x: Tensor,
+    targets: Tensor,
+    *,
+    label_kind: str,
+    protocol: EvalProtocol,
+    lr: float | None = None,
+    augment: Augment | None = None,
+    generator: torch.Generator | None = None,
+) -> nn.Module:
+    """Train ``model`` on ``(x, targets)`` with the protocol's optimiser and schedule; returns the model.
+
+    Shapes:
+        x: ``(n, *sample_shape)``; targets: ``(n, num_classes)`` probabilities / one-hot / regression targets.
+    """
+    lr = protocol.lr if lr is None else lr
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=protocol.momentum, weight_decay=protocol.weight_decay)
+    decay_at = protocol.epochs // 2 if protocol.schedule == "step_half" else None
+    model.train()
+    n = len(x)
+    for epoch in range(protocol.epochs):
+        if epoch == decay_at:
+            for group in opt.param_groups:
+                group["lr"] *= 0.1
+        order = torch.randperm(n, generator=generator).to(x.device)
+        for start in range(0, n, protocol.batch_size):
+            idx = order[start:start + protocol.batch_size]
+            xb = x[idx]
+            if augment is not None:
+                xb = augment(xb, generator)  # type: ignore[arg-type]
+            loss = _loss(model(xb), targets[idx], label_kind)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return model
+
+
+def evaluate_summary(
+    summary: Summary,
+    data: RealData,
+    *,
+    modality: Modality,
+    protocol: EvalProtocol,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> EvalResult:
+    """Train ``protocol.n_models`` fresh models on the summary and report test accuracy on ``data``.
+
+    Raises:
+        DataValidationError: when the summary's preprocessing differs from the test data's (e.g. a ZCA-whitened
+            summary against un-whitened test data), or the sample shapes differ.
+    """
+    if not summary.preprocessing.same_as(data.preprocessing):
+        raise DataValidationError(
+            f"the summary was distilled in preprocessing {summary.preprocessing.kinds or ['none']} but the test "
+            f"data uses {data.preprocessing.kinds or ['none']}; load the test data with the artifact's "
+            "preprocessing (`distill eval DIR` does this automatically)"
+        )
+    x_syn, targets = summary.materialize()
+    if tuple(x_syn.shape[1:]) != data.sample_shape:
+        raise DataValidationError(f"summary samples have shape {tuple(x_syn.shape[1:])} but the test data "
+                                  f"{data.sample_shape}")
+    device = torch.device(device)
+    x_syn, targets = x_syn.to(device), targets.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    lr = float(summary.lr) if protocol.use_learned_lr and summary.lr is not None else None
+    augment = modality.augmenter(protocol.augment)
+    start = time.perf_counter()
+    accs: list[float] = []
+    for i in tqdm(range(protocol.n_models), desc=f"eval {protocol.model}", disable=not progress, leave=False):
+        torch.manual_seed(seed * 10_007 + i)
+        generator = torch.Generator().manual_seed(seed * 10_007 + i)
+        model = modality.build_model(protocol.model, sample_shape=data.sample_shape, num_classes=data.num_classes,
+                                     **protocol.model_kwargs).to(device)
+        train_classifier(model, x_syn, targets, label_kind=summary.label_kind, protocol=protocol, lr=lr,
+                         augment=augment, generator=generator)
+        accs.append(accuracy(model, x_test, y_test))
+        logger.debug("eval model %d: %.2f%%", i, accs[-1])
+    return EvalResult(accs, protocol, summary.label_kind, time.perf_counter() - start, seed)
+
+
+def evaluate_cross_architecture(
+    summary: Summary,
+    data: RealData,
+    *,
+    modality: Modality,
+    protocols: Sequence[EvalProtocol],
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> list[EvalResult]:
+    """Evaluate the same summary under several protocols (usually one per architecture)."""
+    return [evaluate_summary(summary, data, modality=modality, protocol=p, seed=seed, device=device)
+            for p in protocols]

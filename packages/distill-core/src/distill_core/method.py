@@ -1,0 +1,177 @@
+"""The method interface: a method supplies its summary initialisation and its outer loss; the loop is shared.
+
+A method module reads like its paper's algorithm box::
+
+    @register_method("dm")
+    class DM(Method[DMConfig]):
+        modality = "vision"
+        config_class = DMConfig
+
+        def outer_loss(self, summary, ctx):
+            ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+
+import torch
+from torch import Tensor
+
+from .data import Budget, ClassIndex, RealData
+from .errors import DataValidationError, UnknownNameError
+from .synset import Summary
+
+if TYPE_CHECKING:
+    from .modality import Modality
+
+__all__ = ["Method", "MethodConfig", "StepContext", "config_from_dict"]
+
+
+@dataclass
+class MethodConfig:
+    """Options every method shares. Subclasses add their paper's hyper-parameters with the paper's defaults."""
+
+    steps: int = field(default=1000, metadata={"help": "outer iterations"})
+    lr_summary: float = field(default=0.1, metadata={"help": "learning rate of the synthetic samples"})
+    optimizer: Literal["sgd", "adam"] = field(default="sgd", metadata={"help": "optimizer over the summary"})
+    momentum: float = field(default=0.5, metadata={"help": "SGD momentum of the summary optimizer"})
+    init: Literal["real", "noise"] = field(default="real", metadata={"help": "initialise from real samples or noise"})
+    label_kind: Literal["hard", "soft", "regression"] = field(default="hard", metadata={"help": "label type"})
+    lr_labels: float = field(default=0.0, metadata={"help": "learning rate of learnable labels (0: lr_summary)"})
+    learn_lr: bool = field(default=False, metadata={"help": "learn a (positive) inner learning rate"})
+    lr_init: float = field(default=0.01, metadata={"help": "initial inner learning rate"})
+    lr_lr: float = field(default=1e-3, metadata={"help": "learning rate of the learned inner learning rate"})
+    divergence_factor: float = field(default=1e3, metadata={
+        "help": "stop when |summary| exceeds this factor times its initial scale"})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+C = TypeVar("C", bound=MethodConfig)
+
+
+def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
+    """Build a config, refusing unknown keys with the list of valid ones."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            raise UnknownNameError(f"{cls.__name__} option", key, names)
+    return cls(**values)
+
+
+@dataclass
+class StepContext:
+    """What one outer step of a method sees. Randomness is derived from ``(seed, step)`` only, which makes resumed
+    runs identical to uninterrupted ones."""
+
+    step: int
+    seed: int
+    data: RealData
+    class_index: ClassIndex
+    modality: Modality
+    device: torch.device
+    generator: torch.Generator
+    optimizer: torch.optim.Optimizer
+    summary: Summary
+    method: Method[Any]
+    losses: list[float] = field(default_factory=list)
+
+    def sample_real(self, c: int, n: int) -> Tensor:
+        """``n`` real training samples of class ``c`` (fewer if the class is smaller), on the device."""
+        idx = self.class_index.sample(c, n, generator=self.generator)
+        return self.data.x_train[idx].to(self.device, non_blocking=True)
+
+    def sample_real_balanced(self, n_per_class: int) -> tuple[Tensor, Tensor]:
+        idx = self.class_index.sample_balanced(n_per_class, generator=self.generator)
+        return self.data.x_train[idx].to(self.device), self.data.y_train[idx].to(self.device)
+
+    def fresh_model(self, name: str, **kwargs: Any) -> torch.nn.Module:
+        """A newly initialised model (seeded by the step) of the modality's architecture ``name``."""
+        return self.modality.build_model(name, sample_shape=self.data.sample_shape,
+                                         num_classes=self.data.num_classes, **kwargs).to(self.device)
+
+    def new_seed(self) -> int:
+        """A seed drawn from the step's generator (e.g. one augmentation draw shared by real and synthetic)."""
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
+
+    def update(self, loss: Tensor) -> float:
+        """One optimizer step on the summary from ``loss``; raises ``FloatingPointError`` on non-finite values."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"the outer loss is {value}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for name, p in self.summary.named_parameters():
+            if p.grad is not None and not torch.isfinite(p.grad).all():
+                raise FloatingPointError(f"the gradient of summary parameter {name!r} is not finite")
+        self.optimizer.step()
+        self.losses.append(value)
+        return value
+
+
+class Method(Generic[C]):
+    """Base class of a distillation method.
+
+    Subclasses set ``name`` (via :func:`distill_core.registry.register_method`), ``modality`` and ``config_class``
+    and implement :meth:`outer_loss`; methods with inner loops override :meth:`run_step`.
+    """
+
+    name: ClassVar[str] = ""
+    modality: ClassVar[str | None] = None
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
+    paper: ClassVar[str] = ""
+
+    def __init__(self, *, config: C | None = None) -> None:
+        self.config: C = config if config is not None else self.config_class()  # type: ignore[assignment]
+
+    # -- summary ------------------------------------------------------------------------------------------------
+    def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,
+                     generator: torch.Generator) -> Summary:
+        """Initial summary: ``budget.per_class(data)`` random real samples per class, or Gaussian noise."""
+        index = ClassIndex(data.y_train, data.num_classes)
+        chosen = index.sample_sizes(budget.per_class(data), generator=generator)
+        summary = modality.subset_summary(data, chosen, label_kind=self.config.label_kind,
+                                          learn_lr=self.config.learn_lr, lr_init=self.config.lr_init)
+        if self.config.init == "noise":
+            summary.x.data.normal_(generator=generator)
+        return summary
+
+    def param_groups(self, summary: Summary) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = [{"params": [summary.x], "lr": self.config.lr_summary}]
+        if summary.label_values is not None:
+            groups.append({"params": [summary.label_values], "lr": self.config.lr_labels or self.config.lr_summary})
+        if summary.raw_lr is not None:
+            groups.append({"params": [summary.raw_lr], "lr": self.config.lr_lr})
+        return groups
+
+    def make_optimizer(self, summary: Summary) -> torch.optim.Optimizer:
+        groups = self.param_groups(summary)
+        if self.config.optimizer == "adam":
+            return torch.optim.Adam(groups)
+        if self.config.optimizer == "sgd":
+            return torch.optim.SGD(groups, momentum=self.config.momentum)
+        raise UnknownNameError("optimizer", self.config.optimizer, ["sgd", "adam"])
+
+    # -- the step -----------------------------------------------------------------------------------------------
+    def setup(self, summary: Summary, data: RealData, device: torch.device) -> None:
+        """Called once before the loop (precompute what does not change across steps)."""
+
+    def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement outer_loss or run_step")
+
+    def run_step(self, summary: Summary, ctx: StepContext) -> float:
+        """One outer iteration; the default is one optimizer step on :meth:`outer_loss`."""
+        return ctx.update(self.outer_loss(summary, ctx))
+
+    # -- extra state (e.g. a model pool) ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise DataValidationError(f"{type(self).__name__} has no state to restore, got keys {sorted(state)}")

@@ -1,0 +1,84 @@
+"""What a modality package supplies to the modality-free core: datasets, models, augmentation, features for
+coresets and a way to show a summary. Registered under the entry-point group ``distill.modalities``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .data import RealData
+from .errors import UnknownNameError
+from .evaluation import EvalProtocol
+from .preprocessing import Preprocessing
+from .synset import Summary
+
+if TYPE_CHECKING:
+    from .artifact import Artifact
+
+__all__ = ["Modality"]
+
+
+class Modality:
+    """Base class of a modality (vision, graph, text, recsys). Subclasses override what they support."""
+
+    name: ClassVar[str] = ""
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def dataset_names(self) -> list[str]:
+        """Named datasets this modality loads (besides prefixed specs such as ``npz:PATH``)."""
+        return []
+
+    def claims(self, spec: str) -> bool:
+        """True when this modality can load the dataset ``spec``."""
+        return spec in self.dataset_names()
+
+    def load_dataset(self, spec: str, *, root: str | None = None,
+                     preprocessing: Preprocessing | None = None) -> RealData:
+        """Load ``spec``; when ``preprocessing`` is given apply it instead of fitting a new one (evaluation of a
+        stored artifact)."""
+        raise UnknownNameError("dataset", spec, self.dataset_names())
+
+    # -- models -------------------------------------------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        return []
+
+    def build_model(self, name: str, *, sample_shape: tuple[int, ...], num_classes: int, **kwargs: Any) -> nn.Module:
+        raise UnknownNameError("model", name, self.model_names())
+
+    def default_protocol(self, dataset: dict[str, Any], summary: Summary) -> EvalProtocol:
+        return EvalProtocol()
+
+    def augmenter(self, name: str | None) -> Callable[[Tensor, torch.Generator], Tensor] | None:
+        if name is None:
+            return None
+        raise UnknownNameError("augmentation", name, [])
+
+    # -- coresets -----------------------------------------------------------------------------------------------
+    def features(self, data: RealData, indices: Tensor, *, seed: int) -> Tensor:
+        """Feature vectors ``(n, d)`` of the training samples at ``indices`` for herding / k-center (default: the
+        flattened samples)."""
+        x = data.x_train[indices]
+        return x.reshape(len(x), -1).float()
+
+    def subset_summary(self, data: RealData, indices: Tensor, **kwargs: Any) -> Summary:
+        """A summary made of the real training samples at ``indices``."""
+        return Summary(x=data.x_train[indices], labels=data.y_train[indices], num_classes=data.num_classes,
+                       preprocessing=data.preprocessing, **kwargs)
+
+    # -- display ------------------------------------------------------------------------------------------------
+    def render(self, artifact: Artifact, path: Path) -> Path:
+        """Write a picture of the summary to ``path`` and return it."""
+        raise NotImplementedError(f"the {self.name} modality cannot draw its summaries")
+
+    def render_suffix(self) -> str:
+        """File suffix of :meth:`render`'s output."""
+        return ".png"
+
+    def export(self, artifact: Artifact, path: Path) -> Path:
+        """Export the summary in the modality's interchange format (JSON lines, CSV, ...)."""
+        raise NotImplementedError(f"the {self.name} modality has no export format; use the artifact's "
+                                  "tensors.safetensors directly")

@@ -1,0 +1,101 @@
+"""Registries of methods and modalities.
+
+Built-in methods register with :func:`register_method`; installed modality packages expose theirs through the
+entry-point groups ``distill.methods`` (``name = "package.module:Class"``) and ``distill.modalities``, loaded
+lazily so that a missing optional package never breaks the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import UnknownNameError
+
+if TYPE_CHECKING:
+    from .method import Method
+    from .modality import Modality
+
+__all__ = ["get_method", "get_modality", "list_methods", "list_modalities", "register_method", "register_modality"]
+
+logger = logging.getLogger(__name__)
+METHOD_GROUP = "distill.methods"
+MODALITY_GROUP = "distill.modalities"
+_METHODS: dict[str, type[Method[Any]]] = {}
+_MODALITIES: dict[str, type[Modality]] = {}
+M = TypeVar("M")
+
+
+def register_method(name: str) -> Callable[[type[M]], type[M]]:
+    """Class decorator registering a method under ``name``; a second, different class with the same name is
+    refused."""
+
+    def decorate(cls: type[M]) -> type[M]:
+        existing = _METHODS.get(name)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:  # type: ignore[attr-defined]
+            raise ValueError(f"method name {name!r} is already registered by {existing.__module__}.{existing.__name__}")
+        cls.name = name  # type: ignore[attr-defined]
+        _METHODS[name] = cls  # type: ignore[assignment]
+        return cls
+
+    return decorate
+
+
+def register_modality(cls: type[M]) -> type[M]:
+    _MODALITIES[cls.name] = cls  # type: ignore[attr-defined]
+    return cls
+
+
+def _entry_points(group: str) -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=group)}
+
+
+def list_methods() -> list[str]:
+    """Names of every built-in and installed method."""
+    from . import baselines  # noqa: F401  (registers the coreset baselines)
+
+    return sorted(set(_METHODS) | set(_entry_points(METHOD_GROUP)))
+
+
+def get_method(name: str) -> type[Method[Any]]:
+    """The method class registered as ``name``; unknown names fail with the list of choices."""
+    from . import baselines  # noqa: F401
+
+    if name not in _METHODS:
+        eps = _entry_points(METHOD_GROUP)
+        if name not in eps:
+            raise UnknownNameError("method", name, list_methods())
+        cls = eps[name].load()
+        _METHODS.setdefault(name, cls)
+    return _METHODS[name]
+
+
+def list_modalities() -> list[str]:
+    return sorted(set(_MODALITIES) | set(_entry_points(MODALITY_GROUP)))
+
+
+def get_modality(name: str) -> Modality:
+    """A new instance of the modality ``name``."""
+    if name not in _MODALITIES:
+        eps = _entry_points(MODALITY_GROUP)
+        if name not in eps:
+            raise UnknownNameError("modality", name, list_modalities())
+        _MODALITIES[name] = eps[name].load()
+    return _MODALITIES[name]()
+
+
+def modality_for_dataset(spec: str) -> Modality:
+    """The installed modality that claims the dataset ``spec``; fails with every known dataset name."""
+    known: list[str] = []
+    for name in list_modalities():
+        try:
+            modality = get_modality(name)
+        except ImportError as exc:  # a broken optional package must not hide the others
+            logger.warning("modality %s is installed but cannot be imported: %s", name, exc)
+            continue
+        if modality.claims(spec):
+            return modality
+        known += modality.dataset_names()
+    raise UnknownNameError("dataset", spec, known + ["npz:PATH (and the prefixes of the installed modalities)"])

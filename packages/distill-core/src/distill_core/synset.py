@@ -1,0 +1,170 @@
+"""The data summary (synthetic set) that a distillation method learns.
+
+A :class:`Summary` is an ``nn.Module`` whose parameters are what the outer loop optimises: the synthetic samples,
+optionally learnable labels and an optional learnable inner learning rate (kept positive through a softplus,
+lesson 4). Hard class assignments are always kept (``labels``) because matching objectives work class by class.
+The preprocessing the samples live in travels with the summary.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import ArtifactError, DataValidationError, UnknownNameError
+from .preprocessing import Preprocessing
+
+__all__ = ["LabelKind", "Summary", "register_summary_type", "summary_type"]
+
+LabelKind = Literal["hard", "soft", "regression"]
+_SUMMARY_TYPES: dict[str, type[Summary]] = {}
+
+
+def register_summary_type(cls: type[Summary]) -> type[Summary]:
+    """Class decorator: make a :class:`Summary` subclass loadable from artifacts by its ``summary_type``."""
+    if cls.summary_type in _SUMMARY_TYPES and _SUMMARY_TYPES[cls.summary_type] is not cls:
+        raise ValueError(f"summary type {cls.summary_type!r} is already registered")
+    _SUMMARY_TYPES[cls.summary_type] = cls
+    return cls
+
+
+def summary_type(name: str) -> type[Summary]:
+    if name not in _SUMMARY_TYPES:
+        raise UnknownNameError("summary type", name, _SUMMARY_TYPES)
+    return _SUMMARY_TYPES[name]
+
+
+def _inverse_softplus(value: float) -> float:
+    return value + math.log(-math.expm1(-value))
+
+
+class Summary(nn.Module):
+    """Synthetic samples with labels, an optional learned inner learning rate and their preprocessing.
+
+    Args:
+        x: initial synthetic samples ``(n, *sample_shape)``; becomes the learnable parameter ``x``.
+        labels: hard class of each sample ``(n,)``.
+        num_classes: number of classes.
+        label_kind: ``"hard"`` (fixed classes), ``"soft"`` (learnable logits, targets are their softmax) or
+            ``"regression"`` (learnable real-valued targets, e.g. KIP's centred one-hot labels).
+        label_values: initial soft logits / regression targets ``(n, num_classes)``; derived from ``labels`` when
+            omitted.
+        learn_lr: also learn a positive inner learning rate (``lr = softplus(raw_lr)``).
+        lr_init: the initial inner learning rate.
+        preprocessing: the preprocessing the samples are expressed in.
+
+    Shapes:
+        ``x``: ``(n, *sample_shape)``; ``labels``: ``(n,)``; ``targets()``: ``(n, num_classes)``.
+    """
+
+    summary_type: ClassVar[str] = "dense"
+
+    def __init__(
+        self,
+        *,
+        x: Tensor,
+        labels: Tensor,
+        num_classes: int,
+        label_kind: LabelKind = "hard",
+        label_values: Tensor | None = None,
+        learn_lr: bool = False,
+        lr_init: float = 0.01,
+        preprocessing: Preprocessing | None = None,
+    ) -> None:
+        super().__init__()
+        if labels.dim() != 1 or len(labels) != len(x):
+            raise DataValidationError(f"labels must be (n,) with n = {len(x)} samples, got {tuple(labels.shape)}")
+        if label_kind not in ("hard", "soft", "regression"):
+            raise UnknownNameError("label kind", str(label_kind), ["hard", "soft", "regression"])
+        self.num_classes = num_classes
+        self.label_kind: LabelKind = label_kind
+        self.preprocessing = preprocessing or Preprocessing()
+        self.x = nn.Parameter(x.detach().clone().float())
+        self.register_buffer("labels", labels.detach().clone().long())
+        self.label_values: nn.Parameter | None = None
+        if label_kind != "hard":
+            if label_values is None:
+                one_hot = F.one_hot(self.labels, num_classes).float()
+                label_values = one_hot * 3.0 if label_kind == "soft" else one_hot - 1.0 / num_classes
+            self.label_values = nn.Parameter(label_values.detach().clone().float())
+        self.raw_lr: nn.Parameter | None = None
+        if learn_lr:
+            self.raw_lr = nn.Parameter(torch.tensor(_inverse_softplus(lr_init)))
+
+    # -- views -------------------------------------------------------------------------------------------------
+    @property
+    def budget(self) -> int:
+        return len(self.x)
+
+    @property
+    def ipc(self) -> int:
+        """Samples per class (the smallest class when classes are unbalanced)."""
+        return int(torch.bincount(self.labels, minlength=self.num_classes).min())
+
+    @property
+    def lr(self) -> Tensor | None:
+        """The learned inner learning rate, always positive, or ``None`` when it is not learned."""
+        return None if self.raw_lr is None else F.softplus(self.raw_lr)
+
+    def targets(self) -> Tensor:
+        """Training targets ``(n, num_classes)``: one-hot, softmax of the soft logits, or regression values."""
+        if self.label_kind == "hard":
+            return F.one_hot(self.labels, self.num_classes).to(self.x.dtype)
+        assert self.label_values is not None
+        return self.label_values.softmax(-1) if self.label_kind == "soft" else self.label_values
+
+    def class_mask(self, c: int) -> Tensor:
+        return self.labels == c
+
+    def materialize(self) -> tuple[Tensor, Tensor]:
+        """Detached ``(x, targets)`` for training a model on the summary."""
+        return self.x.detach(), self.targets().detach()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": self.summary_type,
+            "num_classes": self.num_classes,
+            "label_kind": self.label_kind,
+            "budget": self.budget,
+            "ipc": self.ipc,
+            "learned_lr": None if self.lr is None else float(self.lr),
+        }
+
+    # -- serialisation -----------------------------------------------------------------------------------------
+    def tensors(self) -> dict[str, Tensor]:
+        out = {"x": self.x.detach().cpu().contiguous(), "labels": self.labels.cpu().contiguous()}
+        if self.label_values is not None:
+            out["label_values"] = self.label_values.detach().cpu().contiguous()
+        if self.raw_lr is not None:
+            out["raw_lr"] = self.raw_lr.detach().cpu().reshape(1)
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], meta: dict[str, Any], preprocessing: Preprocessing) -> Summary:
+        try:
+            summary = cls(
+                x=tensors["x"],
+                labels=tensors["labels"],
+                num_classes=int(meta["num_classes"]),
+                label_kind=meta.get("label_kind", "hard"),
+                label_values=tensors.get("label_values"),
+                learn_lr="raw_lr" in tensors,
+                preprocessing=preprocessing,
+            )
+        except KeyError as exc:
+            raise ArtifactError(f"the artifact lacks {exc}; it is incomplete, re-create it with `distill run`") from exc
+        if "raw_lr" in tensors and summary.raw_lr is not None:
+            summary.raw_lr.data.copy_(tensors["raw_lr"].reshape(()))
+        return summary
+
+    def assert_finite(self) -> None:
+        for name, p in self.named_parameters():
+            if not torch.isfinite(p).all():
+                raise FloatingPointError(f"summary parameter {name!r} has non-finite values")
+
+
+register_summary_type(Summary)
