@@ -192,8 +192,6 @@ def evaluate_summary(
         raise DataValidationError(f"summary samples have shape {tuple(x_syn.shape[1:])} but the test data "
                                   f"{data.sample_shape}")
     device = torch.device(device)
-    x_syn, targets = x_syn.to(device), targets.to(device)
-    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     lr = float(summary.lr) if protocol.use_learned_lr and summary.lr is not None else None
     augment = modality.augmenter(protocol.augment)
     start = time.perf_counter()
@@ -201,11 +199,8 @@ def evaluate_summary(
     for i in tqdm(range(protocol.n_models), desc=f"eval {protocol.model}", disable=not progress, leave=False):
         torch.manual_seed(seed * 10_007 + i)
         generator = torch.Generator().manual_seed(seed * 10_007 + i)
-        model = modality.build_model(protocol.model, sample_shape=data.sample_shape, num_classes=data.num_classes,
-                                     **protocol.model_kwargs).to(device)
-        train_classifier(model, x_syn, targets, label_kind=summary.label_kind, protocol=protocol, lr=lr,
-                         augment=augment, generator=generator)
-        accs.append(accuracy(model, x_test, y_test))
+        accs.append(modality.fit_and_score(summary, data, protocol=protocol, lr=lr, augment=augment,
+                                           generator=generator, device=device))
         logger.debug("eval model %d: %.2f%%", i, accs[-1])
     return EvalResult(accs, protocol, summary.label_kind, time.perf_counter() - start, seed)
 

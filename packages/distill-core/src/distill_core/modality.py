@@ -52,6 +52,31 @@ class Modality:
     def default_protocol(self, dataset: dict[str, Any], summary: Summary) -> EvalProtocol:
         return EvalProtocol()
 
+    def fit_and_score(
+        self,
+        summary: Summary,
+        data: RealData,
+        *,
+        protocol: EvalProtocol,
+        lr: float | None,
+        augment: Callable[[Tensor, torch.Generator], Tensor] | None,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> float:
+        """Train one fresh ``protocol.model`` on the summary and return its test accuracy in percent.
+
+        The default trains on ``summary.materialize()`` with :func:`~distill_core.evaluation.train_classifier`
+        and tests on ``data.x_test``; modalities whose models need more than samples (graphs) override it.
+        """
+        from .evaluation import accuracy, train_classifier
+
+        x_syn, targets = (t.to(device) for t in summary.materialize())
+        model = self.build_model(protocol.model, sample_shape=data.sample_shape, num_classes=data.num_classes,
+                                 **protocol.model_kwargs).to(device)
+        train_classifier(model, x_syn, targets, label_kind=summary.label_kind, protocol=protocol, lr=lr,
+                         augment=augment, generator=generator)
+        return accuracy(model, data.x_test.to(device), data.y_test.to(device))
+
     def augmenter(self, name: str | None) -> Callable[[Tensor, torch.Generator], Tensor] | None:
         if name is None:
             return None
