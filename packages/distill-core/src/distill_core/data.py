@@ -135,7 +135,9 @@ class Budget:
         if self.ipc is not None:
             validate_budget(data, self.ipc)
             return [self.ipc] * data.num_classes
-        total = self.total if self.total is not None else round(self.ratio * len(data.y_train))  # type: ignore[operator]
+        # a ratio refers to ``extra["ratio_base"]`` units when the modality says so (graphs: all nodes, as GCond)
+        base = int(data.extra.get("ratio_base", len(data.y_train)))
+        total = self.total if self.total is not None else round(self.ratio * base)  # type: ignore[operator]
         if total < data.num_classes:
             raise DataValidationError(f"{data.name}: a budget of {total} samples is smaller than the "
                                       f"{data.num_classes} classes; ask for at least {data.num_classes}")
