@@ -1,0 +1,141 @@
+"""Kernels against independent estimates: Monte-Carlo output covariances of wide random nets (NNGP) and the
+explicit Jacobian inner products of wide finite nets (NTK), with the tolerances stated per test."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from distill_core.errors import DataValidationError
+from distill_core.kernels import fc_kernel_diag, fc_kernels, fc_nngp, fc_ntk
+
+
+def _inputs(n: int = 10, d: int = 7, seed: int = 0) -> Tensor:
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    if n >= 6:
+        x[3] = x[2]  # a duplicate: the arc-cosine at cos = 1 must be exact and finite
+        x[5] = -x[4]  # an antipodal pair: cos = -1
+    return x
+
+
+def _ntk_param_mlp(d: int, width: int, depth: int, out: int, *, w_var: float = 2.0, b_var: float = 0.01,
+                   seed: int = 0) -> nn.Module:
+    """A finite MLP in the NTK parameterisation: weights N(0, 1), scaled by sqrt(w_var / fan_in) in the forward."""
+
+    class Dense(nn.Module):
+        def __init__(self, fan_in: int, fan_out: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(fan_in, fan_out, dtype=torch.float64))
+            self.bias = nn.Parameter(torch.randn(fan_out, dtype=torch.float64))
+            self.scale = math.sqrt(w_var / fan_in)
+
+        def forward(self, h: Tensor) -> Tensor:
+            return self.scale * h @ self.weight + math.sqrt(b_var) * self.bias
+
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    fan = d
+    for _ in range(depth):
+        layers += [Dense(fan, width), nn.ReLU()]
+        fan = width
+    layers.append(Dense(fan, out))
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_nngp_matches_monte_carlo_covariance(depth: int) -> None:
+    # 20 random nets x 256 output units = 5120 samples of the output; MC std of a covariance entry ~ sqrt(2/5120)
+    # ~ 2% of the diagonal, plus O(1/width) finite-width bias: tolerance 8% of the largest variance (max) and 3%
+    # (mean over entries).
+    x = _inputs()
+    outs = []
+    with torch.no_grad():
+        for seed in range(20):
+            outs.append(_ntk_param_mlp(x.shape[1], 512, depth, 256, seed=seed)(x))
+    f = torch.cat(outs, 1)
+    empirical = f @ f.T / f.shape[1]
+    k = fc_nngp(x, depth=depth)
+    err = (empirical - k).abs() / k.diag().max()
+    assert err.max() < 0.08 and err.mean() < 0.03, (err.max(), err.mean())
+
+
+def _empirical_ntk(model: nn.Module, x: Tensor) -> Tensor:
+    """Explicit Jacobian inner product of a scalar-output model, one backward pass per input."""
+    rows = []
+    for xi in x:
+        grads = torch.autograd.grad(model(xi[None]).sum(), list(model.parameters()))
+        rows.append(torch.cat([g.flatten() for g in grads]))
+    jac = torch.stack(rows)
+    return jac @ jac.T
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_ntk_matches_wide_finite_net(depth: int) -> None:
+    # The empirical NTK of a width-w net fluctuates by O(1/sqrt(w)); averaged over 4 nets of width 1024 the
+    # relative error is ~2%: tolerance 6% of the largest diagonal entry (max), 2.5% (mean).
+    x = _inputs(8, 5)
+    emp = torch.stack([_empirical_ntk(_ntk_param_mlp(5, 1024, depth, 1, seed=s), x) for s in range(4)]).mean(0)
+    k = fc_ntk(x, depth=depth)
+    err = (emp - k).abs() / k.diag().max()
+    assert err.max() < 0.06 and err.mean() < 0.025, (err.max(), err.mean())
+
+
+def test_depth_one_ntk_is_the_closed_form_infinite_ae_kernel() -> None:
+    # HYPERPARAMS.md section 8, written out independently of the recursion.
+    x1, x2 = _inputs(6, 9, seed=1), _inputs(4, 9, seed=2)
+    wv, bv, d = 2.0, 0.01, 9
+    s1 = wv * x1 @ x2.T / d + bv
+    q1 = wv * (x1 * x1).sum(1) / d + bv
+    q2 = wv * (x2 * x2).sum(1) / d + bv
+    qq = q1[:, None] * q2[None]
+    theta = torch.arccos((s1 / qq.sqrt()).clamp(-1, 1))
+    relu = ((qq - s1**2).clamp_min(0).sqrt() + (math.pi - theta) * s1) / (2 * math.pi)
+    s2 = wv * relu + bv
+    theta_ntk = s2 + wv * (math.pi - theta) / (2 * math.pi) * s1
+    torch.testing.assert_close(fc_nngp(x1, x2), s2, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(fc_ntk(x1, x2), theta_ntk, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_blocked_equals_full_and_diag_helper(depth: int) -> None:
+    x1, x2 = _inputs(23, 6, seed=3), _inputs(17, 6, seed=4)
+    full_nngp, full_ntk = fc_kernels(x1, x2, depth=depth, block_size=4096)
+    blk_nngp, blk_ntk = fc_kernels(x1, x2, depth=depth, block_size=5)
+    torch.testing.assert_close(blk_nngp, full_nngp, rtol=0, atol=1e-12)
+    torch.testing.assert_close(blk_ntk, full_ntk, rtol=0, atol=1e-12)
+    nngp_diag, ntk_diag = fc_kernel_diag(x1, depth=depth)
+    gram_nngp, gram_ntk = fc_kernels(x1, depth=depth, block_size=7)
+    torch.testing.assert_close(gram_nngp.diagonal(), nngp_diag, rtol=1e-9, atol=1e-9)
+    # arccos near cos = 1 amplifies float64 rounding to ~1e-8 relative (theta ~ sqrt(2 (1 - cos)))
+    torch.testing.assert_close(gram_ntk.diagonal(), ntk_diag, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(gram_ntk, gram_ntk.T)
+    assert torch.linalg.eigvalsh(gram_ntk).min() > -1e-9  # a kernel: positive semi-definite
+
+
+def test_gradients_are_finite_at_duplicate_points_and_match_finite_differences() -> None:
+    x = _inputs(6, 4, seed=5).requires_grad_(True)
+    k = fc_ntk(x, depth=2)
+    (g,) = torch.autograd.grad(k.sum(), x)
+    assert torch.isfinite(g).all()
+    # away from coincident points the gradient is the exact one
+    y = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(9)).requires_grad_(True)
+    z = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    assert torch.autograd.gradcheck(lambda a: fc_ntk(a, z, depth=2), (y,))
+    assert torch.autograd.gradcheck(lambda a: fc_nngp(a, z, depth=1), (y,))
+
+
+def test_follows_input_dtype_and_flattens_images() -> None:
+    x = torch.randn(4, 1, 3, 3)
+    k = fc_ntk(x)
+    assert k.dtype == torch.float32 and k.shape == (4, 4)
+    torch.testing.assert_close(k.double(), fc_ntk(x.double().reshape(4, 9)), rtol=1e-5, atol=1e-6)
+
+
+def test_bad_input_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(DataValidationError, match="features"):
+        fc_ntk(torch.randn(3, 4), torch.randn(2, 5))
+    with pytest.raises(DataValidationError, match="depth"):
+        fc_nngp(torch.randn(3, 4), depth=-1)
