@@ -108,7 +108,10 @@ class Summary(nn.Module):
     @property
     def lr(self) -> Tensor | None:
         """The learned inner learning rate, always positive, or ``None`` when it is not learned."""
-        return None if self.raw_lr is None else F.softplus(self.raw_lr)
+        if self.raw_lr is None:
+            return None
+        # softplus underflows to exactly 0 below raw_lr ~ -104 (float32); keep the rate strictly positive
+        return F.softplus(self.raw_lr).clamp_min(torch.finfo(self.raw_lr.dtype).tiny)
 
     def targets(self) -> Tensor:
         """Training targets ``(n, num_classes)``: one-hot, softmax of the soft logits, or regression values."""
@@ -131,7 +134,7 @@ class Summary(nn.Module):
             "label_kind": self.label_kind,
             "budget": self.budget,
             "ipc": self.ipc,
-            "learned_lr": None if self.lr is None else float(self.lr),
+            "learned_lr": None if self.lr is None else float(self.lr.detach()),
         }
 
     # -- serialisation -----------------------------------------------------------------------------------------
