@@ -135,11 +135,11 @@ class Artifact:
 
     def add_evaluation(self, directory: str | os.PathLike[str], result: dict[str, Any]) -> None:
         """Append an evaluation result and rewrite only the manifest (atomically)."""
-        self.evaluations.append(result)
         path = Path(directory) / MANIFEST
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest["evaluations"] = self.evaluations
+        manifest["evaluations"] = [*self.evaluations, result]
         atomic_write_text(path, json.dumps(manifest, indent=2))
+        self.evaluations.append(result)  # only once it is on disk, so memory and disk agree after a failure
 
 
 def _fail(directory: Path, problem: str) -> ArtifactError:
@@ -166,7 +166,9 @@ def load_artifact(directory: str | os.PathLike[str]) -> Artifact:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise _fail(directory, f"{MANIFEST} was not written by distill (no 'format': '{FORMAT_NAME}')")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int):
+        raise _fail(directory, f"{MANIFEST} has no integer 'format_version' (got {version!r})")
+    if version > FORMAT_VERSION:
         raise ArtifactError(f"{directory}: artifact format version {version!r} is newer than this distill-core "
                             f"understands ({FORMAT_VERSION}); upgrade with: pip install -U distill-core")
     for key in ("method", "modality", "summary", "tensors", "dataset"):
