@@ -109,8 +109,7 @@ def test_blocked_equals_full_and_diag_helper(depth: int) -> None:
     nngp_diag, ntk_diag = fc_kernel_diag(x1, depth=depth)
     gram_nngp, gram_ntk = fc_kernels(x1, depth=depth, block_size=7)
     torch.testing.assert_close(gram_nngp.diagonal(), nngp_diag, rtol=1e-9, atol=1e-9)
-    # arccos near cos = 1 amplifies float64 rounding to ~1e-8 relative (theta ~ sqrt(2 (1 - cos)))
-    torch.testing.assert_close(gram_ntk.diagonal(), ntk_diag, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(gram_ntk.diagonal(), ntk_diag, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(gram_ntk, gram_ntk.T)
     assert torch.linalg.eigvalsh(gram_ntk).min() > -1e-9  # a kernel: positive semi-definite
 
@@ -125,6 +124,8 @@ def test_gradients_are_finite_at_duplicate_points_and_match_finite_differences()
     z = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
     assert torch.autograd.gradcheck(lambda a: fc_ntk(a, z, depth=2), (y,))
     assert torch.autograd.gradcheck(lambda a: fc_nngp(a, z, depth=1), (y,))
+    # the Gram matrix (diagonal at angle exactly 0), as used for a support set
+    assert torch.autograd.gradcheck(lambda a: fc_ntk(a, depth=2, block_size=2), (y,))
 
 
 def test_follows_input_dtype_and_flattens_images() -> None:

@@ -82,15 +82,19 @@ def fc_kernel_diag(x: Tensor, *, depth: int = 1, w_var: float = 2.0, b_var: floa
 
 
 def _tile(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], depth: int, w_var: float, b_var: float,
-          want_ntk: bool) -> tuple[Tensor, Tensor | None]:
-    """One output tile. ``q1[l]``/``q2[l]``: the diagonals of Σ after dense layer ``l`` (``l = 0..depth-1``)."""
+          want_ntk: bool, on_diagonal: bool = False) -> tuple[Tensor, Tensor | None]:
+    """One output tile. ``q1[l]``/``q2[l]``: the diagonals of Σ after dense layer ``l`` (``l = 0..depth-1``).
+    ``on_diagonal``: the tile is a diagonal block of a Gram matrix, whose diagonal has cos = 1 exactly."""
     d = x1.shape[1]
+    eye = torch.eye(len(x1), dtype=torch.bool, device=x1.device) if on_diagonal and depth > 0 else None
     sigma = w_var * (x1 @ x2.T) / d + b_var
     ntk = sigma if want_ntk else None
     for layer in range(depth):
         qq = q1[layer][:, None] * q2[layer][None, :]
         norm = qq.sqrt()
         cos = sigma / norm
+        if eye is not None:  # exact angle 0 at coincident points, instead of arccos(1 - rounding) ~ 1e-8
+            cos = torch.where(eye, torch.ones_like(cos), cos)
         # The value uses the exact angle; the gradient comes from a slightly clamped one, since d arccos / d cos is
         # infinite at coincident inputs (cos = 1).
         theta_safe = torch.arccos(cos.clamp(-_COS_CLAMP, _COS_CLAMP))
@@ -140,25 +144,29 @@ def fc_kernels(
     _check(depth, w_var, b_var)
     if block_size < 1:
         raise DataValidationError(f"block_size must be >= 1, got {block_size}")
+    same = x2 is None or x2 is x1
     x1 = _flatten(x1, "x1")
-    x2 = x1 if x2 is None else _flatten(x2, "x2")
+    x2 = x1 if same else _flatten(x2, "x2")  # type: ignore[arg-type]
     if x1.shape[1] != x2.shape[1]:
         raise DataValidationError(f"x1 has {x1.shape[1]} features per sample but x2 has {x2.shape[1]}; flatten both "
                                   "from the same sample shape")
     dtype = torch.promote_types(x1.dtype, x2.dtype)
-    x1, x2 = x1.to(dtype), x2.to(dtype)
+    x1 = x1.to(dtype)
+    x2 = x1 if same else x2.to(dtype)
     q1 = _layer_diags(x1, depth, w_var, b_var)
-    q2 = q1 if x2 is x1 else _layer_diags(x2, depth, w_var, b_var)
+    q2 = q1 if same else _layer_diags(x2, depth, w_var, b_var)
     n1, n2 = len(x1), len(x2)
+    gram = same
     if n1 <= block_size and n2 <= block_size:
-        return _tile(x1, x2, q1, q2, depth, w_var, b_var, want_ntk)
+        return _tile(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, gram)
     nngp_rows, ntk_rows = [], []
     for i in range(0, n1, block_size):
         rows_nngp, rows_ntk = [], []
         q1_i = [q[i:i + block_size] for q in q1]
         for j in range(0, n2, block_size):
             q2_j = [q[j:j + block_size] for q in q2]
-            s, t = _tile(x1[i:i + block_size], x2[j:j + block_size], q1_i, q2_j, depth, w_var, b_var, want_ntk)
+            s, t = _tile(x1[i:i + block_size], x2[j:j + block_size], q1_i, q2_j, depth, w_var, b_var, want_ntk,
+                         gram and i == j)
             rows_nngp.append(s)
             if t is not None:
                 rows_ntk.append(t)
