@@ -4,13 +4,23 @@ explicit Jacobian inner products of wide finite nets (NTK), with the tolerances 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
 from torch import Tensor, nn
 
 from distill_core.errors import DataValidationError
-from distill_core.kernels import fc_kernel_diag, fc_kernels, fc_nngp, fc_ntk
+from distill_core.kernels import (
+    RandomFeatureNNGP,
+    empirical_ntk,
+    fc_kernel_diag,
+    fc_kernels,
+    fc_nngp,
+    fc_ntk,
+    random_feature_kernel,
+    random_features,
+)
 
 
 def _inputs(n: int = 10, d: int = 7, seed: int = 0) -> Tensor:
@@ -140,3 +150,97 @@ def test_bad_input_is_refused_with_a_clear_message() -> None:
         fc_ntk(torch.randn(3, 4), torch.randn(2, 5))
     with pytest.raises(DataValidationError, match="depth"):
         fc_nngp(torch.randn(3, 4), depth=-1)
+
+
+def _small_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(12, 4)).double()
+
+
+def _explicit_ntk(model: nn.Module, x1: Tensor, x2: Tensor) -> Tensor:
+    """Reference: per-sample, per-output Jacobians by plain autograd, traced over outputs."""
+    def jac(x: Tensor) -> Tensor:
+        rows = []
+        for xi in x:
+            out = model(xi[None])[0]
+            rows.append(torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(o, list(model.parameters()),
+                                                                                          retain_graph=True)])
+                                     for o in out]))
+        return torch.stack(rows)  # (n, C, P)
+
+    j1, j2 = jac(x1), jac(x2)
+    return torch.einsum("acp,bcp->ab", j1, j2) / j1.shape[1]
+
+
+def test_empirical_ntk_equals_explicit_jacobians_in_any_block_size() -> None:
+    model = _small_cnn()
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(5, 1, 4, 4, dtype=torch.float64, generator=g)
+    x2 = torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=g)
+    ref = _explicit_ntk(model, x1, x2)
+    for block in (1, 2, 64):
+        torch.testing.assert_close(empirical_ntk(model, x1, x2, block_size=block), ref, rtol=1e-10, atol=1e-12)
+    gram = empirical_ntk(model, x1, block_size=2)
+    torch.testing.assert_close(gram, _explicit_ntk(model, x1, x1), rtol=1e-10, atol=1e-12)
+    full = empirical_ntk(model, x1, x2, output="full")
+    assert full.shape == (5, 3, 4, 4)
+    torch.testing.assert_close(full.diagonal(dim1=2, dim2=3).mean(-1), ref)
+
+
+def test_empirical_ntk_of_a_wide_net_approaches_the_analytic_ntk() -> None:
+    # same tolerance reasoning as test_ntk_matches_wide_finite_net (4 nets of width 1024)
+    x = _inputs(8, 5)
+    emp = torch.stack([empirical_ntk(_ntk_param_mlp(5, 1024, 1, 1, seed=s), x) for s in range(4)]).mean(0)
+    err = (emp - fc_ntk(x, depth=1)).abs() / fc_ntk(x, depth=1).diag().max()
+    assert err.max() < 0.06 and err.mean() < 0.025, (err.max(), err.mean())
+
+
+def _random_relu_features(depth: int, width: int, d: int, w_var: float = 2.0,
+                           b_var: float = 0.01) -> Callable[[torch.Generator], nn.Module]:
+    def make(g: torch.Generator) -> nn.Module:
+        layers: list[nn.Module] = []
+        fan = d
+        for _ in range(depth):
+            lin = nn.Linear(fan, width).double()
+            with torch.no_grad():
+                lin.weight.normal_(0.0, math.sqrt(w_var / fan), generator=g)
+                lin.bias.normal_(0.0, math.sqrt(b_var), generator=g)
+            layers += [lin, nn.ReLU()]
+            fan = width
+        return nn.Sequential(*layers)
+
+    return make
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_random_feature_nngp_converges_to_the_analytic_nngp(depth: int) -> None:
+    # M = 16 nets x width 512 = 8192 random features: MC std ~ sqrt(2 / 8192) ~ 1.6% of the diagonal, plus O(1/width)
+    # finite-width bias for depth 2: tolerance 6% (max) / 2% (mean) of the largest entry.
+    x = _inputs(10, 6)
+    kernel = RandomFeatureNNGP(make_model=_random_relu_features(depth, 512, 6), n_models=16)
+    kernel.resample(torch.Generator().manual_seed(0))
+    k = kernel(x)
+    ref = fc_nngp(x, depth=depth)
+    err = (k - ref).abs() / ref.diag().max()
+    assert err.max() < 0.06 and err.mean() < 0.02, (err.max(), err.mean())
+    # one random net is a much worse estimate than sixteen (the estimate converges)
+    kernel1 = RandomFeatureNNGP(make_model=_random_relu_features(depth, 16, 6), n_models=1)
+    kernel1.resample(torch.Generator().manual_seed(0))
+    assert ((kernel1(x) - ref).abs() / ref.diag().max()).mean() > err.mean()
+
+
+def test_random_features_are_normalised_and_differentiable() -> None:
+    make = _random_relu_features(1, 8, 3)
+    g = torch.Generator().manual_seed(1)
+    models = [make(g) for _ in range(3)]
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    phi = random_features(models, x, block_size=3)
+    assert phi.shape == (4, 24)
+    manual = torch.cat([m(x) for m in models], 1) / math.sqrt(24)
+    torch.testing.assert_close(phi, manual)
+    z = torch.randn(2, 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: random_feature_kernel(random_features(models, a),
+                                                                    random_features(models, z)), (x,))
+    with pytest.raises(DataValidationError, match="resample"):
+        RandomFeatureNNGP(make_model=make)(x)
