@@ -19,6 +19,8 @@ from distill_core import Method, MethodConfig, RealData, StepContext, Summary, r
 from distill_core.objectives import mean_embedding_distance
 from distill_core.testing import make_blobs
 
+torch.set_num_threads(1)  # tiny tensors; the CI machines are shared
+
 TOY_DM = "test_toy_dm"
 TOY_NAN = "test_toy_nan"
 

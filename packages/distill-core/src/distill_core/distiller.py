@@ -190,9 +190,17 @@ class Distiller:
             raise DataValidationError(
                 f"{path} belongs to method {state.get('method')!r} with seed {state.get('seed')}, not "
                 f"{self.method.name!r} with seed {self.seed}; use another --out directory or the same settings")
-        if state.get("config") != self.method.config.to_dict():
-            raise DataValidationError(f"{path} was written with another config; resume with the same --config or "
-                                      "use another --out directory")
+        # ``steps`` only says where to stop, so a finished or interrupted run may be extended with more steps
+        saved = {k: v for k, v in (state.get("config") or {}).items() if k != "steps"}
+        current = {k: v for k, v in self.method.config.to_dict().items() if k != "steps"}
+        if saved != current:
+            changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+            raise DataValidationError(f"{path} was written with another config (differs in {changed}); resume with "
+                                      "the same --config or use another --out directory")
+        if int(state.get("step", 0)) > self.method.config.steps:
+            raise DataValidationError(f"{path} is at step {state.get('step')} but only {self.method.config.steps} "
+                                      "steps were asked for; ask for at least as many steps or use another --out "
+                                      "directory")
         self._load_state(state)
         logger.info("resumed from %s at step %d", path, self.step)
         return True

@@ -27,7 +27,9 @@ from .synset import Summary
 if TYPE_CHECKING:
     from .modality import Modality
 
-__all__ = ["EvalProtocol", "EvalResult", "accuracy", "evaluate_cross_architecture", "evaluate_summary", "train_classifier"]
+__all__ = [
+    "EvalProtocol", "EvalResult", "accuracy", "evaluate_cross_architecture", "evaluate_summary", "train_classifier",
+]
 
 logger = logging.getLogger(__name__)
 Augment = Callable[[Tensor, torch.Generator], Tensor]
@@ -187,12 +189,12 @@ def evaluate_summary(
             f"data uses {data.preprocessing.kinds or ['none']}; load the test data with the artifact's "
             "preprocessing (`distill eval DIR` does this automatically)"
         )
-    x_syn, targets = summary.materialize()
+    x_syn = summary.materialize()[0]
     if tuple(x_syn.shape[1:]) != data.sample_shape:
         raise DataValidationError(f"summary samples have shape {tuple(x_syn.shape[1:])} but the test data "
                                   f"{data.sample_shape}")
     device = torch.device(device)
-    lr = float(summary.lr) if protocol.use_learned_lr and summary.lr is not None else None
+    lr = float(summary.lr.detach()) if protocol.use_learned_lr and summary.lr is not None else None
     augment = modality.augmenter(protocol.augment)
     start = time.perf_counter()
     accs: list[float] = []
