@@ -83,6 +83,12 @@ class TestValidateRealData:
         _invalid(replace(data, x_test=torch.zeros(6, 4)), "train samples have shape (3,) but test samples (4,)",
                  "must share one shape")
 
+    @pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+    def test_non_float32_samples(self, dtype: torch.dtype) -> None:
+        # numpy arrays default to float64; without this check the run fails deep inside a matmul
+        data = _data([3, 3])
+        _invalid(replace(data, x_test=data.x_test.to(dtype)), f"x_test has dtype {dtype}", "x_test.float()")
+
     def test_integer_samples_are_allowed(self) -> None:
         data = _data([3, 3])
         validate_real_data(replace(data, x_train=torch.zeros(6, 3, dtype=torch.uint8),

@@ -85,6 +85,10 @@ def validate_real_data(data: RealData) -> RealData:
             raise DataValidationError(f"{name}: the {split} split is empty")
         if y.dtype.is_floating_point or y.dtype == torch.bool:
             raise DataValidationError(f"{name}: y_{split} must hold integer class indices, got dtype {y.dtype}")
+        if x.is_floating_point() and x.dtype != torch.float32:
+            # summaries and models are float32: anything else fails later inside a matmul with a dtype mismatch
+            raise DataValidationError(f"{name}: x_{split} has dtype {x.dtype} but distill works in float32; convert "
+                                      f"it with x_{split}.float() (numpy: .astype(np.float32)) before distilling")
         if x.is_floating_point():
             bad = (~torch.isfinite(x)).reshape(len(x), -1).any(1)
             if bad.any():
