@@ -99,3 +99,27 @@ def test_indefinite_or_nonfinite_kernels_raise_a_clear_error() -> None:
         krr_solve(torch.ones(3, 2), y)
     with pytest.raises(DataValidationError, match=">= 0"):
         krr_solve(torch.eye(3), y, reg=-1.0)
+
+
+def test_evaluate_krr_scores_the_summary_as_support_set() -> None:
+    from distill_core.evaluation_krr import evaluate_krr, krr_support_targets
+    from distill_core.preprocessing import ChannelNormalization, Preprocessing
+    from distill_core.synset import Summary
+    from distill_core.testing import make_blobs
+
+    data = make_blobs(n_per_class=30, num_classes=3, dim=6, seed=1)
+    idx = torch.tensor([0, 1, 30, 31, 60, 61])
+    summary = Summary(x=data.x_train[idx], labels=data.y_train[idx], num_classes=3,
+                      preprocessing=data.preprocessing)
+    result = evaluate_krr(summary, data, "fc_ntk", block_size=7)
+    y_s = krr_support_targets(summary)
+    torch.testing.assert_close(y_s.sum(1), torch.zeros(6))  # centred one-hot
+    pred = krr_predict(fc_ntk(data.x_test, summary.x.detach()), fc_ntk(summary.x.detach()), y_s.double(),
+                       reg=1e-6, float64=True)
+    expected = 100.0 * float((pred.argmax(1) == data.y_test).float().mean())
+    assert abs(result.accuracy - expected) < 1e-9 and result.accuracy > 60.0  # separable blobs
+    assert result.to_dict()["n_test"] == len(data.y_test)
+    other = Preprocessing([ChannelNormalization(mean=torch.zeros(1), std=torch.ones(1))])
+    summary.preprocessing = other
+    with pytest.raises(DataValidationError, match="preprocessing"):
+        evaluate_krr(summary, data)

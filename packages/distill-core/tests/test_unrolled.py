@@ -109,6 +109,20 @@ def test_minibatches_follow_the_generator() -> None:
     assert not torch.allclose(run(0), run(1))
 
 
+def test_fixed_schedule_equals_manual_steps() -> None:
+    model, params, x_syn, y_syn, _, _ = _problem(4)
+    groups = [torch.tensor([0, 1]), torch.tensor([2, 3])]
+    out = unrolled_sgd(model, params, x_syn, y_syn, steps=3, lr=0.2, loss_fn=F.cross_entropy,
+                       schedule=[groups[0], groups[1], groups[0]])
+    manual = params
+    for g in (groups[0], groups[1], groups[0]):
+        manual = unrolled_sgd(model, manual, x_syn[g], y_syn[g], steps=1, lr=0.2, loss_fn=F.cross_entropy)
+    for k in out:
+        torch.testing.assert_close(out[k], manual[k])
+    with pytest.raises(DataValidationError, match="schedule"):
+        unrolled_sgd(model, params, x_syn, y_syn, steps=2, lr=0.2, loss_fn=F.cross_entropy, schedule=groups[:1])
+
+
 def test_init_params_is_seeded_and_leaves_the_global_rng_alone() -> None:
     model = nn.Linear(3, 2)
     state = torch.random.get_rng_state()

@@ -11,7 +11,7 @@ with ``steps``. ``checkpoint=True`` additionally recomputes each kept step durin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -72,6 +72,7 @@ def unrolled_sgd(
     truncate: int | None = None,
     checkpoint: bool = False,
     generator: torch.Generator | None = None,
+    schedule: Sequence[Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """``steps`` functional SGD steps ``θ ← θ − lr_t ∇_θ loss_fn(model_θ(x_b), targets_b)`` from ``params``.
 
@@ -90,6 +91,8 @@ def unrolled_sgd(
             without a graph. ``None``: through all steps.
         checkpoint: recompute every kept step in the backward pass instead of storing its activations.
         generator: random minibatch draws.
+        schedule: optional fixed minibatches, one index tensor per step (``len(schedule) == steps``), e.g. DD's
+            cycling over groups of one image per class; overrides ``batch_size``.
 
     Returns:
         The final parameters ``{name: tensor}``, differentiable w.r.t. ``x``, ``targets``, ``lr`` (through the kept
@@ -106,6 +109,8 @@ def unrolled_sgd(
         raise DataValidationError(f"batch_size must be >= 1 or None, got {batch_size}")
     if len(x) != len(targets):
         raise DataValidationError(f"x has {len(x)} samples but targets {len(targets)}")
+    if schedule is not None and len(schedule) != steps:
+        raise DataValidationError(f"schedule must hold one index tensor per step ({steps}), got {len(schedule)}")
     names = list(params)
     kept_from = 0 if truncate is None else max(0, steps - truncate)
     current = [params[k] for k in names]
@@ -118,7 +123,10 @@ def unrolled_sgd(
         return tuple(p - lr_t * g if g is not None else p for p, g in zip(theta, grads))
 
     for t in range(steps):
-        if batch_size is None or batch_size >= len(x):
+        if schedule is not None:
+            idx = schedule[t].to(x.device)
+            xb, tb = x[idx], targets[idx]
+        elif batch_size is None or batch_size >= len(x):
             xb, tb = x, targets
         else:
             idx = torch.randperm(len(x), generator=generator)[:batch_size].to(x.device)
