@@ -147,6 +147,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  summary      test accuracy {ev}")
         report.update(accuracy_mean=round(ev.mean, 3), accuracy_std=round(ev.std, 3),
                       protocol=ev.protocol.to_dict(), labels=ev.label_kind, eval_wall_s=round(ev.wall_s, 2))
+        if getattr(ev, "metrics", None):  # modalities reporting more than one number (recsys: per-learner metrics)
+            report["metrics"] = ev.metrics
         if args.compare_random and args.method != "random":
             baseline = distill("random", dataset=args.dataset, budget=budget, seed=args.seed, root=args.root,
                                out_dir=None, evaluate=False, progress=False, device=args.device,
