@@ -105,6 +105,24 @@ class TestAtomicWrites:
             _artifact().save(tmp_path / "art")
         assert list(tmp_path.iterdir()) == []
 
+    def test_save_interrupted_between_the_two_renames_is_detected(self, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        out = _artifact(0).save(tmp_path / "art")
+        real_replace, calls = artifact_module.os.replace, []
+
+        def replace_then_die(src, dst):  # type: ignore[no-untyped-def]
+            calls.append(dst)
+            if len(calls) == 2:
+                raise KeyboardInterrupt  # after the new tensors, before the new manifest
+            real_replace(src, dst)
+
+        monkeypatch.setattr(artifact_module.os, "replace", replace_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            _artifact(1).save(out)  # same shapes: without a checksum the mix would load silently
+        monkeypatch.undo()
+        assert _leftovers(tmp_path) == []
+        with pytest.raises(ArtifactError, match=r"does not match manifest\.json"):
+            load_artifact(out)
+
     def test_add_evaluation_rewrites_only_the_manifest(self, tmp_path: Path) -> None:
         out = _artifact().save(tmp_path / "art")
         tensors_before = (out / TENSORS).read_bytes()
@@ -212,6 +230,23 @@ class TestDamage:
         manifest["tensors"]["x"]["shape"] = [7, 4]
         _write_manifest(saved, manifest)
         self._fails(saved, "tensor 'x' has shape [6, 4] but the manifest says [7, 4]", FIX)
+
+    def test_tensors_from_another_artifact(self, saved: Path, tmp_path: Path) -> None:
+        other = _artifact(seed=7).save(tmp_path / "other")
+        (saved / TENSORS).write_bytes((other / TENSORS).read_bytes())  # valid file, same shapes, other values
+        self._fails(saved, "does not match manifest.json", "checksum", FIX)
+
+    def test_flipped_value(self, saved: Path) -> None:
+        data = bytearray((saved / TENSORS).read_bytes())
+        data[-3] ^= 0xFF  # inside the last tensor's values: the header stays valid
+        (saved / TENSORS).write_bytes(bytes(data))
+        self._fails(saved, "checksum", FIX)
+
+    def test_artifact_without_checksum_still_loads(self, saved: Path) -> None:
+        manifest = _manifest(saved)
+        assert len(manifest.pop("tensors_sha256")) == 64
+        _write_manifest(saved, manifest)
+        assert torch.equal(load_artifact(saved).summary.x, _artifact().summary.x)
 
     def test_tensor_set_mismatch(self, saved: Path) -> None:
         manifest = _manifest(saved)

@@ -8,6 +8,7 @@ destroys an older artifact. Loading validates everything and fails with :class:`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -120,7 +121,10 @@ class Artifact:
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
         try:
             save_file(tensors, str(staging / TENSORS))
-            (staging / MANIFEST).write_text(json.dumps(self.manifest(tensors), indent=2), encoding="utf-8")
+            manifest = self.manifest(tensors)
+            # ties the two files together: a save interrupted between the two renames below is detected on load
+            manifest["tensors_sha256"] = _sha256(staging / TENSORS)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             if directory.exists():
                 # keep whatever else lives there (checkpoints, PNGs): replace only our two files, each atomically
                 for name in (TENSORS, MANIFEST):
@@ -140,6 +144,14 @@ class Artifact:
         manifest["evaluations"] = [*self.evaluations, result]
         atomic_write_text(path, json.dumps(manifest, indent=2))
         self.evaluations.append(result)  # only once it is on disk, so memory and disk agree after a failure
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _fail(directory: Path, problem: str) -> ArtifactError:
@@ -187,6 +199,10 @@ def load_artifact(directory: str | os.PathLike[str]) -> Artifact:
         if list(tensors[name].shape) != list(spec.get("shape", [])):
             raise _fail(directory, f"tensor {name!r} has shape {list(tensors[name].shape)} but the manifest says "
                         f"{spec.get('shape')}")
+    expected_digest = manifest.get("tensors_sha256")  # absent in artifacts written before it was added
+    if expected_digest is not None and _sha256(tensors_path) != expected_digest:
+        raise _fail(directory, f"{TENSORS} does not match {MANIFEST} (its checksum differs: an interrupted save, "
+                    "or files copied from different artifacts)")
     try:
         preprocessing = Preprocessing.restore(manifest.get("preprocessing", []), tensors)
         cls = summary_type(manifest["summary"].get("type", "dense"))
