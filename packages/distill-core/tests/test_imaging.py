@@ -55,6 +55,19 @@ def test_grey_png_clamps_and_scales(tmp_path: Path) -> None:
     assert _pixels(raw, 4, 4, 1) == bytes([0, 0, 255, 255] * 2 + [0, 0, 255, 255] * 2)
 
 
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import distill_core.imaging as imaging
+
+    path = save_png(torch.zeros(1, 2, 2), tmp_path / "p.png")
+    before = path.read_bytes()
+    monkeypatch.setattr(imaging.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("no space")))
+    with pytest.raises(OSError, match="no space"):
+        save_png(torch.ones(1, 2, 2), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["p.png"]
+
+
 def test_rejects_bad_shapes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\(1 or 3, H, W\)"):
         save_png(torch.zeros(2, 4, 4), tmp_path / "x.png")
