@@ -1,0 +1,28 @@
+"""Summary initialisation shared by the text methods."""
+
+from __future__ import annotations
+
+import torch
+
+from distill_core.data import Budget, ClassIndex, RealData
+from distill_core.method import MethodConfig
+from distill_core.modality import Modality
+from distill_core.synset import Summary
+
+__all__ = ["init_text_summary"]
+
+
+def init_text_summary(config: MethodConfig, data: RealData, *, budget: Budget, modality: Modality,
+                      generator: torch.Generator) -> Summary:
+    """``budget`` random real sequences per class; with ``init="noise"`` their embeddings are replaced by N(0, 1)
+    noise while each keeps the length (mask channel) of the real sequence it replaced."""
+    index = ClassIndex(data.y_train, data.num_classes)
+    chosen = index.sample_sizes(budget.per_class(data), generator=generator)
+    summary = modality.subset_summary(data, chosen, label_kind=config.label_kind, learn_lr=config.learn_lr,
+                                      lr_init=config.lr_init)
+    if config.init == "noise":
+        mask = summary.x.data[..., -1:].clone()
+        summary.x.data.normal_(generator=generator)
+        summary.x.data[..., :-1] *= mask
+        summary.x.data[..., -1:] = mask
+    return summary

@@ -1,0 +1,126 @@
+"""DD-text: dataset distillation by back-propagation through unrolled training (Wang et al., "Dataset
+Distillation", 2018, https://arxiv.org/abs/1811.10959), with learned soft labels for text (Sucholutsky & Schonlau,
+"Soft-Label Dataset Distillation and Text Dataset Distillation", IJCNN 2021, https://arxiv.org/abs/1910.02551).
+
+Every outer step draws a learner from a fresh random initialisation (``init_mode="resample"``, DD's
+``unknown_init``) or from one fixed initialisation (``init_mode="fixed"``), trains it functionally for ``T`` plain
+SGD steps on the summary (embeddings, softmax of the learnable soft labels, learned positive inner learning rate),
+scores the final weights by cross-entropy on a class-balanced real batch, and back-propagates through the last
+``k`` inner steps (truncated back-propagation through time, core's :func:`~distill_core.objectives.unrolled.
+unrolled_sgd`). Adam with betas (0.5, 0.999) updates embeddings, label logits and the raw learning rate
+(../shared/HYPERPARAMS.md section 6).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.func import functional_call
+
+from distill_core.data import Budget, RealData
+from distill_core.method import Method, MethodConfig, StepContext
+from distill_core.modality import Modality
+from distill_core.objectives.unrolled import init_params, unrolled_sgd
+from distill_core.registry import register_method
+from distill_core.synset import Summary
+
+from ._common import init_text_summary
+
+__all__ = ["DDText", "DDTextConfig", "soft_cross_entropy"]
+
+logger = logging.getLogger(__name__)
+
+
+def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """``mean_i -sum_c targets_ic log softmax(logits_i)_c`` (cross-entropy for one-hot targets).
+
+    Shapes:
+        logits, targets: ``(n, num_classes)``; returns a scalar.
+    """
+    return -(targets * F.log_softmax(logits, -1)).sum(-1).mean()
+
+
+@dataclass
+class DDTextConfig(MethodConfig):
+    """DD-text hyper-parameters. Paper values where they exist (Wang 2018: Adam lr 0.01 betas (0.5, 0.999), 10
+    distill steps x 3 epochs, unknown init; Sucholutsky & Schonlau: learnable soft labels, TextCNN learner); step
+    counts CPU-sized."""
+
+    steps: int = field(default=300, metadata={"help": "outer iterations"})
+    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "optimizer over the summary"})
+    lr_summary: float = field(default=0.01, metadata={"help": "Adam learning rate of the synthetic embeddings"})
+    lr_labels: float = field(default=0.01, metadata={"help": "Adam learning rate of the soft-label logits"})
+    lr_lr: float = field(default=0.01, metadata={"help": "Adam learning rate of the raw inner learning rate"})
+    label_kind: Literal["hard", "soft", "regression"] = field(default="soft", metadata={
+        "help": "soft: learnable label logits (Sucholutsky & Schonlau); hard: fixed classes (Wang)"})
+    learn_lr: bool = field(default=True, metadata={"help": "learn the positive inner learning rate (softplus)"})
+    lr_init: float = field(default=0.05, metadata={"help": "initial inner learning rate"})
+    init: Literal["real", "noise"] = field(default="real", metadata={
+        "help": "initial embeddings: random real sequences, or N(0,1) noise with real lengths (Wang: noise)"})
+    learner: str = field(default="textcnn", metadata={"help": "the learner trained in the inner loop"})
+    inner_steps: int = field(default=10, metadata={"help": "T: inner SGD steps on the summary"})
+    truncate: int = field(default=0, metadata={"help": "k: back-propagate through the last k inner steps (0: all T)"})
+    inner_batch: int = field(default=0, metadata={"help": "inner minibatch size (0: the whole summary each step)"})
+    batch_real: int = field(default=256, metadata={"help": "real sequences per outer step (class-balanced)"})
+    n_inits: int = field(default=1, metadata={"help": "learner initialisations averaged per outer step"})
+    init_mode: Literal["resample", "fixed"] = field(default="resample", metadata={
+        "help": "resample: a fresh learner init every outer step (trains fresh models); fixed: one init"})
+    init_seed: int = field(default=0, metadata={"help": "the seed of the fixed initialisation"})
+    checkpoint: bool = field(default=False, metadata={"help": "recompute inner steps in backward (less memory)"})
+
+
+@register_method("dd-text")
+class DDText(Method[DDTextConfig]):
+    """Dataset distillation through T unrolled SGD steps with TBPTT, soft labels and a learned lr (Wang 2018)."""
+
+    modality = "text"
+    config_class = DDTextConfig
+    paper = "https://arxiv.org/abs/1910.02551"
+
+    def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,
+                     generator: torch.Generator) -> Summary:
+        summary = init_text_summary(self.config, data, budget=budget, modality=modality, generator=generator)
+        summary.native_model = self.config.learner  # type: ignore[attr-defined]
+        summary.native_steps = self.config.inner_steps  # type: ignore[attr-defined]
+        summary.native_kwargs = self._learner_kwargs()  # type: ignore[attr-defined]
+        if self.config.inner_batch:
+            logger.warning("inner_batch=%d: the native protocol trains full-batch; it only matches the inner loop "
+                           "when inner_batch is 0", self.config.inner_batch)
+        return summary
+
+    def _learner_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"dropout": 0.0}
+        if self.config.init_mode == "fixed":
+            kwargs["init_seed"] = self.config.init_seed
+        return kwargs
+
+    def make_optimizer(self, summary: Summary) -> torch.optim.Optimizer:
+        if self.config.optimizer == "adam":
+            return torch.optim.Adam(self.param_groups(summary), betas=(0.5, 0.999))
+        return super().make_optimizer(summary)
+
+    def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
+        """Real-batch cross-entropy of learners trained ``T`` inner steps on the summary (mean over inits)."""
+        cfg = self.config
+        lr = summary.lr if summary.lr is not None else cfg.lr_init
+        targets = summary.targets()
+        per_class = max(1, cfg.batch_real // summary.num_classes)
+        total = summary.x.new_zeros(())
+        for _ in range(cfg.n_inits):
+            net = ctx.fresh_model(cfg.learner, **self._learner_kwargs())
+            params = init_params(net, reinit=False)
+            final = unrolled_sgd(net, params, summary.x, targets, steps=cfg.inner_steps, lr=lr,
+                                 loss_fn=soft_cross_entropy, batch_size=cfg.inner_batch or None,
+                                 truncate=cfg.truncate or None, checkpoint=cfg.checkpoint, generator=ctx.generator)
+            bad = [name for name, p in final.items() if not torch.isfinite(p).all()]
+            if bad:
+                raise FloatingPointError(f"the inner loop's weights {bad[:3]} became non-finite (inner lr "
+                                         f"{float(lr):.3g}); lower lr_init or lr_lr")
+            x_real, y_real = ctx.sample_real_balanced(per_class)
+            total = total + F.cross_entropy(functional_call(net, final, (x_real,)), y_real)
+        return total / cfg.n_inits
