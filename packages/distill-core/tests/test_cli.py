@@ -63,6 +63,15 @@ def test_run_then_eval_reproduces(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert f"stored: {report['accuracy_mean']:.2f}" in out
 
 
+def test_compare_random(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = _run(capsys, "run", TOY_DM, "--dataset", "blobs", "--ipc", "2", "--steps", "3", "--out",
+                        str(tmp_path), "--compare-random", "--json", *FAST)
+    assert code == 0
+    report = _last_json(out)
+    assert "random real  test accuracy" in out
+    assert 0 <= report["random_accuracy_mean"] <= 100 and report["random_accuracy_std"] >= 0
+
+
 def test_eval_with_another_protocol_says_so_and_saves(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_dir = tmp_path / "art"
     assert main(["run", "random", "--dataset", "blobs", "--ipc", "2", "--out", str(out_dir), *FAST]) == 0
