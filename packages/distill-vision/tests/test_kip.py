@@ -1,0 +1,51 @@
+"""KIP on scikit-learn digits: the shared method contract, KRR accuracy over its random-real initialisation, and
+label learning on/off."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from distill_core import Budget, distill
+from distill_core.evaluation_krr import evaluate_krr
+from distill_core.testing import MethodContract
+
+torch.set_num_threads(1)  # tiny problems on shared CI machines
+
+FAST_PROTOCOL = {"model": "mlp", "epochs": 60, "lr": 0.05, "batch_size": 64, "n_models": 2}
+
+
+class TestKIPContract(MethodContract):
+    method = "kip"
+    dataset = "digits"
+    ipc = 2
+    overrides: ClassVar[dict[str, Any]] = {"steps": 25, "target_batch": 200}
+    protocol_overrides: ClassVar[dict[str, Any]] = FAST_PROTOCOL
+
+
+def _kip(steps: int, **overrides: Any):  # type: ignore[no-untyped-def]
+    return distill("kip", dataset="digits", budget=Budget(ipc=1), seed=1, evaluate=False, progress=False,
+                   overrides={"steps": steps, "target_batch": 300, **overrides})
+
+
+def test_kip_improves_krr_accuracy_over_its_random_real_init() -> None:
+    init = _kip(0)
+    trained = _kip(30, lr_summary=0.02)
+    before = evaluate_krr(init.artifact.summary, init.data).accuracy
+    after = evaluate_krr(trained.artifact.summary, trained.data).accuracy
+    assert torch.equal(init.artifact.summary.labels, trained.artifact.summary.labels)
+    assert after > before + 5.0, (before, after)
+
+
+def test_labels_are_fixed_unless_learned() -> None:
+    fixed = _kip(3)
+    learned = _kip(3, learn_labels=True, lr_labels=0.05)
+    init = _kip(0).artifact.summary.targets()
+    assert torch.equal(fixed.artifact.summary.targets(), init)
+    assert not torch.allclose(learned.artifact.summary.targets(), init)
+
+
+def test_conv_random_feature_kernel_runs_and_lowers_the_loss() -> None:
+    out = _kip(8, kernel="conv_rf", rf_models=2, rf_width=16, lr_summary=0.05)
+    assert out.run.losses[-1] < out.run.losses[0]
