@@ -68,6 +68,8 @@ def get_method(name: str) -> type[Method[Any]]:
         if name not in eps:
             raise UnknownNameError("method", name, list_methods())
         cls = eps[name].load()
+        if not getattr(cls, "name", ""):
+            cls.name = name  # entry points name the method; the class need not repeat it
         _METHODS.setdefault(name, cls)
     return _METHODS[name]
 
