@@ -29,7 +29,7 @@ TOY_NAN = "test_toy_nan"
 class ToyDMConfig(MethodConfig):
     """A few fast steps of distribution matching on blobs."""
 
-    steps: int = 20
+    steps: int = field(default=20, metadata={"help": "outer iterations"})
     lr_summary: float = field(default=1.0, metadata={"help": "learning rate of the synthetic samples"})
     batch_real: int = field(default=16, metadata={"help": "real samples per class and step"})
     width: int = field(default=32, metadata={"help": "width of the random embedding MLP"})

@@ -60,7 +60,7 @@ def k_center_select(features: Tensor, k: int) -> Tensor:
 class CoresetConfig(MethodConfig):
     """Coreset baselines take no outer steps."""
 
-    steps: int = 0
+    steps: int = field(default=0, metadata={"help": "outer iterations (coresets take none)"})
     candidates_per_class: int = field(default=2000, metadata={
         "help": "random candidates per class whose features are computed (bounds the cost on large classes)"})
 

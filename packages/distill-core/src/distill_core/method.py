@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -22,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .data import Budget, ClassIndex, RealData
-from .errors import DataValidationError, UnknownNameError
+from .errors import DataValidationError, DistillError, UnknownNameError
 from .synset import Summary
 
 if TYPE_CHECKING:
@@ -55,13 +57,63 @@ class MethodConfig:
 C = TypeVar("C", bound=MethodConfig)
 
 
+def _checked_option(owner: str, name: str, value: Any, hint: Any) -> Any:
+    """``value`` if it fits the annotation ``hint`` (ints widened to float, lists to tuples), else a clear error.
+    Annotations this does not understand are accepted as they are."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise UnknownNameError(f"{owner} option {name!r} value", str(value), [str(a) for a in args])
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is not type(None):
+                try:
+                    return _checked_option(owner, name, value, arg)
+                except DistillError:
+                    continue
+    elif hint is bool and isinstance(value, bool):
+        return value
+    elif hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif hint is str and isinstance(value, str):
+        return value
+    elif origin in (list, tuple) and isinstance(value, (list, tuple)):
+        return tuple(value) if origin is tuple else list(value)
+    elif hint not in (bool, int, float, str) and origin not in (list, tuple):
+        return value
+    expected = getattr(hint, "__name__", None) or str(hint)
+    raise DataValidationError(f"{owner} option {name!r} expects {expected}, got {value!r} ({type(value).__name__}); "
+                              f"pass a JSON value of that type, e.g. --set {name}=...")
+
+
 def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Build a config, refusing unknown keys with the list of valid ones."""
-    names = {f.name for f in dataclasses.fields(cls)}
+    """Build a config, refusing unknown keys with the list of valid ones and values of the wrong type (a
+    ``Literal`` option outside its choices, text for a number, ...) with the expected type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in values:
-        if key not in names:
-            raise UnknownNameError(f"{cls.__name__} option", key, names)
-    return cls(**values)
+        if key not in fields:
+            raise UnknownNameError(f"{cls.__name__} option", key, fields)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that cannot be resolved at run time: nothing to check against
+        hints = {}
+    checked = dict(values)
+    for key, value in values.items():
+        f = fields[key]
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        try:
+            is_default = bool(value == default)
+        except Exception:
+            is_default = False
+        if key in hints and not is_default:  # defaults are the method author's business
+            checked[key] = _checked_option(cls.__name__, key, value, hints[key])
+    return cls(**checked)
 
 
 @dataclass
