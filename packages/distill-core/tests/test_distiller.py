@@ -239,6 +239,32 @@ class TestDivergence:
         assert d.step == 3 and torch.isfinite(d.summary.x).all()
         assert _checkpoint(tmp_path)["step"] == 3
 
+    def test_rollback_restores_mutable_method_state(self, blobs: RealData, tmp_path: Path) -> None:
+        class Counting(get_method(TOY_NAN)):  # type: ignore[misc, valid-type]
+            """Keeps a tensor it updates in place, as a model pool would."""
+
+            def __init__(self, **kw: Any) -> None:
+                super().__init__(**kw)
+                self.seen = torch.zeros(())
+
+            def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
+                self.seen += 1  # in place, before the loss turns out to be NaN
+                return super().outer_loss(summary, ctx)
+
+            def state_dict(self) -> dict[str, Any]:
+                return {"seen": self.seen}
+
+            def load_state_dict(self, state: dict[str, Any]) -> None:
+                self.seen.copy_(state["seen"])
+
+        method = Counting(config=_method(TOY_NAN, steps=8, nan_at=3).config)
+        d = Distiller(method=method, data=blobs, summary=toy_summary(blobs), modality=_toy(), out_dir=tmp_path,
+                      progress=False)
+        with pytest.raises(DivergenceError):
+            d.run()
+        assert method.seen.item() == 3  # the state after the last good step, not the failed one
+        assert _checkpoint(tmp_path)["method_state"]["seen"].item() == 3
+
     def test_nan_gradient_stops(self, blobs: RealData) -> None:
         class NaNGrad(get_method(TOY_DM)):  # type: ignore[misc, valid-type]
             def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:

@@ -152,7 +152,7 @@ class Distiller:
             "config": self.method.config.to_dict(),
             "summary": copy.deepcopy(self.summary.state_dict()),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "method_state": self.method.state_dict(),
+            "method_state": copy.deepcopy(self.method.state_dict()),  # a method may update its state in place
             "losses": list(self.losses),
         }
 
