@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -126,6 +127,13 @@ class TestBudget:
         # larger classes never get fewer samples than smaller ones
         by_count = sorted(zip(counts, sizes))
         assert [s for _, s in by_count] == sorted(s for _, s in by_count)
+
+    def test_every_feasible_total_resolves(self) -> None:
+        for counts in itertools.product(range(1, 6), repeat=3):
+            data = _data(list(counts))
+            for total in range(3, sum(counts) + 1):
+                sizes = Budget(total=total).per_class(data)
+                assert sum(sizes) == total and all(1 <= s <= n for s, n in zip(sizes, counts)), (counts, total)
 
     def test_total_by_hand(self) -> None:
         # 100/106 * 10 = 9.4 -> 9, the two tiny classes are lifted to 1 each, then the largest gives one back

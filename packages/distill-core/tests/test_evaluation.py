@@ -89,6 +89,11 @@ class TestEvaluateSummary:
         with pytest.raises(DataValidationError, match=r"shape \(5,\) but the test data \(8,\)"):
             evaluate_summary(bad, blobs, modality=toy_modality, protocol=PROTOCOL)
 
+    def test_refuses_zero_models(self, blobs: RealData, toy_modality: ToyModality) -> None:
+        # used to end in statistics.StatisticsError ('fmean requires at least one data point')
+        with pytest.raises(DataValidationError, match=r"trains 0 models; ask for at least 1 \(--models\)"):
+            evaluate_summary(_summary(blobs), blobs, modality=toy_modality, protocol=PROTOCOL.with_(n_models=0))
+
     @pytest.mark.parametrize("label_kind", ["soft", "regression"])
     def test_soft_and_regression_labels_train(self, blobs: RealData, toy_modality: ToyModality,
                                               label_kind: str) -> None:

@@ -198,3 +198,13 @@ class TestGaussianMMD:
         a = gaussian_mmd2(x, y + 1).item()
         b = gaussian_mmd2(100 * x, 100 * (y + 1)).item()
         assert a == pytest.approx(b, rel=1e-9)
+
+    def test_gradient_finite_at_zero_distance_and_correct(self) -> None:
+        # a summary initialised from real samples has zero distances to the real batch: no NaN gradient
+        g = torch.Generator().manual_seed(5)
+        x = torch.randn(30, 3, generator=g, dtype=torch.float64)
+        y = x[:4].clone().requires_grad_(True)
+        gaussian_mmd2(x, y).backward()
+        assert y.grad is not None and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+        y2 = (x[:4] + 0.3).requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda t: gaussian_mmd2(x, t, bandwidths=(0.7, 1.5), relative=False), (y2,))
