@@ -244,3 +244,14 @@ def test_random_features_are_normalised_and_differentiable() -> None:
                                                                     random_features(models, z)), (x,))
     with pytest.raises(DataValidationError, match="resample"):
         RandomFeatureNNGP(make_model=make)(x)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_inplace_fast_path_equals_the_differentiable_path(depth: int) -> None:
+    x1, x2 = _inputs(9, 5, seed=6), _inputs(7, 5, seed=7)
+    for a, b in ((x1, x2), (x1, None)):
+        fast = fc_kernels(a, b, depth=depth, block_size=4)
+        a_grad = a.clone().requires_grad_(True)
+        slow = fc_kernels(a_grad, None if b is None else b, depth=depth, block_size=4)
+        for f, s in zip(fast, slow):
+            torch.testing.assert_close(f, s.detach(), rtol=1e-12, atol=1e-12)
