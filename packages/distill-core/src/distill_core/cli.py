@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="one method option (JSON value), repeatable, e.g. --set lr_summary=0.5")
     run.add_argument("--out", help="artifact directory (default: runs/METHOD-DATASET-SIZE-sSEED)")
     run.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    run.add_argument("--max-seconds", type=float, help="end distillation after this much wall time")
+    run.add_argument("--max-seconds", type=float, help="end distillation after this much wall time")
     run.add_argument("--root", help="folder holding the dataset files")
     run.add_argument("--models", type=int, help="fresh models trained for evaluation (default 3)")
     run.add_argument("--eval-epochs", type=int, help="epochs of evaluation training")
@@ -133,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcome = distill(args.method, dataset=args.dataset, budget=budget, seed=args.seed, overrides=overrides,
                       root=args.root, out_dir=out, resume=args.resume, evaluate=not args.no_eval,
                       protocol_overrides=protocol_overrides, checkpoint_every=args.checkpoint_every,
-                      progress=not args.no_progress, device=args.device)
+                      progress=not args.no_progress, device=args.device, max_seconds=args.max_seconds)
     summary = outcome.artifact.summary
     print(f"{args.method} on {args.dataset}: {summary.budget} samples ({outcome.artifact.extra['budget_per_class']} "
           f"per class), {outcome.run.steps} steps in {outcome.run.wall_s:.1f} s")

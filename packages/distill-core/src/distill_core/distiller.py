@@ -28,7 +28,7 @@ from .method import Method, StepContext
 from .modality import Modality
 from .synset import Summary
 
-__all__ = ["Callback", "CheckpointCallback", "Distiller", "EvaluationCallback", "RunResult", "step_seed"]
+__all__ = ["Callback", "CheckpointCallback", "Distiller", "EvaluationCallback", "RunResult", "TimeBudget", "step_seed"]
 
 logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -47,6 +47,22 @@ class Callback:
     def after_step(self, distiller: Distiller, step: int, loss: float) -> None: ...
 
     def after_run(self, distiller: Distiller) -> None: ...
+
+
+class TimeBudget(Callback):
+    """End the run once ``seconds`` of wall time have passed (the steps done are recorded in the artifact)."""
+
+    def __init__(self, *, seconds: float) -> None:
+        self.seconds = seconds
+        self._start = 0.0
+
+    def before_run(self, distiller: Distiller) -> None:
+        self._start = time.perf_counter()
+
+    def after_step(self, distiller: Distiller, step: int, loss: float) -> None:
+        if time.perf_counter() - self._start >= self.seconds:
+            logger.info("time budget of %.0f s reached after %d steps", self.seconds, step + 1)
+            distiller.should_stop = True
 
 
 class CheckpointCallback(Callback):
@@ -137,6 +153,7 @@ class Distiller:
         self.optimizer = method.make_optimizer(self.summary)
         self.step = 0
         self.losses: list[float] = []
+        self.should_stop = False  # a callback may set it to end the run early (e.g. a time budget)
         self._scale = float(self.summary.x.detach().abs().max().clamp_min(1.0))
 
     # -- checkpoints --------------------------------------------------------------------------------------------
@@ -233,7 +250,7 @@ class Distiller:
         bar = tqdm(total=total, initial=self.step, desc=f"distill {self.method.name}", disable=not self.progress,
                    dynamic_ncols=True)
         try:
-            while self.step < total:
+            while self.step < total and not self.should_stop:
                 good = self._state()
                 ctx = self._context(self.step)
                 try:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import torch
 
 from .artifact import Artifact
 from .data import Budget, RealData, validate_real_data
-from .distiller import Distiller, RunResult
+from .distiller import Callback, Distiller, RunResult, TimeBudget
 from .errors import DataValidationError
 from .evaluation import EvalProtocol, EvalResult, evaluate_summary
 from .method import Method, config_from_dict
@@ -84,10 +85,13 @@ def distill(
     progress: bool = True,
     device: str | torch.device = "cpu",
     data: RealData | None = None,
+    max_seconds: float | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> RunOutcome:
     """Distill ``dataset`` with ``method_name`` into a summary of ``budget``, evaluate it and save the artifact.
 
     Input is validated before any compute: the method name, the dataset, the config keys and the budget.
+    ``max_seconds`` ends the outer loop early once that much wall time has passed (the steps done are recorded).
     """
     method = build_method(method_name, overrides)
     modality = resolve_modality(method, dataset)
@@ -106,8 +110,10 @@ def distill(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     summary = method.init_summary(data, budget=budget, modality=modality, generator=generator)
+    extra_callbacks = [*callbacks, *([TimeBudget(seconds=max_seconds)] if max_seconds else [])]
     distiller = Distiller(method=method, data=data, summary=summary, modality=modality, seed=seed, out_dir=out_dir,
-                          checkpoint_every=checkpoint_every, progress=progress, device=device)
+                          checkpoint_every=checkpoint_every, progress=progress, device=device,
+                          callbacks=extra_callbacks)
     result = distiller.run(resume=resume)
     artifact = Artifact(
         summary=result.summary.cpu(),
@@ -125,6 +131,7 @@ def distill(
             "final_loss": result.losses[-1] if result.losses else None,
             "resumed_from": result.resumed_from,
             "selection": "final",
+            "max_seconds": max_seconds,
         },
     )
     evaluation = None
