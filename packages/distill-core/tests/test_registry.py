@@ -43,6 +43,14 @@ def test_duplicate_registration_of_another_class_is_refused() -> None:
     assert get_method("random") is RandomSubset and Impostor.name == ""
 
 
+def test_same_class_name_in_another_module_is_refused() -> None:
+    # e.g. two packages that both call their class DM: the second must not silently take over "dm"
+    impostor = type("RandomSubset", (Method,), {"__module__": "some_plugin.methods", "__qualname__": "RandomSubset"})
+    with pytest.raises(ValueError, match="'random' is already registered"):
+        register_method("random")(impostor)
+    assert get_method("random") is RandomSubset
+
+
 def test_registering_the_same_class_again_is_allowed() -> None:
     assert register_method("random")(RandomSubset) is RandomSubset
     assert get_method("random") is RandomSubset

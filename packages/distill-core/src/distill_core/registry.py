@@ -34,7 +34,9 @@ def register_method(name: str) -> Callable[[type[M]], type[M]]:
 
     def decorate(cls: type[M]) -> type[M]:
         existing = _METHODS.get(name)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:  # type: ignore[attr-defined]
+        # the same class re-imported (a reload) may re-register; another class, even of the same name, may not
+        if existing is not None and (existing.__module__, existing.__qualname__) != (
+                cls.__module__, cls.__qualname__):  # type: ignore[attr-defined]
             raise ValueError(f"method name {name!r} is already registered by {existing.__module__}.{existing.__name__}")
         cls.name = name  # type: ignore[attr-defined]
         _METHODS[name] = cls  # type: ignore[assignment]
@@ -100,4 +102,4 @@ def modality_for_dataset(spec: str) -> Modality:
         if modality.claims(spec):
             return modality
         known += modality.dataset_names()
-    raise UnknownNameError("dataset", spec, known + ["npz:PATH (and the prefixes of the installed modalities)"])
+    raise UnknownNameError("dataset", spec, [*known, "npz:PATH (and the prefixes of the installed modalities)"])
