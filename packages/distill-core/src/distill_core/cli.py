@@ -48,7 +48,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="artifact directory (default: runs/METHOD-DATASET-SIZE-sSEED)")
     run.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     run.add_argument("--max-seconds", type=float, help="end distillation after this much wall time")
-    run.add_argument("--max-seconds", type=float, help="end distillation after this much wall time")
     run.add_argument("--root", help="folder holding the dataset files")
     run.add_argument("--models", type=int, help="fresh models trained for evaluation (default 3)")
     run.add_argument("--eval-epochs", type=int, help="epochs of evaluation training")
