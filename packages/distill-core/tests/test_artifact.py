@@ -209,6 +209,26 @@ class TestDamage:
         _write_manifest(saved, manifest)
         self._fails(saved, f"lacks the field {field!r}", FIX)
 
+    @pytest.mark.parametrize(("path", "value"), [
+        (("tensors",), ["x", "labels"]),            # a list instead of {name: spec}
+        (("tensors", "x"), "6x4"),                  # a spec that is not an object
+        (("summary",), "dense"),                    # summary meta that is not an object
+        (("summary", "num_classes"), "three"),      # a number that is not a number
+        (("seed",), "zero"),
+        (("evaluations",), 5),
+        (("preprocessing",), [{"kind": "zca"}, 3]),
+    ])
+    def test_malformed_fields(self, saved: Path, path: tuple[str, ...], value: object) -> None:
+        manifest = _manifest(saved)
+        target = manifest
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        _write_manifest(saved, manifest)
+        with pytest.raises(ArtifactError) as info:  # never a bare TypeError / AttributeError
+            load_artifact(saved)
+        assert "re-create it with `distill run" in str(info.value).lower()
+
     def test_summary_meta_incomplete(self, saved: Path) -> None:
         manifest = _manifest(saved)
         del manifest["summary"]["num_classes"]

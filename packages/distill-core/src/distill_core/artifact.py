@@ -166,6 +166,15 @@ def load_artifact(directory: str | os.PathLike[str]) -> Artifact:
         ArtifactError: missing files, a corrupt or foreign manifest, a truncated tensor file or shape mismatches.
     """
     directory = Path(directory)
+    try:
+        return _load_artifact(directory)
+    except ArtifactError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # fields of the wrong type or shape
+        raise _fail(directory, f"{MANIFEST} is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def _load_artifact(directory: Path) -> Artifact:
     if not directory.is_dir():
         raise _fail(directory, "no such artifact directory")
     manifest_path, tensors_path = directory / MANIFEST, directory / TENSORS
