@@ -1,0 +1,95 @@
+"""DosCond: condensing graphs via one-step gradient matching (Jin, Tang, Jiang, Li, Zhang, Tang & Yin, KDD 2022,
+https://arxiv.org/abs/2206.07746).
+
+Per epoch a freshly initialised backbone (GCN) and a single matching step: no inner training of the backbone
+(GCond's ``--one_step 1``: outer 1, inner 0), which makes an epoch an order of magnitude cheaper than GCond's. The
+synthetic structure is discrete: each edge is Bernoulli with probability ``sigmoid(Omega_ij)`` where ``Omega`` comes
+from the structure generator, and gradients pass through samples by the reparameterised binary-concrete (Gumbel)
+relaxation ``sigmoid((Omega_ij + log u - log(1 - u)) / tau)``, ``u ~ U(0, 1)`` (optionally hardened with the
+straight-through estimator). At evaluation the most likely graph (edges with probability >= ``threshold`` = 0.5)
+is used. The update alternates between structure and features as in GCond.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from distill_core.method import StepContext
+from distill_core.objectives import GradientMetric
+from distill_core.registry import register_method
+
+from ..summary import GraphSummary
+from .gcond import GCond, GCondConfig
+
+__all__ = ["DosCond", "DosCondConfig", "sample_bernoulli_structure"]
+
+
+@dataclass
+class DosCondConfig(GCondConfig):
+    """DosCond's settings (KDD22_DosCond/README.md; GCond's ``--one_step 1``): GCN backbone, ``mse`` gradient
+    distance, lr_feat = lr_adj = 1e-3, outer 1, inner 0. Epochs: the README runs 3,000-5,000; the default here is
+    2,000 (the run the issue's reference timing used)."""
+
+    steps: int = field(default=2000, metadata={"help": "epochs (one fresh model and one matching step each)"})
+    lr_summary: float = field(default=1e-3, metadata={"help": "learning rate of the synthetic features"})
+    lr_adj: float = field(default=1e-3, metadata={"help": "learning rate of the structure generator"})
+    backbone: Literal["sgc", "gcn"] = field(default="gcn", metadata={"help": "model whose gradients are matched"})
+    dis_metric: GradientMetric = field(default="mse", metadata={"help": "gradient distance"})
+    outer: int = field(default=1, metadata={"help": "matching steps per epoch (one step)"})
+    inner: int = field(default=0, metadata={"help": "backbone updates (none: one-step matching)"})
+    sampling: Literal["bernoulli", "continuous"] = field(default="bernoulli", metadata={
+        "help": "'bernoulli': discrete edges through the binary-concrete relaxation; 'continuous': GCond's "
+                "weighted adjacency"})
+    temperature: float = field(default=0.5, metadata={"help": "binary-concrete temperature tau"})
+    straight_through: bool = field(default=False, metadata={
+        "help": "harden sampled edges to 0/1 in the forward pass (straight-through gradients)"})
+    eval_structure: Literal["mode", "probabilities"] = field(default="mode", metadata={
+        "help": "evaluate the most likely 0/1 graph ('mode') or the edge probabilities as weights"})
+    threshold: float = field(default=0.5, metadata={
+        "help": "edges with probability below it are dropped at evaluation (0.5 with 'mode': the most likely graph)"})
+
+
+def sample_bernoulli_structure(logits: Tensor, *, temperature: float, generator: torch.Generator,
+                               straight_through: bool = False) -> Tensor:
+    """A relaxed sample of a symmetric random graph with edge probabilities ``sigmoid(logits)``.
+
+    Args:
+        logits: symmetric ``(n, n)`` edge logits (differentiable).
+        temperature: relaxation temperature; as it goes to 0 samples become exactly 0/1.
+        generator: source of the uniform noise (one draw per unordered pair, mirrored).
+        straight_through: return hard 0/1 values whose gradient is the relaxed sample's.
+
+    Returns:
+        ``(n, n)`` symmetric sample with a zero diagonal.
+    """
+    n = len(logits)
+    u = torch.rand(n, n, generator=generator).to(logits.device).clamp(1e-6, 1 - 1e-6)
+    u = torch.triu(u, 1)
+    u = u + u.t() + torch.eye(n, device=logits.device) * 0.5
+    soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / temperature)
+    if straight_through:
+        soft = (soft > 0.5).to(soft.dtype) + soft - soft.detach()
+    return soft * (1 - torch.eye(n, device=logits.device))
+
+
+@register_method("doscond")
+class DosCond(GCond):
+    """DosCond (Jin et al., KDD 2022): one-step gradient matching with a discrete (Bernoulli) structure."""
+
+    config_class = DosCondConfig
+    paper = "https://arxiv.org/abs/2206.07746"
+    config: DosCondConfig
+
+    @property
+    def discrete(self) -> bool:  # type: ignore[override]
+        return self.config.sampling == "bernoulli" and self.config.eval_structure == "mode"
+
+    def synthetic_graph(self, summary: GraphSummary, ctx: StepContext) -> Tensor:
+        if self.config.sampling == "continuous" or summary.generator is None:
+            return summary.adjacency()
+        return sample_bernoulli_structure(summary.generator.logits(summary.x), temperature=self.config.temperature,
+                                          generator=ctx.generator, straight_through=self.config.straight_through)

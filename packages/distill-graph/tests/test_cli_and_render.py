@@ -1,0 +1,48 @@
+"""The command line on a graph: run (with --json), eval (reproduces the stored accuracy), show (PNG), export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from distill_core.cli import main
+
+
+def test_run_eval_show_export(tmp_path, capsys) -> None:
+    out = tmp_path / "art"
+    code = main(["run", "gcond", "--dataset", "sbm", "--budget", "8", "--steps", "2", "--set", "outer=2",
+                 "--set", "inner=1", "--models", "1", "--eval-epochs", "20", "--out", str(out), "--no-progress",
+                 "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["budget"] == [2, 2, 2, 2] and report["total"] == 8
+    assert report["protocol"]["model"] == "gcn" and report["protocol"]["selection"] == "best_val"
+    assert report["picture"].endswith(".png")
+    assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert main(["eval", str(out), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["accuracy_mean"] == report["accuracy_mean"]
+
+    assert main(["show", str(out), "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").stat().st_size > 100
+
+    assert main(["export", str(out), "--out", str(tmp_path / "g.npz")]) == 0
+    with np.load(tmp_path / "g.npz") as exported:
+        assert exported["x"].shape[0] == 8 and exported["edge_index"].shape[0] == 2
+
+
+def test_unknown_graph_dataset_lists_choices(capsys) -> None:
+    code = main(["run", "gcond", "--dataset", "pubmed", "--budget", "8", "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cora" in err and "citeseer" in err
+
+
+def test_ratio_resolves_against_all_nodes(capsys, tmp_path) -> None:
+    # sbm: 400 nodes, 80 training nodes; 3% of the graph = 12 nodes, 3 per class
+    code = main(["run", "random", "--dataset", "sbm", "--ratio", "0.03", "--models", "1", "--eval-epochs", "5",
+                 "--out", str(tmp_path / "r"), "--no-progress", "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["budget"] == [3, 3, 3, 3]

@@ -1,0 +1,120 @@
+"""Contract tests of every graph method (round trip, determinism, loss decreases, beats random) and the variants'
+structure, on a seeded stochastic-block-model graph."""
+
+from __future__ import annotations
+
+import torch
+
+from distill_core import Budget, distill
+from distill_core.distiller import Distiller
+from distill_core.registry import get_method, get_modality
+from distill_core.runner import build_method
+from distill_core.testing import MethodContract
+from distill_graph.methods.gcond import class_gradient_matching_loss, sgc_gradient_matching_loss
+from distill_graph.summary import GraphSummary
+
+EVAL = {"epochs": 100, "n_models": 2}
+FAST = {"lr_summary": 0.01, "lr_adj": 0.01}
+
+
+class TestGCond(MethodContract):
+    method = "gcond"
+    dataset = "sbm"
+    overrides = {"steps": 20, "outer": 5, "inner": 5, **FAST}
+    protocol_overrides = EVAL
+    seeds = (0, 1)
+
+
+class TestGCondX(MethodContract):
+    method = "gcond-x"
+    dataset = "sbm"
+    overrides = {"steps": 20, "outer": 5, "inner": 5, "lr_summary": 0.01}
+    protocol_overrides = EVAL
+    seeds = (0, 1)
+
+
+class TestDosCond(MethodContract):
+    method = "doscond"
+    dataset = "sbm"
+    overrides = {"steps": 40, **FAST}
+    protocol_overrides = EVAL
+    seeds = (0, 1)
+
+
+class TestGCDM(MethodContract):
+    method = "gcdm"
+    dataset = "sbm"
+    overrides = {"steps": 20, **FAST}
+    protocol_overrides = EVAL
+    seeds = (0, 1)
+
+
+def _setup(name: str, **overrides):
+    data = get_modality("graph").load_dataset("sbm")
+    method = build_method(name, overrides)
+    summary = method.init_summary(data, budget=Budget(ipc=2), modality=get_modality("graph"),
+                                  generator=torch.Generator().manual_seed(0))
+    return method, summary, data
+
+
+def test_gcond_x_trains_no_structure() -> None:
+    method, summary, _ = _setup("gcond-x")
+    assert isinstance(summary, GraphSummary) and summary.structure == "identity"
+    assert summary.structure_parameters() == []
+    groups = method.param_groups(summary)
+    assert [p for g in groups for p in g["params"]] == [summary.x]
+    outcome = distill("gcond-x", dataset="sbm", budget=Budget(ipc=2), overrides={"steps": 2, "outer": 2, "inner": 1},
+                      evaluate=False, progress=False)
+    assert outcome.artifact.summary.num_edges == 0
+    assert outcome.artifact.summary.describe()["structure"] == "identity"
+
+
+def test_gcond_has_a_structure_generator_in_its_optimizer() -> None:
+    method, summary, _ = _setup("gcond")
+    assert summary.structure == "pge" and summary.structure_parameters()
+    params = {id(p) for g in method.param_groups(summary) for p in g["params"]}
+    assert all(id(p) in params for p in summary.structure_parameters())
+
+
+def test_structure_and_feature_epochs_alternate() -> None:
+    """GCond: epochs with step % 50 < 10 move only the generator, the others only the features."""
+    method, summary, data = _setup("gcond", steps=12, outer=1, inner=0, structure_period=4, structure_epochs=2, **FAST)
+    x_before = summary.x.detach().clone()
+    gen_before = [p.detach().clone() for p in summary.structure_parameters()]
+    distiller = Distiller(method=method, data=data, summary=summary, modality=get_modality("graph"), progress=False)
+    method.config.steps = 2  # epochs 0, 1: structure
+    distiller.run()
+    assert torch.equal(summary.x, x_before)
+    assert any(not torch.equal(a, b) for a, b in zip(gen_before, summary.structure_parameters()))
+    gen_mid = [p.detach().clone() for p in summary.structure_parameters()]
+    method.config.steps = 4  # epochs 2, 3: features
+    distiller.run()
+    assert not torch.equal(summary.x, x_before)
+    assert all(torch.equal(a, b) for a, b in zip(gen_mid, summary.structure_parameters()))
+
+
+def test_closed_form_sgc_loss_equals_autograd() -> None:
+    """The batched closed-form per-class SGC gradients give GCond's autograd loss, for every distance."""
+    from distill_core.data import ClassIndex
+    from distill_core.method import StepContext
+
+    for metric in ("ours", "mse", "cos"):
+        method, summary, data = _setup("gcond", dis_metric=metric)
+        method.setup(summary, data, torch.device("cpu"))
+        model = method.fresh_backbone(data, torch.device("cpu"))
+        values = []
+        for fn in (sgc_gradient_matching_loss, class_gradient_matching_loss):
+            ctx = StepContext(step=0, seed=0, data=data, class_index=ClassIndex(data.y_train, data.num_classes),
+                              modality=get_modality("graph"), device=torch.device("cpu"),
+                              generator=torch.Generator().manual_seed(3), optimizer=None, summary=summary,
+                              method=method)  # type: ignore[arg-type]
+            loss = fn(method, model, summary, ctx, summary.adjacency(), metric)
+            grad = torch.autograd.grad(loss, summary.x)[0]
+            values.append((loss.detach(), grad))
+        assert torch.allclose(values[0][0], values[1][0], rtol=1e-4, atol=1e-6), metric
+        assert torch.allclose(values[0][1], values[1][1], rtol=1e-3, atol=1e-7), metric
+
+
+def test_methods_are_registered() -> None:
+    for name in ("gcond", "gcond-x", "doscond", "gcdm"):
+        assert get_method(name).modality == "graph"
