@@ -43,6 +43,7 @@ from ..errors import DataValidationError
 __all__ = ["fc_kernel_diag", "fc_nngp", "fc_ntk", "fc_kernels"]
 
 _COS_CLAMP = 1.0 - 1e-6
+_CHUNK_ELEMENTS = 131072  # element-wise working set per chunk (512 KiB of float32 per array)
 
 
 def _flatten(x: Tensor, name: str) -> Tensor:
@@ -111,24 +112,34 @@ def _tile(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], depth: int
 
 def _tile_inplace(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], depth: int, w_var: float,
                   b_var: float, want_ntk: bool, on_diagonal: bool) -> tuple[Tensor, Tensor | None]:
-    """:func:`_tile` without autograd: the same formulas with in-place element-wise passes (about half the memory
-    traffic; the tile is memory-bound after the matmul)."""
+    """:func:`_tile` without autograd: one matmul for the whole tile, then the same formulas as in-place
+    element-wise passes over cache-sized row chunks (the recursion is memory-bound; a chunk stays in cache for all
+    of its ~15 passes)."""
     d = x1.shape[1]
-    sigma = torch.addmm(x1.new_full((1, 1), b_var), x1, x2.T, alpha=w_var / d)
-    ntk = sigma.clone() if want_ntk and depth > 0 else (sigma if want_ntk else None)
+    sigma_all = torch.addmm(x1.new_full((1, 1), b_var), x1, x2.T, alpha=w_var / d)
+    ntk_all = (sigma_all.clone() if depth > 0 else sigma_all) if want_ntk else None
+    if depth == 0:
+        return sigma_all, ntk_all
     scale = w_var / (2 * math.pi)
-    for layer in range(depth):
-        norm = torch.outer(q1[layer].sqrt(), q2[layer].sqrt())
-        theta = torch.div(sigma, norm).clamp_(-1.0, 1.0)
-        if on_diagonal:
-            theta.fill_diagonal_(1.0)
-        theta.arccos_()
-        norm.mul_(torch.sin(theta))  # sqrt(q q' - s^2)
-        theta.neg_().add_(math.pi)  # now pi - theta
-        sigma.mul_(theta).add_(norm).mul_(scale).add_(b_var)  # w * relu_cov + b
-        if ntk is not None:
-            ntk.mul_(theta).mul_(scale).add_(sigma)
-    return sigma, ntk
+    roots1 = [q.sqrt() for q in q1]
+    roots2 = [q.sqrt() for q in q2]
+    n1, n2 = sigma_all.shape
+    rows = max(1, _CHUNK_ELEMENTS // max(1, n2))
+    for r in range(0, n1, rows):
+        sigma = sigma_all[r:r + rows]
+        ntk = None if ntk_all is None else ntk_all[r:r + rows]
+        for layer in range(depth):
+            norm = torch.outer(roots1[layer][r:r + rows], roots2[layer])
+            theta = torch.div(sigma, norm).clamp_(-1.0, 1.0)
+            if on_diagonal:  # the chunk holds rows r.. of a diagonal block: entries (i, r + i) are coincident
+                theta.diagonal(offset=r).fill_(1.0)
+            theta.arccos_()
+            norm.mul_(torch.sin(theta))  # sqrt(q q' - s^2)
+            theta.neg_().add_(math.pi)  # now pi - theta
+            sigma.mul_(theta).add_(norm).mul_(scale).add_(b_var)  # w * relu_cov + b
+            if ntk is not None:
+                ntk.mul_(theta).mul_(scale).add_(sigma)
+    return sigma_all, ntk_all
 
 
 def _layer_diags(x: Tensor, depth: int, w_var: float, b_var: float) -> list[Tensor]:
