@@ -28,12 +28,17 @@ __all__ = ["TextDM", "TextDMConfig"]
 @dataclass
 class TextDMConfig(MethodConfig):
     """DM hyper-parameters (paper: 20,000 iterations, SGD lr 1.0 momentum 0.5 on the samples, 256 real samples
-    per class and step; the step default here is CPU-sized)."""
+    per class and step; the step default here is CPU-sized).
 
-    steps: int = field(default=500, metadata={"help": "outer iterations (paper: 20,000)"})
+    Departure, measured on TREC-6 at 1 sequence per class (benchmarks/text): the default embedder is the
+    mean-pooled bag of embeddings (no random weights, so DM reduces to matching class means of the embeddings);
+    with a random TextCNN embedder (``model="textcnn"``, 100 steps) a TextCNN trained on the result scored below
+    random real sentences (11.6% vs 17.7%)."""
+
+    steps: int = field(default=200, metadata={"help": "outer iterations (paper: 20,000)"})
     lr_summary: float = field(default=1.0, metadata={"help": "learning rate of the synthetic embeddings"})
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the synthetic embeddings"})
-    model: str = field(default="textcnn", metadata={"help": "embedding network (frozen, re-drawn every step)"})
+    model: str = field(default="meanpool", metadata={"help": "embedding network (frozen, re-drawn every step)"})
     batch_real: int = field(default=256, metadata={"help": "real sequences per class and step"})
 
 
