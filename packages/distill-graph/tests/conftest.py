@@ -12,7 +12,8 @@ import torch
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
-PLANETOID = Path(os.environ.get("DISTILL_PLANETOID_ROOT", Path(__file__).resolve().parents[3].parent / "shared/data/planetoid"))
+REPO = Path(__file__).resolve().parents[3]
+PLANETOID = Path(os.environ.get("DISTILL_PLANETOID_ROOT", REPO.parent / "shared/data/planetoid"))
 
 
 @pytest.fixture(scope="session")

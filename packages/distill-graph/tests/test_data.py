@@ -34,7 +34,7 @@ def test_missing_masks_is_an_error() -> None:
 def test_edges_out_of_range_is_an_error() -> None:
     graph = _tiny()
     graph.edge_index = torch.cat([graph.edge_index, torch.tensor([[0], [30]])], 1)
-    with pytest.raises(DataValidationError, match="outside 0..29"):
+    with pytest.raises(DataValidationError, match=r"outside 0\.\.29"):
         validate_graph(graph)
 
 

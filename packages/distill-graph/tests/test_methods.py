@@ -3,6 +3,7 @@ structure, on a seeded stochastic-block-model graph."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from distill_core import Budget, distill
@@ -118,3 +119,26 @@ def test_closed_form_sgc_loss_equals_autograd() -> None:
 def test_methods_are_registered() -> None:
     for name in ("gcond", "gcond-x", "doscond", "gcdm"):
         assert get_method(name).modality == "graph"
+
+
+def test_resolved_budget_is_stored_in_the_artifact(tmp_path) -> None:
+    import json
+
+    distill("gcond-x", dataset="sbm", budget=Budget(ratio=0.03), overrides={"steps": 1, "outer": 1, "inner": 0},
+            evaluate=False, progress=False, out_dir=tmp_path / "a")
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    resolution = manifest["summary"]["budget_resolution"]
+    assert resolution["per_class"] == [3, 3, 3, 3] and resolution["of_nodes"] == 400
+    lo, hi = resolution["same_size_ratios"]
+    assert lo <= 0.03 < hi and hi - lo == pytest.approx(1 / 400, abs=1e-5)
+    assert manifest["extra"]["budget_per_class"] == [3, 3, 3, 3]
+
+
+def test_inductive_condensation_sees_only_the_training_subgraph() -> None:
+    method, summary, data = _setup("gcond", inductive=True)
+    method.setup(summary, data, torch.device("cpu"))
+    assert method.real is not None and method.real.num_nodes == len(data.x_train)
+    assert int(method.real.edge_index.max()) < len(data.x_train)
+    outcome = distill("gcond", dataset="sbm", budget=Budget(ipc=2), overrides={"steps": 2, "outer": 2, "inner": 1,
+                      "inductive": True}, progress=False, protocol_overrides={"epochs": 10, "n_models": 1})
+    assert outcome.evaluation is not None and 0 <= outcome.evaluation.mean <= 100

@@ -43,12 +43,14 @@ class StructureGenerator(nn.Module):
         in_dim: feature dimension ``d``.
         hidden: width ``h`` (128 in GCond for Cora/CiteSeer).
         nlayers: number of linear layers (3 in GCond).
+        init_bias: initial bias of the output layer (``None``: PyTorch's default, as GCond, which starts every edge
+            near probability 0.5; e.g. -3 starts near an empty graph).
 
     Shapes:
         x: ``(n, d)``; :meth:`logits` returns the symmetric ``(n, n)`` ``(Z + Z^T) / 2``.
     """
 
-    def __init__(self, *, in_dim: int, hidden: int = 128, nlayers: int = 3) -> None:
+    def __init__(self, *, in_dim: int, hidden: int = 128, nlayers: int = 3, init_bias: float | None = None) -> None:
         super().__init__()
         if nlayers < 2:
             raise DataValidationError(f"the structure generator needs >= 2 layers, got {nlayers}")
@@ -57,6 +59,8 @@ class StructureGenerator(nn.Module):
         self.layers.extend(nn.Linear(hidden, hidden) for _ in range(nlayers - 2))
         self.layers.append(nn.Linear(hidden, 1))
         self.bns = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(nlayers - 1))
+        if init_bias is not None:  # start from edge probabilities ~sigmoid(init_bias) instead of ~0.5
+            nn.init.constant_(self.layers[-1].bias, init_bias)
 
     def logits(self, x: Tensor) -> Tensor:
         n = len(x)
@@ -90,6 +94,7 @@ class GraphSummary(Summary):
         generator: the structure generator of a ``"pge"`` structure (one is built when omitted).
         generator_hidden: its width when built here.
         generator_layers: its depth when built here.
+        generator_init_bias: its output layer's initial bias when built here (see :class:`StructureGenerator`).
         threshold: generated entries below it are dropped at evaluation and in the artifact.
         discrete: evaluate the generated structure as a 0/1 graph (entries >= ``threshold`` become 1), the mode of
             DosCond's Bernoulli edges when ``threshold`` is 0.5.
@@ -113,6 +118,7 @@ class GraphSummary(Summary):
         generator: StructureGenerator | None = None,
         generator_hidden: int = 128,
         generator_layers: int = 3,
+        generator_init_bias: float | None = None,
         threshold: float = 0.0,
         discrete: bool = False,
         label_kind: LabelKind = "hard",
@@ -130,11 +136,12 @@ class GraphSummary(Summary):
         self.structure: StructureKind = structure
         self.threshold = float(threshold)
         self.discrete = bool(discrete)
+        self.budget_resolution: dict[str, Any] | None = None  # set by the methods: what the request resolved to
         self.generator: StructureGenerator | None = None
         n = len(x)
         if structure == "pge":
             self.generator = generator or StructureGenerator(in_dim=x.shape[1], hidden=generator_hidden,
-                                                             nlayers=generator_layers)
+                                                             nlayers=generator_layers, init_bias=generator_init_bias)
         index = adj_index if adj_index is not None else torch.zeros(2, 0, dtype=torch.long)
         value = adj_value if adj_value is not None else torch.ones(index.shape[1])
         if structure != "fixed" and index.numel():
@@ -213,6 +220,7 @@ class GraphSummary(Summary):
             "discrete": self.discrete,
             "num_edges": int(index.shape[1]),
             "class_sizes": torch.bincount(self.labels, minlength=self.num_classes).tolist(),
+            **({"budget_resolution": self.budget_resolution} if self.budget_resolution else {}),
         }
 
     def tensors(self) -> dict[str, Tensor]:

@@ -45,6 +45,8 @@ class GraphCondensationConfig(MethodConfig):
         "help": "the first this many epochs of each period update the structure, the rest the features"})
     generator_hidden: int = field(default=128, metadata={"help": "width of the structure generator MLP"})
     generator_layers: int = field(default=3, metadata={"help": "linear layers of the structure generator"})
+    generator_init_bias: float | None = field(default=None, metadata={
+        "help": "initial output bias of the structure generator (None: GCond's default init, edges start near 0.5)"})
     threshold: float = field(default=0.05, metadata={
         "help": "generated edges below it are dropped at evaluation and in the artifact (GCond's tester: 0.05)"})
     backbone: Literal["sgc", "gcn"] = field(default="sgc", metadata={"help": "model whose gradients are matched"})
@@ -155,9 +157,13 @@ class GraphCondensation(Method[GraphCondensationConfig]):
         base = int(data.extra.get("ratio_base", len(data.y_train)))
         logger.info("%s: budget %s -> %d synthetic nodes (%s per class) = %.3f%% of %d nodes", self.name,
                     budget.describe(), total, sizes, 100.0 * total / base, base)
-        if budget.ratio is not None and abs(total / base - budget.ratio) > 0.1 * budget.ratio:
-            logger.warning("%s: --ratio %g resolves to %d nodes = %.4f of the graph, not %g; nearby ratios resolve "
-                           "to the same size", self.name, budget.ratio, total, total / base, budget.ratio)
+        # every ratio in [lo, hi) resolves to this size (lesson 10: requests that collapse to one size are flagged)
+        lo, hi = (total - 0.5) / base, (total + 0.5) / base
+        if budget.ratio is not None:
+            logger.info("%s: every --ratio in [%.5f, %.5f) gives these %d nodes", self.name, lo, hi, total)
+            if abs(total / base - budget.ratio) > 0.1 * budget.ratio:
+                logger.warning("%s: --ratio %g resolves to %d nodes = %.4f of the graph, not %g", self.name,
+                               budget.ratio, total, total / base, budget.ratio)
         reference = gcond_class_sizes(counts, total)
         if budget.ipc is None and reference != sizes:
             logger.warning("%s: GCond would allot %s nodes per class; using %s as the coreset baselines do",
@@ -169,11 +175,15 @@ class GraphCondensation(Method[GraphCondensationConfig]):
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))  # generator weights
         summary = GraphSummary(x=data.x_train[chosen], labels=data.y_train[chosen], num_classes=data.num_classes,
                                structure=structure, generator_hidden=cfg.generator_hidden,
-                               generator_layers=cfg.generator_layers, threshold=cfg.threshold,
+                               generator_layers=cfg.generator_layers,
+                               generator_init_bias=cfg.generator_init_bias, threshold=cfg.threshold,
                                discrete=self.discrete, label_kind=cfg.label_kind,
                                preprocessing=data.preprocessing)
         if cfg.init == "noise":
             summary.x.data.normal_(generator=generator)
+        summary.budget_resolution = {"request": budget.describe(), "per_class": sizes, "total": total,
+                                     "of_nodes": base, "ratio": round(total / base, 6),
+                                     "same_size_ratios": [round(lo, 6), round(hi, 6)]}
         return summary
 
     def param_groups(self, summary: Summary) -> list[dict[str, Any]]:
