@@ -1,0 +1,315 @@
+"""Recommender benchmark: Distill-CF vs user coresets vs full data, judged by four learners (infinity-AE, EASE,
+implicit ALS and BPR) on HR@10 / nDCG@10 / PSP@10; plus time per step and peak memory as real users grow.
+
+Every cell runs in its own process (so its peak RSS is its own) and is cached in ``cells/``; ``results.json`` and
+``results.md`` are rebuilt from all cached cells, so cells can be filled in any order and over several sessions.
+
+    python benchmarks/recsys/run.py cell --dataset ml-1m --method distill-cf --budget 500 --seed 0 --steps 150
+    python benchmarks/recsys/run.py cell --dataset ml-1m --method full
+    python benchmarks/recsys/run.py scale --users 60400 --items 3706 --interactions 10000000
+    python benchmarks/recsys/run.py report
+
+Environment: OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1); data from DISTILL_RECSYS_ROOT
+(ML-1M) and DISTILL_RECSYS_ML100K (the recbole==1.2.1 wheel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+HERE = Path(__file__).resolve().parent
+CELLS = HERE / "cells"
+LEARNERS = ("infinite-ae", "ease", "als", "bpr")
+REFERENCE = {  # noveens/distill_cf (JAX) run on this 2-core machine (../shared/PERFORMANCE.md, issue 6)
+    "ml-1m": {"full_infinite_ae_ndcg10": 33.39, "full_s": 87, "full_peak_gb": 1.9, "dcf500_ndcg10": 32.92,
+              "dcf500_s_per_step": 5.0, "dcf500_minutes": 22, "dcf50_ndcg10": 30.56, "dcf50_s_per_step": 0.8},
+    "paper": {"ml-1m_full": 32.82, "ml-1m_dcf500": 32.52},
+}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_cell(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    from distill_core.data import Budget
+    from distill_core.runner import distill
+    from distill_recsys.datasets import load
+    from distill_recsys.evaluation import RecsysProtocol, evaluate_support
+
+    t0 = time.perf_counter()
+    data = load(args.dataset)
+    protocol = RecsysProtocol(learners=tuple(args.learners), seeds=args.eval_seeds)
+    cell: dict[str, Any] = {"dataset": args.dataset, "method": args.method, "budget": args.budget, "seed": args.seed,
+                            "data": data.describe(), "load_s": round(time.perf_counter() - t0, 2)}
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    if args.method == "full":
+        result = evaluate_support(data.train, data, protocol=protocol, seed=args.seed)
+        cell["eval"] = result.to_dict()
+        cell["fit_eval_wall_s"] = round(time.perf_counter() - wall0, 2)
+    else:
+        overrides: dict[str, Any] = {}
+        if args.method == "distill-cf":
+            overrides = {"steps": args.steps, "validate_every": args.validate_every}
+            if args.draws:
+                overrides["gumbel_draws"] = args.draws
+            if args.batch_users:
+                overrides["batch_users"] = args.batch_users
+        out = distill(args.method, dataset=args.dataset, budget=Budget(total=args.budget), seed=args.seed,
+                      overrides=overrides, progress=False, data=data, evaluate=False)
+        summary = out.artifact.summary
+        cell["distill_wall_s"] = round(out.run.wall_s, 2)
+        cell["extra"] = {k: v for k, v in out.artifact.extra.items() if k != "dense_sample_evaluation"}
+        cell["config"] = out.artifact.config
+        cell["summary"] = summary.describe() | {"item_ids": None}
+        result = evaluate_support(summary.to_csr(), data, protocol=protocol, seed=args.seed)
+        cell["eval"] = result.to_dict()
+        sample = _BEST.pop("sample", None)
+        if args.method == "distill-cf" and sample is not None:
+            cell["dense_eval"] = evaluate_support(sample, data, protocol=protocol, seed=args.seed).to_dict()
+    cell["cpu_s"] = round(time.process_time() - cpu0, 2)
+    cell["wall_s"] = round(time.perf_counter() - wall0, 2)
+    cell["peak_rss_mb"] = round(_peak_mb(), 1)
+    cell["host"] = {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
+                    "note": "2-core machine shared with four other engineers; wall times are inflated"}
+    return cell
+
+
+_BEST: dict[str, Any] = {}  # the best dense Distill-CF sample of this process's run
+
+
+def _patch_best_capture() -> None:
+    """Keep the best dense sample of the Distill-CF run (the artifact stores only the sparse one)."""
+    from distill_recsys.methods.distill_cf import DistillCF
+
+    original = DistillCF.final_summary
+
+    def capture(self: DistillCF, sampled: torch.Tensor, data: Any) -> Any:
+        _BEST["sample"] = sampled
+        return original(self, sampled, data)
+
+    DistillCF.final_summary = capture  # type: ignore[method-assign]
+
+
+def power_law_matrix(n_users: int, n_items: int, nnz: int, *, seed: int = 0, a_user: float = 1.6,
+                     a_item: float = 1.2) -> sp.csr_matrix:
+    """A synthetic implicit-feedback CSR matrix with Zipf-like user activity and item popularity (duplicates
+    merged, so the stored count is a little below ``nnz``)."""
+    rng = np.random.default_rng(seed)
+    user_w = 1.0 / np.arange(1, n_users + 1) ** (1.0 / a_user)
+    counts = np.maximum(3, np.round(user_w / user_w.sum() * nnz)).astype(np.int64)
+    counts = np.minimum(counts, n_items // 2)
+    item_p = 1.0 / np.arange(1, n_items + 1) ** (1.0 / a_item)
+    item_p /= item_p.sum()
+    cdf = np.cumsum(item_p)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    chunk = 5_000_000
+    for lo in range(0, len(indices), chunk):
+        hi = min(lo + chunk, len(indices))
+        indices[lo:hi] = np.searchsorted(cdf, rng.random(hi - lo) * cdf[-1])
+    m = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_users, n_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def run_scale(args: argparse.Namespace) -> dict[str, Any]:
+    """Time per Distill-CF step and peak memory on a synthetic power-law matrix (user-batched real side)."""
+    torch.set_num_threads(1)
+    from distill_core.data import Budget
+    from distill_core.runner import build_method
+    from distill_recsys.data import InteractionData
+
+    t0 = time.perf_counter()
+    if args.dataset:
+        from distill_recsys.datasets import load
+
+        data = load(args.dataset)
+        name = args.dataset
+    else:
+        m = power_law_matrix(args.users, args.items, args.interactions, seed=0)
+        empty = sp.csr_matrix(m.shape, dtype=np.float32)
+        data = InteractionData(f"powerlaw-{args.users}x{args.items}", m, empty, empty, np.arange(m.shape[0]),
+                               np.arange(m.shape[1]))
+        name = data.name
+    gen_s = time.perf_counter() - t0
+    rss_data = _peak_mb()
+    from distill_core.distiller import Distiller
+    from distill_core.registry import get_modality
+
+    method = build_method("distill-cf", {"steps": args.steps, "batch_users": args.batch_users,
+                                         "gumbel_draws": args.draws, "validate_every": 0})
+    generator = torch.Generator().manual_seed(0)
+    summary = method.init_summary(data, budget=Budget(total=args.budget), modality=get_modality("recsys"),
+                                  generator=generator)
+    distiller = Distiller(method=method, data=data, summary=summary, modality=get_modality("recsys"),  # type: ignore[arg-type]
+                          progress=False)
+    cpu0 = time.process_time()
+    result = distiller.run()
+    cpu = time.process_time() - cpu0
+    return {"name": name, "users": data.n_users, "items": data.n_items, "interactions": int(data.train.nnz),
+            "csr_mb": round((data.train.data.nbytes + data.train.indices.nbytes + data.train.indptr.nbytes) / 2**20, 1),
+            "generate_or_load_s": round(gen_s, 1), "rss_after_data_mb": round(rss_data, 1),
+            "budget": args.budget, "batch_users": args.batch_users, "draws": args.draws, "steps": result.steps,
+            "s_per_step_wall": round(result.wall_s / max(1, result.steps), 2),
+            "cpu_s_per_step": round(cpu / max(1, result.steps), 2), "peak_rss_mb": round(_peak_mb(), 1),
+            "losses": [round(x, 4) for x in result.losses]}
+
+
+def _fmt(m: dict[str, Any] | None, key: str) -> str:
+    if not m:
+        return "-"
+    mean, std = m["mean"].get(key), m["std"].get(key)
+    return f"{mean:.2f} ± {std:.2f}" if std else f"{mean:.2f}"
+
+
+def report() -> None:
+    cells = [json.loads(p.read_text()) for p in sorted(CELLS.glob("*.json"))]
+    table = [c for c in cells if c.get("kind", "cell") == "cell"]
+    scale = [c for c in cells if c.get("kind") == "scale"]
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for c in table:
+        groups.setdefault((c["dataset"], c["method"], c["budget"] or 0), []).append(c)
+    summary: list[dict[str, Any]] = []
+    for (ds, method, budget), runs in sorted(groups.items()):
+        row: dict[str, Any] = {"dataset": ds, "method": method, "budget": budget, "seeds": [r["seed"] for r in runs]}
+        for learner in LEARNERS:
+            per_seed = [r["eval"]["metrics"][learner]["mean"] for r in runs if learner in r["eval"]["metrics"]]
+            if per_seed:
+                row[learner] = {"mean": {k: round(statistics.fmean(p[k] for p in per_seed), 3) for k in per_seed[0]},
+                                "std": {k: round(statistics.pstdev([p[k] for p in per_seed]), 3) if len(per_seed) > 1
+                                        else 0.0 for k in per_seed[0]}}
+        dense = [r["dense_eval"]["metrics"]["infinite-ae"]["mean"] for r in runs if "dense_eval" in r]
+        if dense:
+            row["infinite-ae (dense sample)"] = {
+                "mean": {k: round(statistics.fmean(p[k] for p in dense), 3) for k in dense[0]},
+                "std": {k: round(statistics.pstdev([p[k] for p in dense]), 3) if len(dense) > 1 else 0.0
+                        for k in dense[0]}}
+        row["cpu_s"] = round(statistics.fmean(r["cpu_s"] for r in runs), 1)
+        row["wall_s"] = round(statistics.fmean(r["wall_s"] for r in runs), 1)
+        row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+        extra = [r.get("extra", {}) for r in runs]
+        if extra and "s_per_step" in extra[0]:
+            row["steps"] = runs[0]["extra"].get("val_history", [{}])[-1].get("step")
+            row["s_per_step_wall"] = round(statistics.fmean(e["s_per_step"] for e in extra), 2)
+            row["distill_cpu_s"] = round(statistics.fmean(e.get("distill_cpu_s", 0) for e in extra), 1)
+            row["best_step"] = [e["best_step"] for e in extra]
+            row["lambda"] = [e["lambda"] for e in extra]
+            row["draws"] = runs[0]["config"].get("gumbel_draws")
+        summary.append(row)
+    out = {"table": summary, "scale": scale, "reference": REFERENCE,
+           "note": "2 CPU cores shared with four other engineers (load average 7-12 during the runs): wall times "
+                   "are inflated several-fold; CPU seconds are the comparable number. 1 torch/BLAS thread."}
+    (HERE / "results.json").write_text(json.dumps(out, indent=1))
+    lines = ["# Recommender benchmark (distill-recsys)", "",
+             "Generated by `benchmarks/recsys/run.py report` from `cells/`. Metrics x100 on the test split "
+             "(context: train + validation, seen items masked, all items ranked), mean ± std over seeds; "
+             "hyper-parameters of each learner chosen on validation HR@100. Distill-CF keeps its best sample by "
+             "validation HR@100 and saves it sparse (top-k entries per synthetic user, weighted); the dense "
+             "continuous sample the reference would save is reported as 'dense sample'.", "",
+             "Machine: 2 CPU cores shared with four other engineers during these runs (load average 7-12); one "
+             "thread per process. Wall times are inflated several-fold; compare CPU seconds.", ""]
+    for ds in sorted({r["dataset"] for r in summary}):
+        lines += [f"## {ds}", "", "| method | users | ∞-AE nDCG@10 | ∞-AE HR@10 | ∞-AE PSP@10 | EASE nDCG@10 | "
+                  "ALS nDCG@10 | BPR nDCG@10 | ∞-AE dense sample nDCG@10 | seeds | CPU s | wall s | peak MB |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in [x for x in summary if x["dataset"] == ds]:
+            lines.append(
+                f"| {r['method']} | {r['budget'] or 'all'} | {_fmt(r.get('infinite-ae'), 'nDCG@10')} | "
+                f"{_fmt(r.get('infinite-ae'), 'HR@10')} | {_fmt(r.get('infinite-ae'), 'PSP@10')} | "
+                f"{_fmt(r.get('ease'), 'nDCG@10')} | {_fmt(r.get('als'), 'nDCG@10')} | "
+                f"{_fmt(r.get('bpr'), 'nDCG@10')} | {_fmt(r.get('infinite-ae (dense sample)'), 'nDCG@10')} | "
+                f"{len(r['seeds'])} | {r['cpu_s']} | {r['wall_s']} | {r['peak_rss_mb']:.0f} |")
+        full = next((x for x in summary if x["dataset"] == ds and x["method"] == "full"), None)
+        if full and "infinite-ae" in full:
+            ref = full["infinite-ae"]["mean"]["nDCG@10"]
+            for r in [x for x in summary if x["dataset"] == ds and x["method"] == "distill-cf"]:
+                ours = r["infinite-ae"]["mean"]["nDCG@10"]
+                dense = r.get("infinite-ae (dense sample)", {}).get("mean", {}).get("nDCG@10")
+                lines.append("")
+                lines.append(f"Distill-CF {r['budget']} users: ∞-AE nDCG@10 {ours:.2f} = {100 * ours / ref:.1f}% of "
+                             f"full data ({ref:.2f}); dense sample "
+                             f"{'-' if dense is None else f'{dense:.2f} = {100 * dense / ref:.1f}%'}; "
+                             f"{r.get('steps')} steps ({r.get('draws') or 'all'} training draws), "
+                             f"{r.get('s_per_step_wall')} s/step wall, {r.get('distill_cpu_s')}"
+                             f" CPU s distillation incl. validations, best steps {r.get('best_step')}, λ "
+                             f"{r.get('lambda')}.")
+        lines.append("")
+    if scale:
+        lines += ["## Time per step and peak memory vs. real users (Distill-CF, 500 synthetic users)", "",
+                  "| data | users | items | interactions | CSR MB | batch users | training draws | s/step wall | "
+                  "CPU s/step | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for s in sorted(scale, key=lambda s: s["users"]):
+            lines.append(f"| {s['name']} | {s['users']} | {s['items']} | {s['interactions']} | {s['csr_mb']} | "
+                         f"{s['batch_users']} | {s['draws']} | {s['s_per_step_wall']} | {s['cpu_s_per_step']} | "
+                         f"{s['peak_rss_mb']:.0f} |")
+        lines.append("")
+    lines += ["## Reference (noveens/distill_cf, JAX, this machine unloaded, from the issue)", "",
+              "ML-1M full-data ∞-AE nDCG@10 33.39 (87 s, 1.9 GB); Distill-CF 500 users 5.0 s/step full batch, "
+              "1.9 GB, best 32.92 (98.6%) after 22 min; 50 users 0.8 s/step, 30.56. Paper: 32.82 full, 32.52 "
+              "Distill-CF.", ""]
+    (HERE / "results.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    cell = sub.add_parser("cell")
+    cell.add_argument("--dataset", default="ml-1m")
+    cell.add_argument("--method", default="distill-cf")
+    cell.add_argument("--budget", type=int, default=0)
+    cell.add_argument("--seed", type=int, default=0)
+    cell.add_argument("--steps", type=int, default=150)
+    cell.add_argument("--validate-every", type=int, default=25)
+    cell.add_argument("--draws", type=int, default=20)
+    cell.add_argument("--batch-users", type=int, default=0)
+    cell.add_argument("--eval-seeds", type=int, default=3)
+    cell.add_argument("--learners", nargs="+", default=list(LEARNERS))
+    scale = sub.add_parser("scale")
+    scale.add_argument("--dataset", default="")
+    scale.add_argument("--users", type=int, default=60400)
+    scale.add_argument("--items", type=int, default=3706)
+    scale.add_argument("--interactions", type=int, default=10_000_000)
+    scale.add_argument("--budget", type=int, default=500)
+    scale.add_argument("--batch-users", type=int, default=2048)
+    scale.add_argument("--draws", type=int, default=20)
+    scale.add_argument("--steps", type=int, default=3)
+    sub.add_parser("report")
+    args = parser.parse_args()
+    CELLS.mkdir(exist_ok=True)
+    if args.cmd == "report":
+        report()
+        return
+    if args.cmd == "cell":
+        _patch_best_capture()
+        result = run_cell(args) | {"kind": "cell"}
+        tag = f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
+    else:
+        result = run_scale(args) | {"kind": "scale"}
+        tag = f"scale-{result['name']}-b{args.batch_users}"
+    (CELLS / f"{tag}.json").write_text(json.dumps(result, indent=1))
+    report()
+    print(json.dumps({k: v for k, v in result.items() if k not in ("data",)})[:2000])
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Distill-CF: synthetic users distilled through infinity-AE (Sachdeva, Dhaliwal, Wu & McAuley, NeurIPS 2022).
+
+Paper: "Infinite Recommendation Networks: A Data-Centric Approach", https://arxiv.org/abs/2206.02626; reference
+code noveens/distill_cf (facts in ../shared/HYPERPARAMS.md section 8).
+
+Algorithm (one outer step):
+
+1. The summary is a learnable logit matrix ``L`` (``budget x n_items``), initialised with the binary training rows
+   of random real users. A sampled summary is ``S = hardtanh(Σ_{s<num_per_user} softmax((L + g_s)/τ))`` with Gumbel
+   noise ``g_s`` (:func:`~distill_recsys.gumbel.multi_gumbel_softmax`).
+2. infinity-AE fits ``S`` in closed form: ``α = (K_SS + λ tr(K_SS)/n I)^-1 S`` with the NTK of an infinitely wide
+   one-hidden-layer ReLU autoencoder (distill-core's :func:`~distill_core.kernels.fc_ntk`, ``krr_solve``).
+3. Real users ``X`` (their training rows) are reconstructed, ``P = K_XS α``, and the loss is the multinomial
+   likelihood ``mean_u -Σ_i X_ui log softmax(P_u)_i`` plus ``cardinality_reg · mean_row_sum(S) / mean_interactions``.
+4. Adam on ``L``.
+
+Memory is bounded by the user batch: real users are densified ``user_chunk`` rows at a time; their gradients are
+accumulated into ``S`` and ``α`` (leaves), and one backward pass then reaches ``L`` through the solve and the
+sampler, whose noise is regenerated rather than stored. λ is re-picked on validation HR@100 at every validation
+and the best sampled summary by validation HR@100 is kept (the reference's model selection).
+
+The saved summary is sparse: the ``sparse_k`` largest entries of each row of the best sampled ``S`` (with their
+values as weights, or binary). The reference keeps the dense, continuous ``S``; both are evaluated by the
+benchmark.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from distill_core.data import Budget
+from distill_core.errors import DataValidationError
+from distill_core.kernels import fc_ntk
+from distill_core.method import Method, MethodConfig, StepContext
+from distill_core.modality import Modality
+from distill_core.objectives import krr_solve
+from distill_core.registry import register_method
+
+from ..data import InteractionData, csr_rows_to_dense
+from ..gumbel import multi_gumbel_softmax
+from ..summary import SparseUserSummary, UserLogitSummary
+from ._common import resolve_user_budget
+
+__all__ = ["DistillCF", "DistillCFConfig", "sparsify_rows"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DistillCFConfig(MethodConfig):
+    """Distill-CF options; defaults are the reference's (noveens/distill_cf hyper_params.py)."""
+
+    steps: int = field(default=500, metadata={"help": "outer steps (paper: 500, best by validation kept)"})
+    lr_summary: float = field(default=0.04, metadata={"help": "Adam learning rate of the logits (paper: 0.04)"})
+    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "optimizer (paper: Adam)"})
+    num_per_user: int = field(default=200, metadata={"help": "Gumbel-softmax draws summed per synthetic user"})
+    gumbel_tau: float = field(default=10.0, metadata={"help": "Gumbel-softmax temperature (paper: 10)"})
+    gumbel_draws: int = field(default=0, metadata={
+        "help": "draws sampled per training step (0: num_per_user, the paper); fewer are rescaled to the same "
+                "expected sum (faster, noisier gradient). Validation and the saved summary always use num_per_user"})
+    gumbel_chunk: int = field(default=4, metadata={"help": "draws generated at once (memory chunk x budget x items)"})
+    cardinality_reg: float = field(default=1e-3, metadata={"help": "weight of the cardinality (row-sum) penalty"})
+    depth: int = field(default=1, metadata={"help": "hidden layers of the infinity-AE (paper: 1)"})
+    batch_users: int = field(default=-1, metadata={
+        "help": "real users per step (-1: all, the paper's full batch)"})
+    user_chunk: int = field(default=1024, metadata={
+        "help": "real users densified at once (bounds memory; the gradient is accumulated over chunks)"})
+    reg_grid: tuple[float, ...] = field(default=(1e-5, 1e-3, 0.1, 1.0, 5.0, 50.0), metadata={
+        "help": "KRR ridge values (x tr(K)/n) searched on validation HR@100"})
+    select_metric: str = field(default="HR@100", metadata={
+        "help": "validation metric that picks λ and the best sample (paper: HR@100; use nDCG@10 when there are "
+                "fewer than ~200 items)"})
+    validate_every: int = field(default=25, metadata={"help": "steps between validations (0: only at the end)"})
+    float64: bool = field(default=False, metadata={"help": "solve the support system in double precision"})
+    sparse_k: int = field(default=0, metadata={
+        "help": "entries kept per synthetic user in the saved sparse summary (0: the real users' mean "
+                "interactions, rounded)"})
+    binary_summary: bool = field(default=False, metadata={
+        "help": "save 0/1 interactions instead of the sampled weights"})
+    init: Literal["real", "noise"] = field(default="real", metadata={"help": "init from random real users' rows"})
+
+
+def sparsify_rows(dense: Tensor, k: int, *, binary: bool = False) -> sp.csr_matrix:
+    """Keep the ``k`` largest positive entries of each row of ``dense (n, m)`` as a CSR matrix."""
+    k = max(1, min(k, dense.shape[1]))
+    values, idx = dense.detach().float().topk(k, dim=1)
+    keep = values > 0
+    rows = torch.arange(len(dense))[:, None].expand_as(idx)[keep].numpy()
+    vals = np.ones(int(keep.sum()), dtype=np.float32) if binary else values[keep].numpy().astype(np.float32)
+    return sp.csr_matrix((vals, (rows, idx[keep].numpy())), shape=tuple(dense.shape))
+
+
+@register_method("distill-cf")
+class DistillCF(Method[DistillCFConfig]):
+    """Distill-CF: Gumbel-sampled synthetic users fit through infinity-AE (Sachdeva et al. 2022)."""
+
+    modality = "recsys"
+    config_class = DistillCFConfig
+    paper = "https://arxiv.org/abs/2206.02626"
+
+    def __init__(self, *, config: DistillCFConfig | None = None) -> None:
+        super().__init__(config=config)
+        self.reg: float = 1.0
+        self.best: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
+        self.data: InteractionData | None = None
+
+    # -- summary ------------------------------------------------------------------------------------------------
+    def init_summary(self, data: InteractionData, *, budget: Budget,  # type: ignore[override]
+                     modality: Modality, generator: torch.Generator) -> UserLogitSummary:
+        """Logits = the binary training rows of ``budget`` random real users with training data."""
+        n = resolve_user_budget(budget, data)
+        active = np.nonzero(data.train.getnnz(axis=1) > 0)[0]
+        if n > len(active):
+            raise DataValidationError(f"{data.name}: a budget of {n} synthetic users exceeds the {len(active)} users "
+                                      f"with training interactions; ask for at most {len(active)}")
+        pick = active[torch.randperm(len(active), generator=generator)[:n].numpy()]
+        logits = csr_rows_to_dense(data.train, np.sort(pick))
+        if self.config.init == "noise":
+            logits.normal_(generator=generator)
+        return UserLogitSummary(x=logits)
+
+    # -- pieces -------------------------------------------------------------------------------------------------
+    def kernel(self, x1: Tensor, x2: Tensor | None = None) -> Tensor:
+        return fc_ntk(x1, x2, depth=self.config.depth, w_var=2.0, b_var=0.01)
+
+    def sample(self, logits: Tensor, seed: int, *, exact: bool = False) -> Tensor:
+        """One sampled summary ``S`` (differentiable in ``logits``).
+
+        Training steps draw ``gumbel_draws`` samples (when set); ``exact=True`` (validation, the saved summary)
+        always sums the paper's ``num_per_user`` draws.
+        """
+        cfg = self.config
+        draws = None if exact else (cfg.gumbel_draws or None)
+        return multi_gumbel_softmax(logits, num_per_user=cfg.num_per_user, tau=cfg.gumbel_tau, seed=seed,
+                                    draws=draws, chunk=cfg.gumbel_chunk)
+
+    def setup(self, summary: Any, data: Any, device: torch.device) -> None:
+        if not isinstance(data, InteractionData):
+            raise DataValidationError("distill-cf needs implicit-feedback data (an InteractionData), e.g. "
+                                      "--dataset ml-1m or csv:PATH")
+        self.data = data
+
+    # -- the step -----------------------------------------------------------------------------------------------
+    def run_step(self, summary: Any, ctx: StepContext) -> float:
+        cfg, data = self.config, self.data
+        assert data is not None
+        device = ctx.device
+        if cfg.batch_users == -1 or cfg.batch_users >= data.n_users:
+            users = np.arange(data.n_users)
+        else:
+            users = np.sort(torch.randperm(data.n_users, generator=ctx.generator)[:cfg.batch_users].numpy())
+        sampled = self.sample(summary.x, ctx.seed)
+        s_leaf = sampled.detach().requires_grad_(True)
+        k_ss = self.kernel(s_leaf)
+        alpha = krr_solve(k_ss, s_leaf, reg=self.reg, float64=cfg.float64)
+        alpha_leaf = alpha.detach().requires_grad_(True)
+        total = 0.0
+        for start in range(0, len(users), cfg.user_chunk):
+            rows = users[start:start + cfg.user_chunk]
+            x_real = csr_rows_to_dense(data.train, rows, device=device)
+            pred = self.kernel(x_real, s_leaf) @ alpha_leaf
+            loss = -(torch.log_softmax(pred, dim=-1) * x_real).sum() / len(users)
+            loss.backward()
+            total += float(loss.detach())
+        card = cfg.cardinality_reg * s_leaf.sum(1).mean() / max(data.mean_interactions, 1e-12)
+        card.backward()
+        total += float(card.detach())
+        ctx.optimizer.zero_grad(set_to_none=True)
+        # chain rule through the solve (α) and the kernel of the support, then through the sampler
+        torch.autograd.backward([alpha], [alpha_leaf.grad])
+        grad_s = s_leaf.grad
+        assert grad_s is not None
+        sampled.backward(grad_s)
+        if summary.x.grad is None or not torch.isfinite(summary.x.grad).all():
+            raise FloatingPointError("the gradient of the Distill-CF logits is not finite")
+        if not np.isfinite(total):
+            raise FloatingPointError(f"the outer loss is {total}")
+        ctx.optimizer.step()
+        return total
+
+    # -- output -------------------------------------------------------------------------------------------------
+    def final_summary(self, sampled: Tensor, data: InteractionData) -> SparseUserSummary:
+        """The saved sparse summary: the ``sparse_k`` largest entries per row of the sampled ``S``."""
+        k = self.config.sparse_k or max(1, round(data.mean_interactions))
+        return SparseUserSummary(matrix=sparsify_rows(sampled, k, binary=self.config.binary_summary),
+                                 item_ids=data.item_ids, weighted=not self.config.binary_summary)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"reg": self.reg, "best": self.best, "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reg = float(state.get("reg", self.reg))
+        self.best = dict(state.get("best", {}))
+        self.history = list(state.get("history", []))
