@@ -294,6 +294,9 @@ def main() -> None:
     scale.add_argument("--steps", type=int, default=3)
     sub.add_parser("report")
     args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     CELLS.mkdir(exist_ok=True)
     if args.cmd == "report":
         report()

@@ -103,3 +103,22 @@ def test_gradient_reaches_logits_through_chunks(blocks):
     loss = loss + cfg.cardinality_reg * s.sum(1).mean() / blocks.mean_interactions
     loss.backward()
     assert torch.allclose(chunked, logits.grad, rtol=1e-3, atol=1e-7)
+
+
+def test_real_users_densified_one_chunk_at_a_time(blocks, monkeypatch):
+    import distill_recsys.methods.distill_cf as dcf
+
+    seen: list[int] = []
+    original = dcf.csr_rows_to_dense
+
+    def spy(matrix, rows, **kw):
+        out = original(matrix, rows, **kw)
+        seen.append(out.shape[0])
+        return out
+
+    monkeypatch.setattr(dcf, "csr_rows_to_dense", spy)
+    over = dict(FAST, steps=2, validate_every=0, user_chunk=32, batch_users=100)
+    _run("distill-cf", blocks, overrides=over, evaluate=False)
+    real_side = seen[1:]  # the first call builds the initial logits (budget rows)
+    assert seen[0] == 6 and real_side and max(real_side) <= 32
+    assert sum(real_side) == 2 * 100  # every step sees exactly batch_users real users
