@@ -72,12 +72,14 @@ def _validate(k_ss: Tensor, y_s: Tensor) -> None:
 def _factor(a: Tensor, jitter: Sequence[float]) -> tuple[Tensor, float]:
     """Cholesky factor of ``a`` (+ the first jitter that makes it well conditioned); returns ``(L, jitter_used)``."""
     n = len(a)
-    scale = torch.diagonal(a.detach()).mean().abs().clamp_min(torch.finfo(a.dtype).tiny)
-    eye = torch.eye(n, dtype=a.dtype, device=a.device)
+    scale = float(torch.diagonal(a.detach()).mean().abs().clamp_min(torch.finfo(a.dtype).tiny))
     # (min pivot / max pivot)^2 estimates 1 / cond(a); below n * eps the solve is rounding noise
     min_rcond = n * torch.finfo(a.dtype).eps
     for amount in (0.0, *jitter):
-        candidate = a if amount == 0.0 else a + (amount * scale) * eye
+        candidate = a
+        if amount > 0.0:
+            candidate = a.clone()
+            candidate.diagonal().add_(amount * scale)
         chol, info = torch.linalg.cholesky_ex(candidate)
         if int(info) == 0:
             piv = torch.diagonal(chol.detach())
@@ -85,8 +87,7 @@ def _factor(a: Tensor, jitter: Sequence[float]) -> tuple[Tensor, float]:
                 if amount > 0.0:
                     logger.warning("kernel ridge regression: the support kernel is (numerically) singular; added "
                                    "jitter %.1e x mean diagonal. Duplicate support samples or reg=0 cause this; "
-                                   "float64=True avoids it for ill-conditioned kernels.",
-                                   amount)
+                                   "float64=True avoids it for ill-conditioned kernels.", amount)
                 return chol, amount
     raise SingularKernelError(
         f"the support kernel ({n} x {n}) is singular or indefinite even with jitter {max(jitter, default=0):g} x "
@@ -123,8 +124,8 @@ def krr_solve(
     out_dtype = torch.promote_types(k_ss.dtype, y_s.dtype)
     work = torch.float64 if float64 else out_dtype
     k = k_ss.to(work)
-    k = 0.5 * (k + k.T)  # exact symmetry for the factorisation
-    a = k + krr_regularizer(k, reg, relative=relative) * torch.eye(len(k), dtype=work, device=k.device)
+    a = k.clone()  # only the lower triangle is read by the factorisation
+    a.diagonal().add_(krr_regularizer(k, reg, relative=relative))
     chol, _ = _factor(a, jitter)
     y = y_s.to(work)
     alpha = torch.cholesky_solve(y if y.dim() == 2 else y[:, None], chol)
