@@ -72,8 +72,11 @@ def run_cell(args: argparse.Namespace) -> dict[str, Any]:
                 overrides["gumbel_draws"] = args.draws
             if args.batch_users:
                 overrides["batch_users"] = args.batch_users
+        art_dir = HERE / "artifacts" / f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
         out = distill(args.method, dataset=args.dataset, budget=Budget(total=args.budget), seed=args.seed,
-                      overrides=overrides, progress=False, data=data, evaluate=False)
+                      overrides=overrides, progress=False, data=data, evaluate=False,
+                      out_dir=art_dir if args.method == "distill-cf" else None)
+        cell["artifact"] = str(art_dir.relative_to(HERE)) if args.method == "distill-cf" else None
         summary = out.artifact.summary
         cell["distill_wall_s"] = round(out.run.wall_s, 2)
         cell["extra"] = {k: v for k, v in out.artifact.extra.items() if k != "dense_sample_evaluation"}

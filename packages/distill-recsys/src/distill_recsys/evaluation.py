@@ -103,11 +103,13 @@ def evaluate_support(support: Tensor | sp.spmatrix, data: InteractionData, *,
             get_learner(name)  # raises with the list of choices
         seeds = [seed] if name in DETERMINISTIC else [seed * 1000 + i for i in range(protocol.seeds)]
         runs = []
+        learner = get_learner(name, **(learner_kwargs or {}).get(name, {}))
         for s in seeds:
             learner = get_learner(name, **(learner_kwargs or {}).get(name, {}))
             runs.append(learner.evaluate(support, data, seed=s, batch_size=protocol.batch_users, device=device))
         mean, std = _mean_std([r.test for r in runs])
-        metrics[name] = {"mean": mean, "std": std, "seeds": seeds, "chosen": [r.chosen for r in runs],
+        config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(learner).items()}
+        metrics[name] = {"mean": mean, "std": std, "seeds": seeds, "config": config, "chosen": [r.chosen for r in runs],
                          "val_HR@100": [r.val["HR@100"] for r in runs], "fit_s": [round(r.fit_s, 2) for r in runs]}
         if name == protocol.primary:
             primary = [r.test["nDCG@10"] for r in runs]

@@ -287,7 +287,7 @@ class BPR(_ImplicitLearner):
     """
 
     name: ClassVar[str] = "bpr"
-    learning_rate: float = 0.05
+    learning_rate: float = 0.01
     iterations: int = 100
     fold_in_regularization: float = 0.1
 
