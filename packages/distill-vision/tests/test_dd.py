@@ -3,11 +3,13 @@ a positive learned learning rate and truncated back-propagation."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 import torch
 
-from distill_core import Budget, distill, evaluate_summary, get_modality
+from distill_core import Budget, DivergenceError, distill, evaluate_summary, get_modality
 from distill_core.testing import MethodContract
 from distill_vision.methods.dd import DD, native_protocol
 
@@ -47,3 +49,12 @@ def test_truncated_unroll_runs_and_groups_cycle_in_order() -> None:
     groups = DD().groups(out.artifact.summary)
     labels = out.artifact.summary.labels
     assert len(groups) == 2 and all(torch.equal(labels[g], torch.arange(10)) for g in groups)
+
+
+def test_a_nan_meta_gradient_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    # an absurd inner learning rate makes the unrolled weights, hence the outer loss and meta-gradient, blow up
+    with pytest.raises(DivergenceError, match="rolled back"):
+        distill("dd", dataset="digits", budget=Budget(ipc=1), seed=0, evaluate=False, progress=False,
+                out_dir=tmp_path, overrides={"steps": 5, **FAST, "lr_init": 1e30})
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 0 and torch.isfinite(state["summary"]["x"]).all()
