@@ -49,3 +49,18 @@ def test_labels_are_fixed_unless_learned() -> None:
 def test_conv_random_feature_kernel_runs_and_lowers_the_loss() -> None:
     out = _kip(8, kernel="conv_rf", rf_models=2, rf_width=16, lr_summary=0.05)
     assert out.run.losses[-1] < out.run.losses[0]
+
+
+def test_zca_whitened_kip_is_stored_and_refused_on_unwhitened_data() -> None:
+    import pytest
+
+    from distill_core.errors import DataValidationError
+    from distill_vision.datasets import load
+
+    out = distill("kip", dataset="digits+zca", budget=Budget(ipc=1), seed=0, evaluate=False, progress=False,
+                  overrides={"steps": 3, "target_batch": 100})
+    summary = out.artifact.summary
+    assert "zca" in " ".join(summary.preprocessing.kinds)
+    assert evaluate_krr(summary, out.data).accuracy > 10.0  # whitened test data: accepted
+    with pytest.raises(DataValidationError, match="preprocessing"):
+        evaluate_krr(summary, load("digits"))
