@@ -1,0 +1,283 @@
+"""Vision benchmark runner: accuracy cells (method x dataset x IPC), DM step speed against the in-run yardstick
+../shared/tools/dm_reference.py, and DM time-to-accuracy.
+
+Each accuracy cell runs in its own process (so its peak memory is its own) and appends one JSON object to
+``results.jsonl``; ``table`` turns them into ``results.md``. Profiles:
+
+- ``cpu``: the budgets used for the committed table (2-core CPU, steps chosen to fit minutes per cell);
+- ``paper``: the papers' iterations, real batch, evaluation epochs and DSA augmentation (``--device cuda``).
+
+Usage::
+
+    python benchmarks/vision/run.py accuracy --profile cpu --cells fashion-mnist:1:dm,random
+    python benchmarks/vision/run.py speed --iters 5
+    python benchmarks/vision/run.py tta --target 70 --max-seconds 600
+    python benchmarks/vision/run.py table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SHARED = ROOT.parent / "shared"
+RESULTS = HERE / "results.jsonl"
+
+#: per-profile method settings: (overrides, steps by ipc)
+CPU_STEPS = {
+    "dm": {1: 200, 10: 200},
+    "dc": {1: 50, 10: 5},
+    "dsa": {1: 50, 10: 5},
+}
+PAPER_STEPS = {"dm": {1: 20000, 10: 20000}, "dc": {1: 1000, 10: 1000}, "dsa": {1: 1000, 10: 1000}}
+CPU_OVERRIDES: dict[str, dict[str, Any]] = {"dm": {"batch_real": 64}, "dc": {"batch_real": 64},
+                                            "dsa": {"batch_real": 64}}
+CPU_PROTOCOL = {"epochs": 300, "n_models": 3, "augment": None}
+PAPER_PROTOCOL = {"epochs": 1000, "n_models": 20}  # + DSA augmentation during evaluation (see cell())
+
+PAPER = {  # ../shared/REFERENCE.md (ConvNet, IPC 1 / 10); "u" = quoted from memory there
+    ("fashion-mnist", "random", 1): "u 51.4", ("fashion-mnist", "random", 10): "u 73.8",
+    ("fashion-mnist", "dc", 1): "70.5", ("fashion-mnist", "dc", 10): "82.3",
+    ("fashion-mnist", "dsa", 1): "70.6", ("fashion-mnist", "dsa", 10): "84.6",
+    ("fashion-mnist", "dm", 1): "-", ("fashion-mnist", "dm", 10): "-",
+    ("mnist", "random", 1): "u 64.9", ("mnist", "random", 10): "u 95.1",
+    ("mnist", "dc", 1): "91.7", ("mnist", "dc", 10): "97.4", ("mnist", "dsa", 1): "88.7",
+    ("mnist", "dsa", 10): "97.8", ("mnist", "dm", 1): "u 89.7", ("mnist", "dm", 10): "u 97.5",
+}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cell(dataset: str, ipc: int, method: str, profile: str, seed: int, device: str) -> dict[str, Any]:
+    """Distill and evaluate one cell in this process; returns the JSON row."""
+    import torch
+
+    from distill_core.data import Budget
+    from distill_core.runner import distill
+    from distill_vision.modality import default_strategy
+
+    torch.set_num_threads(int(os.environ.get("DISTILL_THREADS", "2")))
+    overrides: dict[str, Any] = {}
+    protocol: dict[str, Any]
+    if profile == "paper":
+        protocol = {**PAPER_PROTOCOL, "augment": f"dsa:{default_strategy(dataset)}"}
+        if method in PAPER_STEPS:
+            overrides["steps"] = PAPER_STEPS[method][ipc]
+    else:
+        protocol = dict(CPU_PROTOCOL)
+        if method in CPU_STEPS:
+            overrides = {**CPU_OVERRIDES.get(method, {}), "steps": CPU_STEPS[method][ipc]}
+    start = time.perf_counter()
+    outcome = distill(method, dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides=overrides,
+                      protocol_overrides=protocol, progress=False, device=device, checkpoint_every=0)
+    total = time.perf_counter() - start
+    ev = outcome.evaluation
+    assert ev is not None
+    return {
+        "dataset": dataset, "ipc": ipc, "method": method, "profile": profile, "seed": seed,
+        "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2),
+        "accuracies": [round(a, 2) for a in ev.accuracies],
+        "steps": outcome.run.steps, "distill_s": round(outcome.run.wall_s, 1),
+        "it_per_s": round(outcome.run.steps_per_s, 3), "eval_s": round(ev.wall_s, 1), "total_s": round(total, 1),
+        "peak_rss_mb": round(_peak_mb()), "labels": ev.label_kind, "protocol": ev.protocol.to_dict(),
+        "config": outcome.artifact.config, "device": device, "threads": torch.get_num_threads(),
+        "load_avg_1min": round(os.getloadavg()[0], 1),
+    }
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    for spec in args.cells:
+        dataset, ipc, methods = spec.split(":")
+        for method in methods.split(","):
+            cmd = [sys.executable, __file__, "cell", "--dataset", dataset, "--ipc", ipc, "--method", method,
+                   "--profile", args.profile, "--seed", str(args.seed), "--device", args.device]
+            print("running", " ".join(cmd[2:]), flush=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:], flush=True)
+                continue
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            with open(RESULTS, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(f"  {row['accuracy_mean']:.2f} +- {row['accuracy_std']:.2f} in {row['total_s']} s", flush=True)
+    table(args)
+
+
+def speed(args: argparse.Namespace) -> None:
+    """Median seconds per DM outer iteration (Fashion-MNIST shape, ConvNet-3 w128, 256 real/class, no DSA as the
+    yardstick) for ours and tools/dm_reference.py, alternating in the same run; the ratio is the target metric."""
+    import torch
+
+    from distill_core.data import RealData
+    from distill_core.distiller import Distiller
+    from distill_core.registry import get_method
+    from distill_vision.modality import VisionModality
+
+    torch.set_num_threads(2)
+    rows = []
+    for ipc in args.ipcs:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(6000, 1, 28, 28, generator=g)
+        y = torch.arange(10).repeat_interleave(600)
+        data = RealData("fashion-mnist-shaped", x, y, x[:10], y[:10], 10)
+        ours, ref = [], []
+        for rnd in range(args.rounds):
+            for variant in ("ours", "ref"):
+                if variant == "ref":
+                    out = subprocess.run([sys.executable, str(SHARED / "tools" / "dm_reference.py"), str(ipc),
+                                          str(args.iters)], capture_output=True, text=True, check=True)
+                    ref.append(float(out.stdout.strip()))
+                    continue
+                cls = get_method("dm")
+                method = cls(config=cls.config_class(steps=args.iters + 2, dsa_strategy=args.dsa))
+                modality = VisionModality()
+                summary = method.init_summary(data, budget=__import__("distill_core").Budget(ipc=ipc),
+                                              modality=modality, generator=torch.Generator().manual_seed(rnd))
+                times: list[float] = []
+
+                class _Timer(__import__("distill_core").Callback):
+                    def __init__(self) -> None:
+                        self.t = time.perf_counter()
+
+                    def after_step(self, distiller: Any, step: int, loss: float) -> None:
+                        now = time.perf_counter()
+                        if step >= 2:
+                            times.append(now - self.t)
+                        self.t = now
+
+                Distiller(method=method, data=data, summary=summary, modality=modality, progress=False,
+                          callbacks=[_Timer()]).run()
+                ours.append(statistics.median(times))
+        row = {"ipc": ipc, "ours_s": round(statistics.median(ours), 3), "reference_s": round(statistics.median(ref), 3),
+               "ratio": round(statistics.median(ours) / statistics.median(ref), 3), "rounds": args.rounds,
+               "iters": args.iters, "dsa": args.dsa, "ours_all": ours, "reference_all": ref,
+               "load_avg_1min": round(os.getloadavg()[0], 1)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    (HERE / "speed.json").write_text(json.dumps(rows, indent=2))
+    table(args)
+
+
+def tta(args: argparse.Namespace) -> None:
+    """Time until DM on Fashion-MNIST at IPC 1 reaches ``target`` % (ConvNet protocol, evaluated every k steps;
+    evaluation time excluded from the distillation clock)."""
+    import torch
+
+    from distill_core import Budget, EvalProtocol, evaluate_summary
+    from distill_core.distiller import Callback
+    from distill_core.runner import distill
+
+    torch.set_num_threads(2)
+    history: list[dict[str, float]] = []
+    clock = {"distill": 0.0, "t": 0.0}
+
+    class Probe(Callback):
+        def before_run(self, distiller: Any) -> None:
+            clock["t"] = time.perf_counter()
+
+        def after_step(self, distiller: Any, step: int, loss: float) -> None:
+            if (step + 1) % args.every:
+                return
+            clock["distill"] += time.perf_counter() - clock["t"]
+            protocol = EvalProtocol(epochs=args.eval_epochs, n_models=args.models)
+            acc = evaluate_summary(distiller.summary, distiller.data, modality=distiller.modality,
+                                   protocol=protocol).mean
+            history.append({"step": step + 1, "distill_s": round(clock["distill"], 1), "accuracy": round(acc, 2)})
+            print(json.dumps(history[-1]), flush=True)
+            if acc >= args.target or clock["distill"] >= args.max_seconds:
+                distiller.should_stop = True
+            clock["t"] = time.perf_counter()
+
+    distill("dm", dataset="fashion-mnist", budget=Budget(ipc=1), overrides={"steps": 100000,
+            "batch_real": args.batch_real}, evaluate=False, progress=False, callbacks=[Probe()], checkpoint_every=0)
+    reached = next((h for h in history if h["accuracy"] >= args.target), None)
+    (HERE / "tta.json").write_text(json.dumps({"target": args.target, "reached": reached, "history": history,
+                                               "batch_real": args.batch_real, "eval_epochs": args.eval_epochs,
+                                               "models": args.models}, indent=2))
+    table(args)
+
+
+def table(args: argparse.Namespace) -> None:
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()] if RESULTS.exists() else []
+    latest: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+    for row in rows:
+        latest[(row["dataset"], row["ipc"], row["method"], row["profile"])] = row
+    lines = ["# Vision benchmarks", "",
+             "Generated by `python benchmarks/vision/run.py table` from `results.jsonl`, `speed.json`, `tta.json`.",
+             "", "## Accuracy (ConvNet-3 trained from scratch on the summary, real test set)", "",
+             "Protocol (cpu profile): ConvNet-3 width 128 instance norm, SGD 0.01 momentum 0.9 wd 5e-4, x0.1 at half, "
+             "300 epochs, batch 256, **no augmentation**, hard labels, 3 fresh models, final model (no selection). "
+             "Papers evaluate 1000 epochs with DSA augmentation over 20+ models, which adds several points.", "",
+             "| dataset | IPC | method | accuracy % (mean +- std) | paper | steps | distill s | it/s | eval s | peak RSS MB "
+             "| load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(latest):
+        r = latest[key]
+        paper = PAPER.get((r["dataset"], r["method"], r["ipc"]), "")
+        lines.append(f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['accuracy_mean']:.2f} +- "
+                     f"{r['accuracy_std']:.2f} | {paper} | {r['steps']} | {r['distill_s']} | {r['it_per_s']} | "
+                     f"{r['eval_s']} | {r['peak_rss_mb']} | {r['load_avg_1min']} |")
+    if (HERE / "speed.json").exists():
+        lines += ["", "## DM outer-iteration speed vs tools/dm_reference.py (same run, alternating)", "",
+                  "| IPC | ours s/it | reference s/it | ratio (target <= 0.55) | DSA | load avg |", "|---|---|---|---|---|---|"]
+        for r in json.loads((HERE / "speed.json").read_text()):
+            lines.append(f"| {r['ipc']} | {r['ours_s']} | {r['reference_s']} | {r['ratio']} | {r['dsa']} | "
+                         f"{r['load_avg_1min']} |")
+    if (HERE / "tta.json").exists():
+        t = json.loads((HERE / "tta.json").read_text())
+        lines += ["", f"## DM time to {t['target']}% on Fashion-MNIST, IPC 1", "",
+                  f"Reached: {t['reached']} (batch_real {t['batch_real']}, {t['eval_epochs']}-epoch evaluation, "
+                  f"{t['models']} models; the reference needs about 13 minutes for ~70.7%).", "",
+                  "| step | distill s | accuracy % |", "|---|---|---|"]
+        lines += [f"| {h['step']} | {h['distill_s']} | {h['accuracy']} |" for h in t["history"]]
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    acc = sub.add_parser("accuracy")
+    acc.add_argument("--cells", nargs="+", required=True, help="DATASET:IPC:METHOD[,METHOD...]")
+    acc.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
+    acc.add_argument("--seed", type=int, default=0)
+    acc.add_argument("--device", default="cpu")
+    one = sub.add_parser("cell")
+    one.add_argument("--dataset", required=True)
+    one.add_argument("--ipc", type=int, required=True)
+    one.add_argument("--method", required=True)
+    one.add_argument("--profile", default="cpu")
+    one.add_argument("--seed", type=int, default=0)
+    one.add_argument("--device", default="cpu")
+    sp = sub.add_parser("speed")
+    sp.add_argument("--ipcs", type=int, nargs="+", default=[1, 10])
+    sp.add_argument("--iters", type=int, default=5)
+    sp.add_argument("--rounds", type=int, default=3)
+    sp.add_argument("--dsa", default=None, help="DSA strategy for our step (the yardstick has none)")
+    t = sub.add_parser("tta")
+    t.add_argument("--target", type=float, default=70.0)
+    t.add_argument("--every", type=int, default=25)
+    t.add_argument("--max-seconds", type=float, default=900)
+    t.add_argument("--batch-real", type=int, default=256)
+    t.add_argument("--eval-epochs", type=int, default=300)
+    t.add_argument("--models", type=int, default=2)
+    sub.add_parser("table")
+    args = parser.parse_args()
+    if args.command == "cell":
+        print(json.dumps(cell(args.dataset, args.ipc, args.method, args.profile, args.seed, args.device)))
+    else:
+        {"accuracy": accuracy, "speed": speed, "tta": tta, "table": table}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
