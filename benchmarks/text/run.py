@@ -41,13 +41,16 @@ SPECS = {
 }
 # CPU-sized method settings (the method configs hold the paper defaults; these are the budgets used here)
 METHOD_OVERRIDES: dict[str, dict[str, Any]] = {
-    "dd-text": {"steps": 300, "learner": "meanpool", "inner_steps": 10, "lr_init": 0.3, "lr_summary": 0.01,
+    "dd-text": {"steps": 300, "learner": "meanpool", "inner_steps": 10, "lr_init": 3.0, "lr_summary": 0.01,
                 "lr_labels": 0.01, "lr_lr": 0.001, "batch_real": 256},
     "text-gm": {"steps": 100, "model": "meanpool", "batch_real": 64, "lr_summary": 100.0},
-    "text-dm": {"steps": 200, "model": "meanpool", "batch_real": 256, "lr_summary": 1.0},
+    "text-dm": {"steps": 200, "model": "meanpool", "batch_real": 256, "lr_summary": 10.0},
+    # DD-text with the TextCNN as inner learner (about 10x the cost per step; run on TREC only)
+    "dd-text-cnn": {"steps": 200, "learner": "textcnn", "inner_steps": 10, "lr_init": 0.02, "lr_summary": 0.01,
+                    "lr_labels": 0.01, "lr_lr": 0.001, "batch_real": 64},
     "random": {}, "herding": {}, "kcenter": {},
 }
-METHODS = ["dd-text", "random", "text-dm", "text-gm", "herding", "kcenter"]
+METHODS = ["dd-text", "random", "text-dm", "text-gm", "herding", "kcenter", "dd-text-cnn"]
 
 
 def cells(sets: list[str], methods: list[str]) -> list[tuple[str, str, dict[str, int]]]:
@@ -64,12 +67,12 @@ def cells(sets: list[str], methods: list[str]) -> list[tuple[str, str, dict[str,
     for method in ("dd-text", "random"):
         add("imdb", method, {"total": 20})
     for ds in sets:
-        for method in ("text-dm", "text-gm", "herding", "kcenter"):
+        for method in ("text-dm", "text-gm", "herding", "kcenter", "dd-text-cnn"):
             add(ds, method, {"ipc": 1})
     for ds in sets:
-        for method in METHODS:
+        for method in METHODS[:6]:
             add(ds, method, {"ipc": 10})
-    for method in METHODS[2:]:
+    for method in METHODS[2:6]:
         add("imdb", method, {"total": 20})
     return out
 
@@ -159,8 +162,10 @@ def run_cell(ds: str, method: str, budget: dict[str, int], data: Any, args: argp
     if args.steps_scale != 1.0 and overrides.get("steps"):
         overrides["steps"] = max(1, int(overrides["steps"] * args.steps_scale))
     t0 = time.perf_counter()
-    outcome = distill(method, dataset=SPECS[ds], budget=Budget(**budget), seed=args.seed, overrides=overrides,
-                      evaluate=False, progress=args.progress, data=data)
+    out_dir = Path(args.runs_dir) / cell_key(ds, method, budget).replace("/", "-") if args.runs_dir else None
+    name = "dd-text" if method.startswith("dd-text") else method
+    outcome = distill(name, dataset=SPECS[ds], budget=Budget(**budget), seed=args.seed, overrides=overrides,
+                      evaluate=False, progress=args.progress, data=data, out_dir=out_dir, checkpoint_every=0)
     distill_s = time.perf_counter() - t0
     summary = outcome.artifact.summary
     steps = outcome.run.steps
@@ -188,6 +193,32 @@ def run_cell(ds: str, method: str, budget: dict[str, int], data: Any, args: argp
     logging.info("%s: plain %s native %s", cell_key(ds, method, budget), plain,
                  cell.get("native", {}).get("accuracy_mean"))
     return cell
+
+
+def cross_only(key: str, ds: str, loaded: dict[str, Any], args: argparse.Namespace) -> None:
+    """Evaluate a saved summary with more learners and merge the results into its cell."""
+    from distill_core import evaluate_summary, get_modality, load_artifact
+    from distill_text import load_text_data
+    from distill_text.modality import plain_protocol
+
+    path = Path(args.runs_dir) / key.replace("/", "-")
+    if not (path / "manifest.json").is_file() or key not in load_results()["cells"]:
+        logging.info("cross: %s has no saved summary; skipped", key)
+        return
+    if ds not in loaded:
+        loaded.clear()
+        gc.collect()
+        loaded[ds] = load_text_data(SPECS[ds], progress=args.progress)
+    summary = load_artifact(path).summary
+    found = {}
+    for arch in args.cross.split(","):
+        res = evaluate_summary(summary, loaded[ds], modality=get_modality("text"),
+                               protocol=plain_protocol(arch, n_models=args.runs), seed=args.seed)
+        found[arch] = res.to_dict()
+        logging.info("cross %s %s: %s", key, arch, res)
+    results = load_results()
+    results["cells"][key].setdefault("cross", {}).update(found)
+    save_results(results)
 
 
 def full_data(ds: str, data: Any, learner: str, epochs: int) -> dict[str, Any]:
@@ -270,6 +301,10 @@ def main() -> int:
     parser.add_argument("--memory", action="store_true", help="measure TBPTT memory vs k and T, then exit")
     parser.add_argument("--memory-probe", nargs=4, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--resume", action="store_true", help="skip cells already in results.json")
+    parser.add_argument("--runs-dir", default="/tmp/distill-text-bench-runs",
+                        help="where the summaries are saved (outside the repository); '' to skip")
+    parser.add_argument("--cross-only", action="store_true",
+                        help="evaluate the saved summaries of the selected cells with the --cross learners")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -312,6 +347,9 @@ def main() -> int:
     loaded: dict[str, Any] = {}
     for ds, method, budget in todo:
         key = cell_key(ds, method, budget)
+        if args.cross_only:
+            cross_only(key, ds, loaded, args)
+            continue
         if args.resume and key in results["cells"]:
             continue
         if ds not in loaded:

@@ -44,7 +44,7 @@ class TestTextDMContract(MethodContract):
     method = "text-dm"
     dataset = SPEC
     ipc = 1
-    overrides = {"steps": 10, "model": "meanpool", "batch_real": 32, "lr_summary": 1.0}
+    overrides = {"steps": 10, "model": "meanpool", "batch_real": 32, "lr_summary": 10.0}
     protocol_overrides = PLAIN
 
 
@@ -52,7 +52,7 @@ def test_dd_text_summary_carries_soft_labels_lr_and_view() -> None:
     outcome = distill("dd-text", dataset=SPEC, budget=Budget(ipc=1), evaluate=False, progress=False,
                       overrides={"steps": 3, "learner": "meanpool", "inner_steps": 3, "batch_real": 16})
     summary = outcome.artifact.summary
-    assert summary.label_kind == "soft" and summary.lr is not None and float(summary.lr) > 0
+    assert summary.label_kind == "soft" and summary.lr is not None and float(summary.lr.detach()) > 0
     described = summary.describe()
     assert described["type"] == "text" and described["L"] == 16 and described["native_steps"] == 3
     assert described["model_id"] == outcome.data.extra["model_id"]
@@ -63,7 +63,7 @@ def test_dd_text_summary_carries_soft_labels_lr_and_view() -> None:
 def test_native_protocol_reproduces_the_inner_loop() -> None:
     """Training with the stored native protocol is the same computation as the unrolled inner loop (lesson 12)."""
     outcome = distill("dd-text", dataset=SPEC, budget=Budget(ipc=2), evaluate=False, progress=False,
-                      overrides={"steps": 2, "learner": "textcnn", "inner_steps": 4, "batch_real": 16,
+                      overrides={"steps": 2, "learner": "textcnn", "inner_steps": 4, "batch_real": 16, "lr_init": 0.02,
                                  "init_mode": "fixed", "init_seed": 3})
     summary, data = outcome.artifact.summary, outcome.data
     protocol = native_protocol(summary)
@@ -75,7 +75,8 @@ def test_native_protocol_reproduces_the_inner_loop() -> None:
                          loss_fn=soft_cross_entropy)
     trained = train_classifier(net, x, targets, label_kind="soft", protocol=protocol, lr=float(summary.lr))
     for name, p in trained.named_parameters():
-        torch.testing.assert_close(p.detach(), final[name].detach(), rtol=1e-4, atol=1e-5)
+        # same arithmetic in another order (module vs functional call): float32 round-off only
+        torch.testing.assert_close(p.detach(), final[name].detach(), rtol=1e-3, atol=1e-4)
 
 
 def test_dd_text_huge_inner_lr_is_caught() -> None:

@@ -33,10 +33,15 @@ MODELS = ("textcnn", "transformer", "meanpool", "minilm-head")
 _FEATURE_CACHE: dict[tuple[str, int, str], Tensor] = {}
 
 
+#: per-learner learning rates of the plain protocol (the normalised bag-of-embeddings model needs a large one)
+PLAIN_LR = {"textcnn": 0.01, "transformer": 0.01, "meanpool": 1.0, "minilm-head": 0.01}
+
+
 def plain_protocol(model: str = "textcnn", **changes: Any) -> EvalProtocol:
-    """Plain minibatch training of fresh learners (the DC/DM papers' evaluation shape, shorter: 100 epochs)."""
-    base = EvalProtocol(model=model, epochs=100, lr=0.01, momentum=0.9, weight_decay=5e-4, batch_size=256,
-                        schedule="step_half", n_models=5)
+    """Plain minibatch training of fresh learners (the DC/DM papers' evaluation shape, shorter: 100 epochs), with
+    the learner's learning rate from :data:`PLAIN_LR`."""
+    base = EvalProtocol(model=model, epochs=100, lr=PLAIN_LR.get(model, 0.01), momentum=0.9, weight_decay=5e-4,
+                        batch_size=256, schedule="step_half", n_models=5)
     return base.with_(**changes)
 
 

@@ -9,7 +9,8 @@ stored real data) are cast to the learner's dtype.
   https://arxiv.org/abs/1408.5882 (filter widths 3/4/5, 100 maps each, ReLU, max-over-time pooling, dropout 0.5).
 - :class:`TransformerClassifier`: a 2-layer pre-norm transformer encoder with learned positions and masked mean
   pooling (Vaswani et al. 2017, https://arxiv.org/abs/1706.03762).
-- :class:`MeanPoolLinear`: masked mean of the embeddings followed by a linear layer (a bag-of-embeddings model).
+- :class:`MeanPoolLinear`: L2-normalised masked mean of the embeddings followed by a linear layer (a
+  bag-of-embeddings model).
 - :class:`FrozenEncoderHead`: the pretrained encoder (all-MiniLM-L6-v2 by default), frozen, fed the sequences
   through ``inputs_embeds``; mean-pooled output (as sentence-transformers pools it) and a trained linear head.
 """
@@ -116,7 +117,12 @@ class TransformerClassifier(nn.Module):
 
 
 class MeanPoolLinear(nn.Module):
-    """Masked mean of the token embeddings followed by a linear classifier.
+    """Masked mean of the token embeddings, L2-normalised, followed by a linear classifier.
+
+    The normalisation makes the model invariant to the scale of its input, so one inner learning rate is stable
+    whatever the sentence length (short phrases have much larger mean vectors than long reviews) and however the
+    distilled embeddings grow; train it with a learning rate near 1 (:func:`~distill_text.modality.plain_protocol`
+    does).
 
     Shapes:
         x: ``(N, L, d + 1)``; returns logits ``(N, num_classes)``.
@@ -129,7 +135,7 @@ class MeanPoolLinear(nn.Module):
 
     def embed(self, x: Tensor) -> Tensor:
         emb, mask = split_mask(x, self.fc.weight.dtype)
-        return _masked_mean(emb, mask)
+        return F.normalize(_masked_mean(emb, mask), dim=-1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.embed(x))

@@ -33,10 +33,11 @@ class TextDMConfig(MethodConfig):
     Departure, measured on TREC-6 at 1 sequence per class (benchmarks/text): the default embedder is the
     mean-pooled bag of embeddings (no random weights, so DM reduces to matching class means of the embeddings);
     with a random TextCNN embedder (``model="textcnn"``, 100 steps) a TextCNN trained on the result scored below
-    random real sentences (11.6% vs 17.7%)."""
+    random real sentences (11.6% vs 17.7%). The sample learning rate is 10 (paper 1.0 on pixels): matching means of
+    normalised features moves unit-scale embeddings slowly (SST-2, 100 steps: 56.3% vs 50.5% for random)."""
 
     steps: int = field(default=200, metadata={"help": "outer iterations (paper: 20,000)"})
-    lr_summary: float = field(default=1.0, metadata={"help": "learning rate of the synthetic embeddings"})
+    lr_summary: float = field(default=10.0, metadata={"help": "learning rate of the synthetic embeddings (paper: 1.0)"})
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the synthetic embeddings"})
     model: str = field(default="meanpool", metadata={"help": "embedding network (frozen, re-drawn every step)"})
     batch_real: int = field(default=256, metadata={"help": "real sequences per class and step"})
