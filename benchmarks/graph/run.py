@@ -56,22 +56,35 @@ METHOD_CONFIG: dict[str, dict[str, Any]] = {
     "kcenter": {},
     "gcond": {"steps": 60},
     "gcond-x": {"steps": 60},
-    "doscond": {"steps": 300, "generator_init_bias": -3.0, "lr_summary": 0.01, "lr_adj": 0.01},
-    "gcdm": {"steps": 100, "generator_init_bias": -3.0},
+    "doscond": {"steps": 300},
+    "gcdm": {"steps": 100},
 }
 
 
-def _load() -> dict[str, Any]:
-    if RESULTS.is_file():
-        return json.loads(RESULTS.read_text())
+def _load(path: Path = RESULTS) -> dict[str, Any]:
+    if path.is_file():
+        return json.loads(path.read_text())
     return {"cells": [], "whole_graph": {}, "cross_arch": [], "scaling": []}
 
 
-def _save(results: dict[str, Any]) -> None:
-    tmp = RESULTS.with_suffix(".tmp")
+def _save(results: dict[str, Any], path: Path = RESULTS) -> None:
+    """Write ``path`` atomically (and ``results.md`` when it is the main results file). Concurrent runners use
+    separate files (``--results``) merged afterwards with ``--merge``."""
+    tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, RESULTS)
-    REPORT.write_text(render(results))
+    os.replace(tmp, path)
+    if path == RESULTS:
+        REPORT.write_text(render(results))
+
+
+def merge_into(results: dict[str, Any], other: dict[str, Any]) -> None:
+    for row in other.get("cells", []):
+        _merge(results["cells"], row, ("dataset", "nodes", "method"))
+    for row in other.get("cross_arch", []):
+        _merge(results["cross_arch"], row, ("dataset", "nodes", "method", "model"))
+    for row in other.get("scaling", []):
+        _merge(results["scaling"], row, ("graph", "method"))
+    results["whole_graph"].update(other.get("whole_graph", {}))
 
 
 def _merge(rows: list[dict[str, Any]], row: dict[str, Any], keys: tuple[str, ...]) -> None:
@@ -271,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=5, help="GCN evaluation runs per cell")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", action="store_true", help="only rewrite results.md")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file to write (parallel runners)")
+    parser.add_argument("--merge", nargs="*", type=Path, default=[], help="merge these JSON files into results.json")
+    parser.add_argument("--not-run", nargs="*", default=None, help="lines for the 'Not run' section")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
@@ -278,29 +294,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.scaling_one:
         print(json.dumps(scaling_one(*args.scaling_one)))
         return 0
-    results = _load()
+    results = _load(args.results)
     results["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch " \
                          f"{torch.__version__}, 1 thread"
-    if args.report:
-        _save(results)
+    if args.merge or args.report or args.not_run is not None:
+        for path in args.merge:
+            merge_into(results, _load(path))
+        if args.not_run is not None:
+            results["not_run"] = args.not_run
+        _save(results, args.results)
         return 0
     for name in args.whole_graph:
         results["whole_graph"][name] = run_whole(name, models=args.models, seed=args.seed)
-        _save(results)
+        _save(results, args.results)
         print("whole", name, results["whole_graph"][name], flush=True)
     for cell in args.cells:
         dataset, nodes = cell.split(":")
         for method in args.methods:
             row = run_cell(dataset, int(nodes), method, models=args.models, seed=args.seed)
             _merge(results["cells"], row, ("dataset", "nodes", "method"))
-            _save(results)
+            _save(results, args.results)
             print(json.dumps({k: row[k] for k in ("dataset", "nodes", "method", "accuracy_mean", "accuracy_std",
                                                   "distill_s")}), flush=True)
     for spec in args.cross_arch:
         dataset, nodes, method = spec.split(":")
         for row in run_cross(dataset, int(nodes), method, models=args.models, seed=args.seed):
             _merge(results["cross_arch"], row, ("dataset", "nodes", "method", "model"))
-        _save(results)
+        _save(results, args.results)
     if args.scaling:
         for spec in ("cora", "citeseer", "10000x100000", "100000x1000000"):
             for method in ("gcond", "doscond"):
@@ -308,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                                       text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
                 _merge(results["scaling"], row, ("graph", "method"))
-                _save(results)
+                _save(results, args.results)
                 print(json.dumps(row), flush=True)
     return 0
 

@@ -17,8 +17,8 @@ from distill_graph.modality import GraphModality
 
 
 def _tiny(**changes) -> Data:
-    graph = make_sbm_graph(num_classes=3, nodes_per_class=10, dim=4, p_in=0.5, p_out=0.05, train_per_class=3,
-                           val_per_class=2)
+    graph = make_sbm_graph(num_classes=3, nodes_per_class=10, vocab=12, topic_words=3, p_in=0.5, p_out=0.05,
+                           train_per_class=3, val_per_class=2)
     for key, value in changes.items():
         setattr(graph, key, value)
     return graph

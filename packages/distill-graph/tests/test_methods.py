@@ -37,7 +37,7 @@ class TestGCondX(MethodContract):
 class TestDosCond(MethodContract):
     method = "doscond"
     dataset = "sbm"
-    overrides = {"steps": 40, **FAST}
+    overrides = {"steps": 40}
     protocol_overrides = EVAL
     seeds = (0, 1)
 

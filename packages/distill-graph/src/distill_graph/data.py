@@ -182,13 +182,15 @@ def _load_karate() -> Data:
     return Data(x=graph.x, y=graph.y, edge_index=graph.edge_index, train_mask=train, val_mask=val, test_mask=test)
 
 
-def make_sbm_graph(*, num_classes: int = 4, nodes_per_class: int = 100, dim: int = 32, p_in: float = 0.05,
-                   p_out: float = 0.005, noise: float = 2.0, train_per_class: int = 20, val_per_class: int = 20,
-                   seed: int = 0) -> Data:
-    """A seeded stochastic-block-model graph (one block per class) with noisy class-dependent features.
+def make_sbm_graph(*, num_classes: int = 4, nodes_per_class: int = 100, vocab: int = 64, words: int = 8,
+                   topic_words: int = 8, noise: float = 0.75, p_in: float = 0.04, p_out: float = 0.01,
+                   train_per_class: int = 20, val_per_class: int = 20, seed: int = 0) -> Data:
+    """A seeded citation-like graph: stochastic-block-model edges (one block per class) and row-normalised
+    bag-of-words features.
 
-    The features alone are weakly informative (``noise`` times the class-centre scale), the homophilous edges make
-    neighbourhood aggregation useful: a small, quick stand-in for a citation graph in tests.
+    Each node draws ``words`` words: with probability ``1 - noise`` from its class's ``topic_words`` topic words, else
+    uniformly from the ``vocab``. Features alone are weakly informative and neighbourhoods are homophilous, as in
+    Cora: a small, quick stand-in for a citation graph in tests.
     """
     from torch_geometric.utils import stochastic_blockmodel_graph
 
@@ -203,9 +205,14 @@ def make_sbm_graph(*, num_classes: int = 4, nodes_per_class: int = 100, dim: int
     finally:
         torch.random.set_rng_state(state)
     y = torch.arange(num_classes).repeat_interleave(nodes_per_class)
-    centres = torch.randn(num_classes, dim, generator=g)
-    x = centres[y] + noise * torch.randn(len(y), dim, generator=g)
     n = len(y)
+    topics = torch.stack([torch.randperm(vocab, generator=g)[:topic_words] for _ in range(num_classes)])
+    from_topic = torch.rand(n, words, generator=g) >= noise
+    topic_pick = topics[y][torch.arange(n)[:, None], torch.randint(0, topic_words, (n, words), generator=g)]
+    uniform_pick = torch.randint(0, vocab, (n, words), generator=g)
+    chosen = torch.where(from_topic, topic_pick, uniform_pick)
+    x = torch.zeros(n, vocab).scatter_(1, chosen, 1.0)
+    x = row_normalize(x)
     train, val, test = (torch.zeros(n, dtype=torch.bool) for _ in range(3))
     for c in range(num_classes):
         ids = (y == c).nonzero().flatten()

@@ -171,16 +171,24 @@ class GraphSummary(Summary):
 
     @torch.no_grad()
     def eval_adjacency(self) -> Tensor:
-        """The adjacency used to evaluate and stored in artifacts: the generator in inference mode (batch-norm
-        running statistics), entries below ``threshold`` set to 0. Detached, dense ``(n, n)``."""
+        """The adjacency used to evaluate and stored in artifacts: the generator's output (batch statistics, see
+        below), entries below ``threshold`` set to 0 (or 0/1 when ``discrete``). Detached, dense ``(n, n)``."""
         if self.structure != "pge":
             return self._fixed_dense()
         assert self.generator is not None
+        # batch-norm over all n^2 pairs with their own statistics (the graph the methods trained through), leaving
+        # the running statistics untouched; GCond's inference uses the running averages, which equal these once
+        # training has run for a while but lag far behind in short runs
         was_training = self.generator.training
-        self.generator.eval()
+        momenta = [bn.momentum for bn in self.generator.bns]
+        self.generator.train()
+        for bn in self.generator.bns:
+            bn.momentum = 0.0
         try:
             adj = self.generator(self.x.detach())
         finally:
+            for bn, momentum in zip(self.generator.bns, momenta):
+                bn.momentum = momentum
             self.generator.train(was_training)
         if self.discrete:
             return (adj >= self.threshold).to(adj.dtype).fill_diagonal_(0)

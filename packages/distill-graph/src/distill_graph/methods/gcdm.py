@@ -32,9 +32,14 @@ __all__ = ["GCDM", "GCDMConfig"]
 
 @dataclass
 class GCDMConfig(GraphCondensationConfig):
-    """GCDM settings for Cora/CiteSeer (GraphSlim's configs: lr_feat 1e-4, outer 5, inner 0, GCN, 600 epochs)."""
+    """GCDM settings for Cora/CiteSeer (GraphSlim's configs: lr_feat 1e-4, outer 5, inner 0, GCN, 600 epochs).
+
+    The structure generator starts near an empty graph (output bias -3, as DosCond here), so that the synthetic
+    nodes start as their own receptive fields instead of as one near-complete graph with weights ~0.5."""
 
     backbone: Literal["sgc", "gcn"] = field(default="gcn", metadata={"help": "embedding network (a GCN)"})
+    generator_init_bias: float | None = field(default=-3.0, metadata={
+        "help": "initial output bias of the structure generator (edges start at probability ~0.05)"})
     outer: int = field(default=5, metadata={"help": "summary updates per epoch"})
     inner: int = field(default=0, metadata={"help": "backbone updates between them (0: random networks)"})
     kernel: Literal["linear", "gaussian"] = field(default="linear", metadata={
