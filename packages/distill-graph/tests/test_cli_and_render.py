@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 
@@ -27,6 +29,11 @@ def test_run_eval_show_export(tmp_path, capsys) -> None:
 
     assert main(["show", str(out), "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").stat().st_size > 100
+    # a fresh process knows the graph summary type only once the artifact's modality is imported
+    fresh = subprocess.run([sys.executable, "-m", "distill_core.cli", "show", str(out), "--out",
+                            str(tmp_path / "fresh.png")], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert (tmp_path / "fresh.png").read_bytes()[:4] == b"\x89PNG"
 
     assert main(["export", str(out), "--out", str(tmp_path / "g.npz")]) == 0
     with np.load(tmp_path / "g.npz") as exported:

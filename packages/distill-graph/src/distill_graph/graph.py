@@ -9,7 +9,7 @@ only the small synthetic graph is a dense ``(n, n)`` matrix, so that gradients f
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -111,7 +111,6 @@ class Propagation:
     edge_index: Tensor | None = None
     edge_weight: Tensor | None = None
     num_nodes: int = 0
-    _cache: dict[str, Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_edges(cls, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> Propagation:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import subgraph
 
@@ -102,7 +101,8 @@ class GraphModality(Modality):
     # -- coresets -----------------------------------------------------------------------------------------------
     def features(self, data: RealData, indices: Tensor, *, seed: int) -> Tensor:
         """SGC features ``A_hat^2 X`` of the training nodes at ``indices`` (sparse propagation over the whole
-        graph), the representation GCond's coreset baselines select in (up to a linear map)."""
+        graph). GCond's coreset baselines select in a trained GCN's embedding; ``A_hat^2 X`` is the training-free
+        counterpart (the same neighbourhood smoothing without the learned weights)."""
         ctx = graph_context(data)
         propagated = ctx.cached("sgc2", lambda: ctx.full.propagate_k(ctx.x_sparse, 2))
         return propagated[ctx.train_nodes[indices]]
@@ -137,7 +137,3 @@ class GraphModality(Modality):
             np.savez(handle, x=summary.x.detach().numpy(), edge_index=index.numpy(), edge_weight=value.numpy(),
                      y=summary.labels.numpy())
         return path
-
-
-def one_hot(labels: Tensor, num_classes: int) -> Tensor:
-    return F.one_hot(labels, num_classes).float()
