@@ -47,9 +47,12 @@ def plain_protocol(model: str = "textcnn", **changes: Any) -> EvalProtocol:
 
 def native_protocol(summary: TextSummary, **changes: Any) -> EvalProtocol:
     """DD's native protocol: ``T`` full-batch SGD steps (no momentum, no weight decay) with the learned inner
-    learning rate, on the learner the summary was distilled for, as in the inner loop (lesson 12)."""
+    learning rate, on the learner the summary was distilled for, as in the inner loop (lesson 12). The stored
+    ``lr`` is the learned value too, so a baseline without a learned lr evaluated with this protocol (``distill run
+    --compare-random``) trains with the same steps and rate."""
+    lr = float(summary.lr.detach()) if summary.lr is not None else 0.01
     base = EvalProtocol(model=summary.native_model or "textcnn", model_kwargs=dict(summary.native_kwargs),
-                        epochs=int(summary.native_steps or 10), lr=0.01, momentum=0.0, weight_decay=0.0,
+                        epochs=int(summary.native_steps or 10), lr=lr, momentum=0.0, weight_decay=0.0,
                         batch_size=max(1, summary.budget), schedule="constant", n_models=5, use_learned_lr=True)
     return base.with_(**changes)
 
