@@ -23,27 +23,28 @@ class TestDM(MethodContract):
     method = "dm"
     dataset = "digits"
     ipc = 1
-    overrides = {"steps": 60, "model_kwargs": SMALL_NET, "batch_real": 64}
+    # a 32-wide net gives a 4x smaller embedding than the default 128, so the image lr is scaled up accordingly
+    overrides = {"steps": 40, "model_kwargs": SMALL_NET, "batch_real": 64, "lr_summary": 10.0}
     protocol_overrides = EVAL
-    beats_random_margin = 2.0
+    beats_random_margin = 5.0
 
 
 class TestDC(MethodContract):
     method = "dc"
     dataset = "digits"
     ipc = 1
-    overrides = {"steps": 30, "model_kwargs": SMALL_NET, "batch_real": 64}
+    overrides = {"steps": 20, "model_kwargs": SMALL_NET, "batch_real": 64}
     protocol_overrides = EVAL
-    beats_random_margin = 2.0
+    beats_random_margin = 5.0
 
 
 class TestDSA(MethodContract):
     method = "dsa"
     dataset = "digits"
     ipc = 1
-    overrides = {"steps": 30, "model_kwargs": SMALL_NET, "batch_real": 64}
+    overrides = {"steps": 20, "model_kwargs": SMALL_NET, "batch_real": 64}
     protocol_overrides = EVAL
-    beats_random_margin = 2.0
+    beats_random_margin = 5.0
 
 
 def test_absurd_image_learning_rate_stops_cleanly(tmp_path: Path) -> None:
