@@ -305,10 +305,11 @@ class GraphContext:
     """Derived tensors of a real graph, computed once per :class:`RealData`: sparse operators, sparse features,
     propagated features, the (condensation) training graph for the transductive or inductive setting."""
 
-    def __init__(self, data: RealData) -> None:
+    def __init__(self, data: RealData, device: torch.device | str = "cpu") -> None:
         from .graph import Propagation, to_sparse_x
 
-        graph: Data = data.extra["graph"]
+        graph: Data = data.extra["graph"].to(device)
+        self.device = torch.device(device)
         self.graph = graph
         self.num_nodes = int(graph.num_nodes)
         self.train_nodes = graph.train_mask.nonzero().flatten()
@@ -325,13 +326,14 @@ class GraphContext:
         return self._store[key]
 
 
-def graph_context(data: RealData) -> GraphContext:
-    """The :class:`GraphContext` of ``data`` (built on first use and kept in ``data.extra``)."""
+def graph_context(data: RealData, device: torch.device | str = "cpu") -> GraphContext:
+    """The :class:`GraphContext` of ``data`` on ``device`` (built on first use and kept in ``data.extra``)."""
     if "graph" not in data.extra:
         raise DataValidationError(f"{data.name} is not a graph dataset (no extra['graph']); load it with the graph "
                                   "modality")
-    ctx = data.extra.get("_graph_context")
+    key = f"_graph_context:{torch.device(device)}"
+    ctx = data.extra.get(key)
     if ctx is None:
-        ctx = GraphContext(data)
-        data.extra["_graph_context"] = ctx
+        ctx = GraphContext(data, device)
+        data.extra[key] = ctx
     return ctx

@@ -90,12 +90,13 @@ class GraphModality(Modality):
         device: torch.device,
     ) -> float:
         """Train one fresh ``protocol.model`` on the condensed graph and test it on the original graph."""
-        ctx = graph_context(data)
+        ctx = graph_context(data, device)
         x_syn, targets = (t.to(device) for t in summary.materialize())
         adj = summary.eval_adjacency() if isinstance(summary, GraphSummary) else torch.zeros(len(x_syn), len(x_syn))
+        adj = adj.to(device)
         arch, fit = split_model_kwargs(protocol.model_kwargs)
         model = build_graph_model(protocol.model, in_dim=x_syn.shape[1], num_classes=data.num_classes, **arch)
-        return fit_graph_model(model.to(device), x_syn, Propagation.from_dense(adj.to(device)), targets, ctx,
+        return fit_graph_model(model.to(device), x_syn, Propagation.from_dense(adj), targets, ctx,
                                protocol=protocol, lr=lr, optimizer=fit.get("optimizer", "adam"))
 
     # -- coresets -----------------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def whole_graph_accuracy(data: RealData, protocol: EvalProtocol, *, seed: int = 
                          device: torch.device | str = "cpu") -> list[float]:
     """The upper bound: the protocol's model trained on the whole real graph's training nodes (transductive),
     ``protocol.n_models`` seeds; test accuracies in %."""
-    ctx = graph_context(data)
+    ctx = graph_context(data, device)
     arch, fit = split_model_kwargs(protocol.model_kwargs)
     targets = F.one_hot(ctx.graph.y, data.num_classes).float()
     accs = []

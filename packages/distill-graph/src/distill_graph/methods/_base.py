@@ -77,8 +77,9 @@ class RealGraph:
     class batches: the logits of a ``L``-layer model at a batch come from the batch's ``L``-hop neighbourhood with
     whole-graph normalisation, i.e. they equal the full-graph logits without ever touching the rest of the graph."""
 
-    def __init__(self, data: RealData, *, inductive: bool) -> None:
-        ctx: GraphContext = graph_context(data)
+    def __init__(self, data: RealData, *, inductive: bool, device: torch.device | str = "cpu") -> None:
+        ctx: GraphContext = graph_context(data, device)
+        self.device = ctx.device
         graph = ctx.graph
         self.x = graph.x
         if inductive:
@@ -86,14 +87,14 @@ class RealGraph:
             self.edge_index, _ = subgraph(nodes, graph.edge_index, relabel_nodes=True, num_nodes=ctx.num_nodes)
             self.x = graph.x[nodes]
             self.num_nodes = len(nodes)
-            self.train_nodes = torch.arange(len(nodes))
+            self.train_nodes = torch.arange(len(nodes), device=self.device)
         else:
             self.edge_index = graph.edge_index
             self.num_nodes = ctx.num_nodes
             self.train_nodes = ctx.train_nodes
         self.x_sparse = to_sparse_x(self.x)
-        ones = torch.ones(self.edge_index.shape[1])
-        self.degree_gcn = torch.ones(self.num_nodes).index_add_(0, self.edge_index[0], ones)
+        ones = torch.ones(self.edge_index.shape[1], device=self.device)
+        self.degree_gcn = torch.ones(self.num_nodes, device=self.device).index_add_(0, self.edge_index[0], ones)
         self._sgc: dict[int, Tensor] = {}
 
     def sgc_features(self, k: int) -> Tensor:
@@ -105,6 +106,7 @@ class RealGraph:
 
     def logits(self, model: nn.Module, train_idx: Tensor, *, hops: int) -> Tensor:
         """Logits of ``model`` at the training nodes ``train_idx`` (indices into the training nodes)."""
+        train_idx = train_idx.to(self.device)
         if isinstance(model, SGC):
             return model.forward_propagated(self.sgc_features(model.k)[train_idx])
         subset, sub_edges, mapping = khop_batch(self.edge_index, self.num_nodes, self.train_nodes[train_idx], hops)
@@ -112,6 +114,7 @@ class RealGraph:
 
     def embeddings(self, model: nn.Module, train_idx: Tensor, *, hops: int) -> list[Tensor]:
         """Every layer's node states (``model.embed``) at the training nodes ``train_idx``."""
+        train_idx = train_idx.to(self.device)
         subset, sub_edges, mapping = khop_batch(self.edge_index, self.num_nodes, self.train_nodes[train_idx], hops)
         x = csr_rows(self.x_sparse, subset)
         return [h[mapping] for h in model.embed(x, sub_propagation(subset, sub_edges, self.degree_gcn))]
@@ -199,7 +202,7 @@ class GraphCondensation(Method[GraphCondensationConfig]):
         return super().make_optimizer(summary)
 
     def setup(self, summary: Summary, data: RealData, device: torch.device) -> None:
-        self.real = RealGraph(data, inductive=self.config.inductive)
+        self.real = RealGraph(data, inductive=self.config.inductive, device=device)
         counts = torch.bincount(summary.labels, minlength=summary.num_classes)
         self.class_weight = (counts.float() / counts.max()).tolist()  # GCond: n_syn_c / max_c n_syn_c
 

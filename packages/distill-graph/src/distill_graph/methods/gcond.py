@@ -93,8 +93,8 @@ def sgc_gradient_matching_loss(method: GraphCondensation, model: SGC, summary: G
     present = torch.bincount(summary.labels, minlength=summary.num_classes) > 0
     real_idx = [method.sample_class(ctx, c) for c in range(summary.num_classes) if bool(present[c])]
     idx = torch.cat(real_idx)
-    h_real = method.real.sgc_features(model.k)[idx]
-    y_real = ctx.data.y_train[idx]
+    h_real = method.real.sgc_features(model.k)[idx.to(h_syn.device)]
+    y_real = ctx.data.y_train[idx].to(h_syn.device)
     with torch.no_grad():
         gw_real, gb_real = linear_class_gradients(h_real, y_real, weight, bias, summary.num_classes)
     dist = _class_distances(gw_real, gb_real, gw_syn, gb_syn, metric)
@@ -125,7 +125,8 @@ def class_gradient_matching_loss(method: GraphCondensation, model: nn.Module, su
             continue
         idx = method.sample_class(ctx, c)
         logits_real = method.real.logits(model, idx, hops=method.config.nlayers)
-        g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(logits_real, y_train[idx]), params)]
+        y_real = y_train[idx].to(logits_real.device)
+        g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(logits_real, y_real), params)]
         loss_syn = F.cross_entropy(out_syn[mask], summary.labels[mask])
         g_syn = torch.autograd.grad(loss_syn, params, create_graph=True)
         total = total + method.class_weight[c] * gradient_match_distance(g_real, g_syn, metric=metric)
