@@ -85,6 +85,8 @@ def merge_into(results: dict[str, Any], other: dict[str, Any]) -> None:
     for row in other.get("scaling", []):
         _merge(results["scaling"], row, ("graph", "method"))
     results["whole_graph"].update(other.get("whole_graph", {}))
+    for row in other.get("epoch_times", []):
+        _merge(results.setdefault("epoch_times", []), row, ("dataset", "nodes", "method"))
 
 
 def _merge(rows: list[dict[str, Any]], row: dict[str, Any], keys: tuple[str, ...]) -> None:
@@ -207,6 +209,24 @@ def scaling_one(spec: str, method: str) -> dict[str, Any]:
             "peak_rss_mb": round(peak_mb)}
 
 
+def epoch_times(dataset: str, nodes: int) -> list[dict[str, Any]]:
+    """CPU and wall seconds per epoch of each learned method (a few epochs after a warm-up epoch), one process."""
+    from distill_core import Budget, distill
+
+    data = _data(dataset)
+    rows = []
+    for method, steps in (("gcond", 4), ("gcond-x", 4), ("doscond", 40), ("gcdm", 10)):
+        distill(method, dataset=dataset, budget=Budget(total=nodes), data=data, progress=False,
+                overrides={"steps": 1}, evaluate=False)
+        cpu, wall = time.process_time(), time.perf_counter()
+        distill(method, dataset=dataset, budget=Budget(total=nodes), data=data, progress=False,
+                overrides={"steps": steps}, evaluate=False)
+        rows.append({"dataset": dataset, "nodes": nodes, "method": method, "epochs": steps,
+                     "cpu_s_per_epoch": round((time.process_time() - cpu) / steps, 3),
+                     "wall_s_per_epoch": round((time.perf_counter() - wall) / steps, 3)})
+    return rows
+
+
 def render(results: dict[str, Any]) -> str:
     """The markdown report."""
     cells = results.get("cells", [])
@@ -258,6 +278,17 @@ def render(results: dict[str, Any]) -> str:
     out += ["", "Settings per method (paper defaults except what is listed; epochs cut to fit the CPU budget):", ""]
     out += [f"- `{m}`: {json.dumps(cfg) if cfg else 'no options (coreset of real nodes with their induced subgraph)'}"
             for m, cfg in METHOD_CONFIG.items()]
+    epochs = results.get("epoch_times", [])
+    if epochs:
+        gcond_cpu = {(r["dataset"], r["nodes"]): r["cpu_s_per_epoch"] for r in epochs if r["method"] == "gcond"}
+        out += ["", "## Time per epoch (CPU seconds of this process, and wall seconds under the shared load)", "",
+                "| dataset | budget | method | CPU s / epoch | wall s / epoch | CPU time vs GCond |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for r in epochs:
+            ref = gcond_cpu.get((r["dataset"], r["nodes"]))
+            ratio = f"{r['cpu_s_per_epoch'] / ref:.3f}" if ref else "–"
+            out.append(f"| {r['dataset']} | {r['nodes']} | {r['method']} | {r['cpu_s_per_epoch']} | "
+                       f"{r['wall_s_per_epoch']} | {ratio} |")
     cross = results.get("cross_arch", [])
     if cross:
         out += ["", "## Cross-architecture (GCond's tester: dropout 0, same 600-epoch fit)", "",
@@ -286,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--whole-graph", nargs="*", default=[])
     parser.add_argument("--cross-arch", nargs="*", default=[], help="DATASET:NODES:METHOD")
     parser.add_argument("--scaling", action="store_true")
+    parser.add_argument("--epoch-times", nargs="*", default=[], help="DATASET:NODES: CPU seconds per epoch")
     parser.add_argument("--scaling-one", nargs=2, metavar=("GRAPH", "METHOD"), help=argparse.SUPPRESS)
     parser.add_argument("--models", type=int, default=5, help="GCN evaluation runs per cell")
     parser.add_argument("--seed", type=int, default=0)
@@ -322,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
             _save(results, args.results)
             print(json.dumps({k: row[k] for k in ("dataset", "nodes", "method", "accuracy_mean", "accuracy_std",
                                                   "distill_s")}), flush=True)
+    for spec in args.epoch_times:
+        dataset, nodes = spec.split(":")
+        results.setdefault("epoch_times", [])
+        for row in epoch_times(dataset, int(nodes)):
+            _merge(results["epoch_times"], row, ("dataset", "nodes", "method"))
+        _save(results, args.results)
     for spec in args.cross_arch:
         dataset, nodes, method = spec.split(":")
         for row in run_cross(dataset, int(nodes), method, models=args.models, seed=args.seed):
