@@ -117,7 +117,8 @@ def run_cell(dataset: str, nodes: int, method: str, *, models: int, seed: int) -
     ev = evaluate_summary(summary, data, modality=modality, protocol=protocol, seed=seed)
     return {
         "dataset": dataset, "nodes": nodes, "ratio": BUDGETS[dataset].get(nodes, f"{nodes}"), "method": method,
-        "config": METHOD_CONFIG[method], "steps": outcome.run.steps, "distill_s": round(outcome.run.wall_s, 1),
+        "config": METHOD_CONFIG[method], "method_config": outcome.artifact.config, "steps": outcome.run.steps,
+        "distill_s": round(outcome.run.wall_s, 1),
         "distill_cpu_s": round(cpu_distill, 1),
         "s_per_step": round(outcome.run.wall_s / outcome.run.steps, 3) if outcome.run.steps else 0.0,
         "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2),
@@ -235,9 +236,10 @@ def render(results: dict[str, Any]) -> str:
            "2-layer GCN, hidden 256, dropout 0.5, Adam lr 0.01, weight decay 5e-4, 600 epochs with lr x0.1 at 300, "
            "the epoch with the best validation accuracy on the original graph); mean +- std over the stated number "
            "of GCN runs (one condensation, seed 0). Hard labels, no augmentation.", "",
-           f"Machine: {results.get('machine', '?')}. The 2 cores were shared with four other engineers' jobs "
-           "(load average 5-8), so absolute times are inflated and noisy; compare times within a table. Every run "
-           "used 1 thread.", "",
+           f"Machine: {results.get('machine', '?')}. The 2 cores were shared with four other engineers' benchmark "
+           "jobs (load average 13-18 while these ran), so wall times are inflated 5-8x and noisy: compare times "
+           "within a table, and prefer the CPU-second columns. Every run used 1 thread; cells ran one after "
+           "another in up to three processes.", "",
            "Budgets are given as totals (GCond's 35/70/140 and 30/60/120 nodes); `--ratio` resolves against all "
            "nodes of the graph (0.026 x 2,708 = 70), except that 5.2% of Cora rounds to 141 > the 140 labelled "
            "nodes, so that budget is requested as `--budget 140`.", ""]
