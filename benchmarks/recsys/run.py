@@ -219,7 +219,7 @@ def report() -> None:
             row["draws"] = runs[0]["config"].get("gumbel_draws")
         summary.append(row)
     out = {"table": summary, "scale": scale, "reference": REFERENCE,
-           "note": "2 CPU cores shared with four other engineers (load average 7-12 during the runs): wall times "
+           "note": "2 CPU cores shared with four other engineers (load average 7-17 during the runs): wall times "
                    "are inflated several-fold; CPU seconds are the comparable number. 1 torch/BLAS thread."}
     (HERE / "results.json").write_text(json.dumps(out, indent=1))
     lines = ["# Recommender benchmark (distill-recsys)", "",
@@ -228,7 +228,7 @@ def report() -> None:
              "hyper-parameters of each learner chosen on validation HR@100. Distill-CF keeps its best sample by "
              "validation HR@100 and saves it sparse (top-k entries per synthetic user, weighted); the dense "
              "continuous sample the reference would save is reported as 'dense sample'.", "",
-             "Machine: 2 CPU cores shared with four other engineers during these runs (load average 7-12); one "
+             "Machine: 2 CPU cores shared with four other engineers during these runs (load average 7-17); one "
              "thread per process. Wall times are inflated several-fold; compare CPU seconds.", ""]
     for ds in sorted({r["dataset"] for r in summary}):
         lines += [f"## {ds}", "", "| method | users | ∞-AE nDCG@10 | ∞-AE HR@10 | ∞-AE PSP@10 | EASE nDCG@10 | "

@@ -122,3 +122,20 @@ def test_real_users_densified_one_chunk_at_a_time(blocks, monkeypatch):
     real_side = seen[1:]  # the first call builds the initial logits (budget rows)
     assert seen[0] == 6 and real_side and max(real_side) <= 32
     assert sum(real_side) == 2 * 100  # every step sees exactly batch_users real users
+
+
+def test_sparse_refinement_keeps_pattern_and_lowers_loss(blocks):
+    from distill_recsys.methods.distill_cf import DistillCF, DistillCFConfig, sparsify_rows
+
+    method = DistillCF(config=DistillCFConfig(num_per_user=5))
+    method.data = blocks
+    sampled = method.sample(torch.zeros(6, blocks.n_items) + torch.rand(6, blocks.n_items), seed=0, exact=True)
+    before = sparsify_rows(sampled, 10)
+    after = method.refine_sparse(sampled, k=10, steps=15, lr=0.05, seed=0, device=torch.device("cpu"))
+    assert (abs(before) > 0).toarray().tolist() == (abs(after) > 0).toarray().tolist() and after.min() >= 0
+
+    def loss(m):
+        s = torch.from_numpy(m.toarray()).requires_grad_(True)
+        return method.reconstruction_backward(s, np.arange(blocks.n_users), torch.device("cpu"))
+
+    assert loss(after) < loss(before)

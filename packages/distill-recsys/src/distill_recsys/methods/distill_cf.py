@@ -82,6 +82,10 @@ class DistillCFConfig(MethodConfig):
     sparse_k: int = field(default=0, metadata={
         "help": "entries kept per synthetic user in the saved sparse summary (0: the real users' mean "
                 "interactions, rounded)"})
+    sparse_refine_steps: int = field(default=0, metadata={
+        "help": "Adam steps that re-learn the weights of the sparse summary (its top-k pattern fixed) with the same "
+                "loss before saving (0: keep the sampled weights)"})
+    sparse_refine_lr: float = field(default=0.1, metadata={"help": "learning rate of the sparse-weight refinement"})
     binary_summary: bool = field(default=False, metadata={
         "help": "save 0/1 interactions instead of the sampled weights"})
     init: Literal["real", "noise"] = field(default="real", metadata={"help": "init from random real users' rows"})
@@ -159,6 +163,23 @@ class DistillCF(Method[DistillCFConfig]):
             users = np.sort(torch.randperm(data.n_users, generator=ctx.generator)[:cfg.batch_users].numpy())
         sampled = self.sample(summary.x, ctx.seed)
         s_leaf = sampled.detach().requires_grad_(True)
+        total = self.reconstruction_backward(s_leaf, users, device)
+        ctx.optimizer.zero_grad(set_to_none=True)
+        grad_s = s_leaf.grad
+        assert grad_s is not None
+        sampled.backward(grad_s)
+        if summary.x.grad is None or not torch.isfinite(summary.x.grad).all():
+            raise FloatingPointError("the gradient of the Distill-CF logits is not finite")
+        if not np.isfinite(total):
+            raise FloatingPointError(f"the outer loss is {total}")
+        ctx.optimizer.step()
+        return total
+
+    def reconstruction_backward(self, s_leaf: Tensor, users: np.ndarray, device: torch.device) -> float:
+        """infinity-AE loss of the real ``users`` given the support ``s_leaf`` (a leaf); accumulates its gradient
+        into ``s_leaf.grad`` chunk by chunk (memory of one ``user_chunk``) and returns the loss value."""
+        cfg, data = self.config, self.data
+        assert data is not None
         k_ss = self.kernel(s_leaf)
         alpha = krr_solve(k_ss, s_leaf, reg=self.reg, float64=cfg.float64)
         alpha_leaf = alpha.detach().requires_grad_(True)
@@ -173,25 +194,49 @@ class DistillCF(Method[DistillCFConfig]):
         card = cfg.cardinality_reg * s_leaf.sum(1).mean() / max(data.mean_interactions, 1e-12)
         card.backward()
         total += float(card.detach())
-        ctx.optimizer.zero_grad(set_to_none=True)
-        # chain rule through the solve (α) and the kernel of the support, then through the sampler
+        # chain rule through the solve (α) and the support kernel
         torch.autograd.backward([alpha], [alpha_leaf.grad])
-        grad_s = s_leaf.grad
-        assert grad_s is not None
-        sampled.backward(grad_s)
-        if summary.x.grad is None or not torch.isfinite(summary.x.grad).all():
-            raise FloatingPointError("the gradient of the Distill-CF logits is not finite")
-        if not np.isfinite(total):
-            raise FloatingPointError(f"the outer loss is {total}")
-        ctx.optimizer.step()
         return total
+
+    def refine_sparse(self, sampled: Tensor, *, k: int, steps: int, lr: float, seed: int,
+                      device: torch.device) -> sp.csr_matrix:
+        """Learn the weights of the top-``k`` sparse summary with the same loss (support pattern fixed, weights
+        kept >= 0): the sparse summary's own optimisation, since its entries are far fewer than the dense sample's."""
+        cfg, data = self.config, self.data
+        assert data is not None
+        csr = sparsify_rows(sampled, k)
+        coo = csr.tocoo()
+        rows_t = torch.from_numpy(coo.row.astype(np.int64))
+        cols_t = torch.from_numpy(coo.col.astype(np.int64))
+        values = torch.nn.Parameter(torch.from_numpy(coo.data.astype(np.float32)).to(device))
+        opt = torch.optim.Adam([values], lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            if cfg.batch_users == -1 or cfg.batch_users >= data.n_users:
+                users = np.arange(data.n_users)
+            else:
+                users = np.sort(torch.randperm(data.n_users, generator=gen)[:cfg.batch_users].numpy())
+            dense = torch.zeros(csr.shape, device=device).index_put((rows_t, cols_t), values)
+            s_leaf = dense.detach().requires_grad_(True)
+            self.reconstruction_backward(s_leaf, users, device)
+            opt.zero_grad(set_to_none=True)
+            dense.backward(s_leaf.grad)
+            opt.step()
+            with torch.no_grad():
+                values.clamp_(min=1e-6)
+        return sp.csr_matrix((values.detach().cpu().numpy(), (coo.row, coo.col)), shape=csr.shape)
 
     # -- output -------------------------------------------------------------------------------------------------
     def final_summary(self, sampled: Tensor, data: InteractionData) -> SparseUserSummary:
         """The saved sparse summary: the ``sparse_k`` largest entries per row of the sampled ``S``."""
-        k = self.config.sparse_k or max(1, round(data.mean_interactions))
-        return SparseUserSummary(matrix=sparsify_rows(sampled, k, binary=self.config.binary_summary),
-                                 item_ids=data.item_ids, weighted=not self.config.binary_summary)
+        cfg = self.config
+        k = cfg.sparse_k or max(1, round(data.mean_interactions))
+        if cfg.sparse_refine_steps > 0 and not cfg.binary_summary:
+            matrix = self.refine_sparse(sampled, k=k, steps=cfg.sparse_refine_steps, lr=cfg.sparse_refine_lr,
+                                        seed=0, device=sampled.device)
+        else:
+            matrix = sparsify_rows(sampled, k, binary=cfg.binary_summary)
+        return SparseUserSummary(matrix=matrix, item_ids=data.item_ids, weighted=not cfg.binary_summary)
 
     def state_dict(self) -> dict[str, Any]:
         return {"reg": self.reg, "best": self.best, "history": self.history}
