@@ -64,7 +64,7 @@ class ChannelNormalization(PreprocessingStep):
 
     @classmethod
     def fit(cls, x_train: Tensor) -> ChannelNormalization:
-        dims = [0] + list(range(2, x_train.dim()))
+        dims = [0, *range(2, x_train.dim())]
         return cls(mean=x_train.float().mean(dim=dims), std=x_train.float().std(dim=dims))
 
     def _view(self, t: Tensor, x: Tensor) -> Tensor:

@@ -145,8 +145,8 @@ class MLP(nn.Module):
 
     def __init__(self, *, in_channels: int, num_classes: int, image_size: int, width: int = 128) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size**2, width), nn.ReLU(inplace=True),
-                                      nn.Linear(width, width), nn.ReLU(inplace=True))
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size**2, width),
+                                      nn.ReLU(inplace=True), nn.Linear(width, width), nn.ReLU(inplace=True))
         self.embed_dim = width
         self.classifier = nn.Linear(width, num_classes)
 
