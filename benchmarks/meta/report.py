@@ -48,7 +48,10 @@ def main() -> None:
         for r in tb["rows"]:
             lines.append(f"| {r['T']} | {r['k']} | {r['checkpoint']} | {r['saved_MB']} | {r['seconds']} |")
         lines.append("")
-    meta = _load("meta_results.json")
+    metas = [json.loads(p.read_text()) for p in sorted(HERE.glob("**/meta_results.json"))]
+    meta = None
+    if metas:
+        meta = {**metas[0], "rows": [r for m in metas for r in m["rows"]]}
     if meta:
         lines += [f"## Methods ({meta['note']}, {meta['threads']} threads)", "",
                   "| dataset | IPC | method | steps | distill s | KRR acc (FC NTK) | KRR acc at init | ConvNet acc "

@@ -37,6 +37,11 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "frepo": {"steps": 150, "model_kwargs": {"width": 64}, "num_models": 5, "max_online_updates": 40,
               "target_batch": 512, "lr_summary": 0.003, "lr_model": 0.001},
     "dd": {"steps": 300, "batch_real": 512, "lr_summary": 0.01, "lr_lr": 0.01},
+    # DD with a third of the steps (IPC 10 unrolls T = 30 inner steps per outer step): row "dd_short"
+    "dd_short": {"_method": "dd", "steps": 100, "batch_real": 512, "lr_summary": 0.01, "lr_lr": 0.01},
+    # KIP with RFAD's random-feature ConvNet kernel (the paper's ConvNet-kernel variant, cheaply): row "kip_conv"
+    "kip_conv": {"_method": "kip", "kernel": "conv_rf", "rf_models": 4, "rf_width": 64, "steps": 60,
+                 "target_batch": 500, "lr_summary": 0.01},
 }
 
 
@@ -49,8 +54,9 @@ def convnet_protocol(n_models: int, epochs: int = 300) -> EvalProtocol:
 def run(dataset: str, ipc: int, method: str, *, convnet: bool, n_models: int, seed: int, data: Any,
         epochs: int = 300) -> dict[str, Any]:
     overrides = dict(BUDGETS[method])
+    name = overrides.pop("_method", method)
     t0 = time.perf_counter()
-    out = distill(method, dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides=overrides or None,
+    out = distill(name, dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides=overrides or None,
                   root=ROOTS[dataset], evaluate=False, progress=False, data=data)
     distill_s = time.perf_counter() - t0
     summary = out.artifact.summary
@@ -60,11 +66,15 @@ def run(dataset: str, ipc: int, method: str, *, convnet: bool, n_models: int, se
                            "labels": summary.label_kind}
     krr = evaluate_krr(summary, out.data, "fc_ntk")
     row["krr_fc_ntk_acc"] = round(krr.accuracy, 2)
-    if method == "kip":  # the random-real initialisation of the same run (step 0)
+    if name == "kip":  # the random-real initialisation of the same run (step 0)
         init = distill("kip", dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides={**overrides, "steps": 0},
                        root=ROOTS[dataset], evaluate=False, progress=False, data=out.data)
         row["krr_fc_ntk_acc_init"] = round(evaluate_krr(init.artifact.summary, out.data, "fc_ntk").accuracy, 2)
-    if method == "dd" and summary.lr is not None:
+        if convnet:  # the same random real images with regression labels: the label-kind effect of the protocol
+            res0 = evaluate_summary(init.artifact.summary, out.data, modality=get_modality("vision"), seed=seed,
+                                    protocol=convnet_protocol(n_models, epochs))
+            row["convnet_acc_init"] = round(res0.mean, 2)
+    if name == "dd" and summary.lr is not None:
         row["learned_lr"] = float(summary.lr)
     if convnet:
         modality = get_modality("vision")
@@ -75,7 +85,7 @@ def run(dataset: str, ipc: int, method: str, *, convnet: bool, n_models: int, se
         row["convnet_models"] = n_models
         row["convnet_epochs"] = epochs
         row["convnet_eval_s"] = round(res.wall_s, 1)
-        if method == "dd":
+        if name == "dd":
             nat = evaluate_summary(summary, out.data, modality=modality, seed=seed,
                                    protocol=native_protocol(summary, model="lenet", n_models=n_models))
             row["dd_native_lenet_acc"] = round(nat.mean, 2)
