@@ -306,6 +306,9 @@ def render(results: dict[str, Any]) -> str:
         out += [f"| {r['graph']} | {r['nodes']} | {r['edges']} | {r['method']} | {r['s_per_step']} | "
                 f"{r['setup_and_first_s']} | {r['peak_rss_mb']} |" for r in sorted(scaling, key=lambda r: (
                     r["method"], r["edges"]))]
+    problems = results.get("problems", [])
+    if problems:
+        out += ["", "## Known problems", ""] + [f"- {m}" for m in problems]
     missing = results.get("not_run", [])
     if missing:
         out += ["", "## Not run", ""] + [f"- {m}" for m in missing]
@@ -327,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file to write (parallel runners)")
     parser.add_argument("--merge", nargs="*", type=Path, default=[], help="merge these JSON files into results.json")
     parser.add_argument("--not-run", nargs="*", default=None, help="lines for the 'Not run' section")
+    parser.add_argument("--problems", nargs="*", default=None, help="lines for the 'Known problems' section")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
@@ -337,11 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     results = _load(args.results)
     results["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch " \
                          f"{torch.__version__}, 1 thread"
-    if args.merge or args.report or args.not_run is not None:
+    if args.merge or args.report or args.not_run is not None or args.problems is not None:
         for path in args.merge:
             merge_into(results, _load(path))
         if args.not_run is not None:
             results["not_run"] = args.not_run
+        if args.problems is not None:
+            results["problems"] = args.problems
         _save(results, args.results)
         return 0
     for name in args.whole_graph:
