@@ -139,3 +139,8 @@ def test_sparse_refinement_keeps_pattern_and_lowers_loss(blocks):
         return method.reconstruction_backward(s, np.arange(blocks.n_users), torch.device("cpu"))
 
     assert loss(after) < loss(before)
+
+
+def test_sparse_k_minus_one_keeps_the_dense_sample(blocks):
+    out = _run("distill-cf", blocks, overrides=dict(FAST, steps=2, sparse_k=-1), evaluate=False)
+    assert out.artifact.summary.to_csr().nnz == 6 * blocks.n_items  # τ = 10: every entry is positive

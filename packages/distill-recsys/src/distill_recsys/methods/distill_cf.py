@@ -81,7 +81,7 @@ class DistillCFConfig(MethodConfig):
     float64: bool = field(default=False, metadata={"help": "solve the support system in double precision"})
     sparse_k: int = field(default=0, metadata={
         "help": "entries kept per synthetic user in the saved sparse summary (0: the real users' mean "
-                "interactions, rounded)"})
+                "interactions, rounded; -1: all entries, i.e. the dense sample the reference saves, as CSR)"})
     sparse_refine_steps: int = field(default=0, metadata={
         "help": "Adam steps that re-learn the weights of the sparse summary (its top-k pattern fixed) with the same "
                 "loss before saving (0: keep the sampled weights)"})
@@ -231,7 +231,9 @@ class DistillCF(Method[DistillCFConfig]):
         """The saved sparse summary: the ``sparse_k`` largest entries per row of the sampled ``S``."""
         cfg = self.config
         k = cfg.sparse_k or max(1, round(data.mean_interactions))
-        if cfg.sparse_refine_steps > 0 and not cfg.binary_summary:
+        if cfg.sparse_k < 0:  # every entry of the sampled summary (the reference's dense output, stored as CSR)
+            matrix = sp.csr_matrix(sampled.detach().cpu().numpy())
+        elif cfg.sparse_refine_steps > 0 and not cfg.binary_summary:
             matrix = self.refine_sparse(sampled, k=k, steps=cfg.sparse_refine_steps, lr=cfg.sparse_refine_lr,
                                         seed=0, device=sampled.device)
         else:
