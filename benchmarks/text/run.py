@@ -156,8 +156,10 @@ def render_markdown(results: dict[str, Any]) -> str:
                   "| --- | --- | --- | --- |"]
         for row in mem["rows"]:
             lines.append(f"| {row['T']} | {row['k']} | {row['peak_mb']:.0f} | {row['step_s']:.2f} |")
+    if results.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
     if results.get("not_run"):
-        lines += ["", "## Not run", "", results["not_run"]]
+        lines += ["", "## Not run", ""] + [f"- {item}" for item in results["not_run"]]
     return "\n".join(lines) + "\n"
 
 
