@@ -117,15 +117,15 @@ def render_markdown(results: dict[str, Any]) -> str:
         "initialisations every outer step (`init_mode=resample`), so it trains fresh models.",
         "",
         "| dataset | budget | method | plain TextCNN | native | runs | distill steps | s / outer step | "
-        "distill s | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "distill s |",
+        "|" + " --- |" * 9,
     ]
-    for key, cell in results["cells"].items():
+    for key, cell in _sorted_cells(results):
         ds, size, method = key.split("/")
         lines.append(
             f"| {ds} | {size} | {method} | {_fmt(cell.get('plain'))} | {_fmt(cell.get('native'))} | "
             f"{len((cell.get('plain') or {}).get('accuracies', []))} | {cell.get('steps', 0)} | "
-            f"{cell.get('s_per_step', '-')} | {cell.get('distill_s', '-')} | {cell.get('note', '')} |")
+            f"{cell.get('s_per_step') or '-'} | {cell.get('distill_s', '-')} |")
     head = _headline(results)
     if head:
         lines += ["", "## DD-text vs random real sentences (same budget, same learner and protocol)", "",
@@ -134,7 +134,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                   "", "| dataset | budget | DD-text native | DD-text meanpool | random meanpool | gain | "
                   "DD-text TextCNN | random TextCNN | gain |", "|" + " --- |" * 9]
         lines += head
-    cross = [(k, c) for k, c in results["cells"].items() if c.get("cross")]
+    cross = [(k, c) for k, c in _sorted_cells(results) if c.get("cross")]
     if cross:
         lines += ["", "## Cross-architecture (plain protocol, same summaries)", "",
                   "| cell | " + " | ".join(sorted({a for _, c in cross for a in c["cross"]})) + " |",
@@ -163,10 +163,22 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _sorted_cells(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    order = {name: i for i, name in enumerate(SPECS)}
+    sizes = {"ipc1": 0, "ipc10": 1, "n20": 2}
+    methods = {name: i for i, name in enumerate(METHODS)}
+
+    def rank(item: tuple[str, dict[str, Any]]) -> tuple[int, int, int]:
+        ds, size, method = item[0].split("/")
+        return order.get(ds, 9), sizes.get(size, 9), methods.get(method, 9)
+
+    return sorted(results["cells"].items(), key=rank)
+
+
 def _headline(results: dict[str, Any]) -> list[str]:
     rows = []
     cells = results["cells"]
-    for key, dd in cells.items():
+    for key, dd in _sorted_cells(results):
         ds, size, method = key.split("/")
         rnd = cells.get(f"{ds}/{size}/random")
         if method != "dd-text" or rnd is None:
