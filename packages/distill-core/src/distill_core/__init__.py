@@ -1,7 +1,7 @@
 """distill-core: the modality-free data-distillation framework (summary, outer loop, objectives, evaluation,
 artifacts, baselines, registry and CLI). See ../../ARCHITECTURE in the repository for the design."""
 
-from . import objectives
+from . import kernels, objectives
 from .artifact import Artifact, load_artifact
 from .baselines import Herding, KCenter, RandomSubset, herding_select, k_center_select
 from .data import Budget, ClassIndex, RealData, validate_budget, validate_real_data
@@ -15,6 +15,7 @@ from .errors import (
     UnknownNameError,
 )
 from .evaluation import EvalProtocol, EvalResult, evaluate_cross_architecture, evaluate_summary, train_classifier
+from .evaluation_krr import evaluate_krr
 from .method import Method, MethodConfig, StepContext
 from .modality import Modality
 from .preprocessing import ChannelNormalization, Preprocessing, ZCAWhitening
@@ -57,11 +58,13 @@ __all__ = [
     "distill",
     "evaluate_artifact",
     "evaluate_cross_architecture",
+    "evaluate_krr",
     "evaluate_summary",
     "get_method",
     "get_modality",
     "herding_select",
     "k_center_select",
+    "kernels",
     "list_methods",
     "list_modalities",
     "load_artifact",

@@ -58,7 +58,7 @@ def _read_idx(path: Path) -> np.ndarray:
     magic, = struct.unpack(">I", data[:4])
     ndim = magic & 0xFF
     dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()  # writable for torch
 
 
 def _fashion_mnist(root: str | None) -> RawImages:
