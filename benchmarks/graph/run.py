@@ -317,7 +317,7 @@ def render(results: dict[str, Any]) -> str:
         out += ["", "## Known problems", ""] + [f"- {m}" for m in problems]
     missing = results.get("not_run", [])
     if missing:
-        out += ["", "## Not run", ""] + [f"- {m}" for m in missing]
+        out += ["", "## Not run, and notes", ""] + [f"- {m}" for m in missing]
     return "\n".join(out) + "\n"
 
 
