@@ -232,6 +232,10 @@ def table(args: argparse.Namespace) -> None:
              "half, 300 epochs, batch 256, **no augmentation**, hard labels, 3 fresh models, final model (no "
              "selection). "
              "Papers evaluate 1000 epochs with DSA augmentation over 20+ models, which adds several points.", "",
+             "Distillation budget (cpu profile): DM 200 steps, DC/DSA 50 (IPC 1) / 5 (IPC 10) outer iterations, 64 "
+             "real images per class and step, init from real images, seed 0 (papers: 256 real per class, DM 20,000 "
+             "and DC/DSA 1,000 iterations; `--profile paper` runs those). Rows ran on a 2-core machine shared with "
+             "other jobs (see the load column), so times are inflated.", "",
              "| dataset | IPC | method | accuracy % (mean +- std) | paper | steps | distill s | it/s | eval s "
              "| peak RSS MB | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(latest):
