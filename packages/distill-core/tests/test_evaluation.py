@@ -21,7 +21,8 @@ from distill_core import (
     evaluate_cross_architecture,
     evaluate_summary,
 )
-from distill_core.evaluation import accuracy, train_classifier
+from distill_core.errors import UnknownNameError
+from distill_core.evaluation import accuracy, init_model_, train_classifier
 from distill_core.testing import ToyModality
 
 PROTOCOL = EvalProtocol(model="mlp", epochs=40, lr=0.05, n_models=2, batch_size=64)
@@ -93,6 +94,15 @@ class TestEvaluateSummary:
         # used to end in statistics.StatisticsError ('fmean requires at least one data point')
         with pytest.raises(DataValidationError, match=r"trains 0 models; ask for at least 1 \(--models\)"):
             evaluate_summary(_summary(blobs), blobs, modality=toy_modality, protocol=PROTOCOL.with_(n_models=0))
+
+    def test_xavier_init_protocol(self, blobs: RealData, toy_modality: ToyModality) -> None:
+        net = init_model_(nn.Sequential(nn.Linear(300, 200), nn.ReLU(), nn.Linear(200, 3)), "xavier")
+        assert float(net[0].bias.abs().max()) == 0.0 and float(net[2].bias.abs().max()) == 0.0
+        assert abs(float(net[0].weight.std()) - (2 / 500) ** 0.5) < 0.004  # Xavier-normal std sqrt(2/(in+out))
+        result = evaluate_summary(_summary(blobs), blobs, modality=toy_modality, protocol=PROTOCOL.with_(init="xavier"))
+        assert result.mean > 80.0 and result.protocol.init == "xavier"
+        with pytest.raises(UnknownNameError, match="init"):
+            evaluate_summary(_summary(blobs), blobs, modality=toy_modality, protocol=PROTOCOL.with_(init="orthogonal"))
 
     @pytest.mark.parametrize("label_kind", ["soft", "regression"])
     def test_soft_and_regression_labels_train(self, blobs: RealData, toy_modality: ToyModality,

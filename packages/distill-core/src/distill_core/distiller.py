@@ -26,6 +26,7 @@ from .data import ClassIndex, RealData
 from .errors import DataValidationError, DivergenceError
 from .method import Method, StepContext
 from .modality import Modality
+from .runtime import retain_freed_memory
 from .synset import Summary
 
 __all__ = ["Callback", "CheckpointCallback", "Distiller", "EvaluationCallback", "RunResult", "TimeBudget", "step_seed"]
@@ -242,6 +243,8 @@ class Distiller:
     def run(self, *, resume: bool = False) -> RunResult:
         """Run until ``method.config.steps`` outer steps are done (continuing a checkpoint when ``resume``)."""
         total = self.method.config.steps
+        if self.device.type == "cpu":
+            retain_freed_memory()
         self.method.setup(self.summary, self.data, self.device)  # before resume: a checkpoint overrides its state
         resumed_from = self.step if resume and self.resume() else None
         for cb in self.callbacks:

@@ -71,11 +71,12 @@ class Modality:
         The default trains on ``summary.materialize()`` with :func:`~distill_core.evaluation.train_classifier`
         and tests on ``data.x_test``; modalities whose models need more than samples (graphs) override it.
         """
-        from .evaluation import accuracy, train_classifier
+        from .evaluation import accuracy, init_model_, train_classifier
 
         x_syn, targets = (t.to(device) for t in summary.materialize())
         model = self.build_model(protocol.model, sample_shape=data.sample_shape, num_classes=data.num_classes,
                                  **protocol.model_kwargs).to(device)
+        init_model_(model, protocol.init)
         train_classifier(model, x_syn, targets, label_kind=summary.label_kind, protocol=protocol, lr=lr,
                          augment=augment, generator=generator)
         return accuracy(model, data.x_test.to(device), data.y_test.to(device))

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from distill_core.evaluation import EvalProtocol
+from distill_core.evaluation import EvalProtocol, xavier_init_
 from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.objectives import init_params, unrolled_sgd
 from distill_core.synset import Summary
@@ -53,23 +53,14 @@ class DDConfig(MethodConfig):
     betas: tuple[float, float] = field(default=(0.5, 0.999), metadata={"help": "Adam betas"})
 
 
-def xavier_init_(model: nn.Module) -> nn.Module:
-    """DD's initialisation: Xavier-normal weights (gain 1) for conv and linear layers, zero biases."""
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_normal_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-    return model
-
-
 def native_protocol(summary: Summary, *, model: str = "lenet", distill_epochs: int = 3, n_models: int = 3,
                     model_kwargs: dict[str, Any] | None = None) -> EvalProtocol:
     """DD's own evaluation: plain gradient descent with the learned learning rate, no momentum or weight decay,
-    ``distill_epochs`` passes in batches of one image per class (approximately the reference's fixed step order)."""
+    ``distill_epochs`` passes in batches of one image per class (approximately the reference's fixed step order),
+    from DD's Xavier-normal initialisation."""
     return EvalProtocol(model=model, model_kwargs=dict(model_kwargs or {}), epochs=distill_epochs, momentum=0.0,
                         weight_decay=0.0, batch_size=summary.num_classes, schedule="constant", n_models=n_models,
-                        use_learned_lr=True)
+                        use_learned_lr=True, init="xavier")
 
 
 class DD(Method[DDConfig]):
