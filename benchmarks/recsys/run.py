@@ -70,23 +70,40 @@ def run_cell(args: argparse.Namespace) -> dict[str, Any]:
             overrides = {"steps": args.steps, "validate_every": args.validate_every}
             if args.draws:
                 overrides["gumbel_draws"] = args.draws
+            if args.sparse_k is not None:
+                overrides["sparse_k"] = args.sparse_k
             if args.batch_users:
                 overrides["batch_users"] = args.batch_users
-        art_dir = HERE / "artifacts" / f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
+        art_dir = HERE / "artifacts" / (f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
+                                        + ("-" + "".join(ch if ch.isalnum() else "_" for ch in args.variant)
+                                           if args.variant else ""))
         out = distill(args.method, dataset=args.dataset, budget=Budget(total=args.budget), seed=args.seed,
                       overrides=overrides, progress=False, data=data, evaluate=False,
                       out_dir=art_dir if args.method == "distill-cf" else None)
         cell["artifact"] = str(art_dir.relative_to(HERE)) if args.method == "distill-cf" else None
         summary = out.artifact.summary
         cell["distill_wall_s"] = round(out.run.wall_s, 2)
-        cell["extra"] = {k: v for k, v in out.artifact.extra.items() if k != "dense_sample_evaluation"}
+        cell["extra"] = {k: v for k, v in out.artifact.extra.items()
+                         if k not in ("dense_sample_evaluation", "sparse_sample_evaluation")}
         cell["config"] = out.artifact.config
         cell["summary"] = summary.describe() | {"item_ids": None}
         result = evaluate_support(summary.to_csr(), data, protocol=protocol, seed=args.seed)
         cell["eval"] = result.to_dict()
         sample = _BEST.pop("sample", None)
         if args.method == "distill-cf" and sample is not None:
-            cell["dense_eval"] = evaluate_support(sample, data, protocol=protocol, seed=args.seed).to_dict()
+            from distill_recsys.methods.distill_cf import sparsify_rows
+
+            if out.artifact.config.get("sparse_k", 0) < 0:  # saved: the dense sample; also judge its top-k form
+                k = max(1, round(data.mean_interactions))
+                sparse_protocol = RecsysProtocol(learners=("infinite-ae", "ease"), seeds=1)
+                cell["saved_format"] = "dense sample"
+                cell["alt_format"] = f"top-{k}"
+                cell["alt_eval"] = evaluate_support(sparsify_rows(sample, k), data, protocol=sparse_protocol,
+                                                    seed=args.seed).to_dict()
+            else:
+                cell["dense_eval"] = evaluate_support(sample, data, protocol=protocol, seed=args.seed).to_dict()
+        if args.variant:
+            cell["variant"] = args.variant
     cell["cpu_s"] = round(time.process_time() - cpu0, 2)
     cell["wall_s"] = round(time.perf_counter() - wall0, 2)
     cell["peak_rss_mb"] = round(_peak_mb(), 1)
@@ -99,7 +116,7 @@ _BEST: dict[str, Any] = {}  # the best dense Distill-CF sample of this process's
 
 
 def _patch_best_capture() -> None:
-    """Keep the best dense sample of the Distill-CF run (the artifact stores only the sparse one)."""
+    """Keep the best dense sample of the Distill-CF run (to judge the other form of the saved summary)."""
     from distill_recsys.methods.distill_cf import DistillCF
 
     original = DistillCF.final_summary
@@ -190,7 +207,8 @@ def report() -> None:
     scale = [c for c in cells if c.get("kind") == "scale"]
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for c in table:
-        groups.setdefault((c["dataset"], c["method"], c["budget"] or 0), []).append(c)
+        name = c["method"] + (f" ({c['variant']})" if c.get("variant") else "")
+        groups.setdefault((c["dataset"], name, c["budget"] or 0), []).append(c)
     summary: list[dict[str, Any]] = []
     for (ds, method, budget), runs in sorted(groups.items()):
         row: dict[str, Any] = {"dataset": ds, "method": method, "budget": budget, "seeds": [r["seed"] for r in runs]}
@@ -200,12 +218,23 @@ def report() -> None:
                 row[learner] = {"mean": {k: round(statistics.fmean(p[k] for p in per_seed), 3) for k in per_seed[0]},
                                 "std": {k: round(statistics.pstdev([p[k] for p in per_seed]), 3) if len(per_seed) > 1
                                         else 0.0 for k in per_seed[0]}}
-        dense = [r["dense_eval"]["metrics"]["infinite-ae"]["mean"] for r in runs if "dense_eval" in r]
-        if dense:
-            row["infinite-ae (dense sample)"] = {
-                "mean": {k: round(statistics.fmean(p[k] for p in dense), 3) for k in dense[0]},
-                "std": {k: round(statistics.pstdev([p[k] for p in dense]), 3) if len(dense) > 1 else 0.0
-                        for k in dense[0]}}
+        # the other form of a Distill-CF sample: old cells saved the top-k and judged the dense sample
+        # ("dense_eval"); new cells save the dense sample and judge its top-k ("alt_eval")
+        alt = [r["alt_eval"]["metrics"]["infinite-ae"]["mean"] if "alt_eval" in r
+               else r["dense_eval"]["metrics"]["infinite-ae"]["mean"] for r in runs
+               if "alt_eval" in r or "dense_eval" in r]
+        if alt:
+            row["saved"] = runs[0].get("saved_format", f"top-{runs[0].get('extra', {}).get('sparse_k')}")
+            row["alt_format"] = runs[0].get("alt_format", "dense sample")
+            row["infinite-ae (other form)"] = {
+                "mean": {k: round(statistics.fmean(p[k] for p in alt), 3) for k in alt[0]},
+                "std": {k: round(statistics.pstdev([p[k] for p in alt]), 3) if len(alt) > 1 else 0.0
+                        for k in alt[0]}}
+        alt_ease = [r["alt_eval"]["metrics"]["ease"]["mean"] for r in runs
+                    if "ease" in r.get("alt_eval", {}).get("metrics", {})]
+        if alt_ease:
+            row["ease (other form)"] = {"mean": {k: round(statistics.fmean(p[k] for p in alt_ease), 3)
+                                                 for k in alt_ease[0]}, "std": {}}
         row["cpu_s"] = round(statistics.fmean(r["cpu_s"] for r in runs), 1)
         row["wall_s"] = round(statistics.fmean(r["wall_s"] for r in runs), 1)
         row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
@@ -217,6 +246,8 @@ def report() -> None:
             row["best_step"] = [e["best_step"] for e in extra]
             row["lambda"] = [e["lambda"] for e in extra]
             row["draws"] = runs[0]["config"].get("gumbel_draws")
+            row["batch_users"] = runs[0]["config"].get("batch_users")
+            row["distill_wall_s"] = round(statistics.fmean(e.get("distill_wall_s", 0) for e in extra), 1)
         summary.append(row)
     out = {"table": summary, "scale": scale, "reference": REFERENCE,
            "note": "2 CPU cores shared with four other engineers (load average 7-17 during the runs): wall times "
@@ -226,35 +257,41 @@ def report() -> None:
              "Generated by `benchmarks/recsys/run.py report` from `cells/`. Metrics x100 on the test split "
              "(context: train + validation, seen items masked, all items ranked), mean ± std over seeds; "
              "hyper-parameters of each learner chosen on validation HR@100. Distill-CF keeps its best sample by "
-             "validation HR@100 and saves it sparse (top-k entries per synthetic user, weighted); the dense "
-             "continuous sample the reference would save is reported as 'dense sample'.", "",
+             "validation HR@100 and saves it in the form given in 'saved': 'dense sample' is the continuous "
+             "Gumbel sample the reference saves and evaluates (all entries, stored as CSR; the default now), "
+             "'top-k' its k largest entries per synthetic user (weighted; the earlier default). 'other form' is "
+             "∞-AE on the form not saved.", "",
              "Machine: 2 CPU cores shared with four other engineers during these runs (load average 7-17); one "
              "thread per process. Wall times are inflated several-fold; compare CPU seconds.", ""]
     for ds in sorted({r["dataset"] for r in summary}):
-        lines += [f"## {ds}", "", "| method | users | ∞-AE nDCG@10 | ∞-AE HR@10 | ∞-AE PSP@10 | EASE nDCG@10 | "
-                  "ALS nDCG@10 | BPR nDCG@10 | ∞-AE dense sample nDCG@10 | seeds | CPU s | wall s | peak MB |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {ds}", "", "| method | users | saved | ∞-AE nDCG@10 | ∞-AE HR@10 | ∞-AE PSP@10 | "
+                  "EASE nDCG@10 | ALS nDCG@10 | BPR nDCG@10 | ∞-AE nDCG@10, other form | seeds | CPU s | wall s | "
+                  "peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in [x for x in summary if x["dataset"] == ds]:
             lines.append(
-                f"| {r['method']} | {r['budget'] or 'all'} | {_fmt(r.get('infinite-ae'), 'nDCG@10')} | "
+                f"| {r['method']} | {r['budget'] or 'all'} | {r.get('saved', '')} | "
+                f"{_fmt(r.get('infinite-ae'), 'nDCG@10')} | "
                 f"{_fmt(r.get('infinite-ae'), 'HR@10')} | {_fmt(r.get('infinite-ae'), 'PSP@10')} | "
                 f"{_fmt(r.get('ease'), 'nDCG@10')} | {_fmt(r.get('als'), 'nDCG@10')} | "
-                f"{_fmt(r.get('bpr'), 'nDCG@10')} | {_fmt(r.get('infinite-ae (dense sample)'), 'nDCG@10')} | "
+                f"{_fmt(r.get('bpr'), 'nDCG@10')} | "
+                f"{_fmt(r.get('infinite-ae (other form)'), 'nDCG@10')}"
+                f"{' (' + r['alt_format'] + ')' if r.get('alt_format') else ''} | "
                 f"{len(r['seeds'])} | {r['cpu_s']} | {r['wall_s']} | {r['peak_rss_mb']:.0f} |")
         full = next((x for x in summary if x["dataset"] == ds and x["method"] == "full"), None)
         if full and "infinite-ae" in full:
             ref = full["infinite-ae"]["mean"]["nDCG@10"]
-            for r in [x for x in summary if x["dataset"] == ds and x["method"] == "distill-cf"]:
+            for r in [x for x in summary if x["dataset"] == ds and x["method"].startswith("distill-cf")]:
                 ours = r["infinite-ae"]["mean"]["nDCG@10"]
-                dense = r.get("infinite-ae (dense sample)", {}).get("mean", {}).get("nDCG@10")
+                alt = r.get("infinite-ae (other form)", {}).get("mean", {}).get("nDCG@10")
                 lines.append("")
-                lines.append(f"Distill-CF {r['budget']} users: ∞-AE nDCG@10 {ours:.2f} = {100 * ours / ref:.1f}% of "
-                             f"full data ({ref:.2f}); dense sample "
-                             f"{'-' if dense is None else f'{dense:.2f} = {100 * dense / ref:.1f}%'}; "
-                             f"{r.get('steps')} steps ({r.get('draws') or 'all'} training draws), "
-                             f"{r.get('s_per_step_wall')} s/step wall, {r.get('distill_cpu_s')}"
-                             f" CPU s distillation incl. validations, best steps {r.get('best_step')}, λ "
-                             f"{r.get('lambda')}.")
+                lines.append(f"{r['method']} {r['budget']} users, saved {r.get('saved')}: ∞-AE nDCG@10 {ours:.2f} = "
+                             f"{100 * ours / ref:.1f}% of full data ({ref:.2f}); {r.get('alt_format')} "
+                             f"{'-' if alt is None else f'{alt:.2f} = {100 * alt / ref:.1f}%'}; "
+                             f"{r.get('steps')} steps ({r.get('draws') or 'all 200'} training draws, "
+                             f"{'all' if r.get('batch_users') in (-1, None) else r.get('batch_users')} real users "
+                             f"per step), distillation {r.get('distill_wall_s')} s wall / {r.get('distill_cpu_s')} "
+                             f"CPU s incl. validations ({r.get('s_per_step_wall')} s/step wall), best steps "
+                             f"{r.get('best_step')}, λ {r.get('lambda')}.")
         lines.append("")
     if scale:
         lines += ["## Time per step and peak memory vs. real users (Distill-CF, 500 synthetic users)", "",
@@ -299,6 +336,8 @@ def main() -> None:
     cell.add_argument("--validate-every", type=int, default=25)
     cell.add_argument("--draws", type=int, default=20)
     cell.add_argument("--batch-users", type=int, default=0)
+    cell.add_argument("--sparse-k", type=int, default=None, help="Distill-CF saved form (default: the method's, -1)")
+    cell.add_argument("--variant", default="", help="label of a non-default setting (own cell file and table row)")
     cell.add_argument("--eval-seeds", type=int, default=3)
     cell.add_argument("--learners", nargs="+", default=list(LEARNERS))
     scale = sub.add_parser("scale")
@@ -323,6 +362,8 @@ def main() -> None:
         _patch_best_capture()
         result = run_cell(args) | {"kind": "cell"}
         tag = f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
+        if args.variant:
+            tag += "-" + "".join(ch if ch.isalnum() else "_" for ch in args.variant)
     else:
         result = run_scale(args) | {"kind": "scale"}
         tag = f"scale-{result['name']}-b{args.batch_users}"

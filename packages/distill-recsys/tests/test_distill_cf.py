@@ -144,3 +144,24 @@ def test_sparse_refinement_keeps_pattern_and_lowers_loss(blocks):
 def test_sparse_k_minus_one_keeps_the_dense_sample(blocks):
     out = _run("distill-cf", blocks, overrides=dict(FAST, steps=2, sparse_k=-1), evaluate=False)
     assert out.artifact.summary.to_csr().nnz == 6 * blocks.n_items  # τ = 10: every entry is positive
+
+
+def test_default_saves_the_dense_sample_and_reports_its_top_k(blocks):
+    over = {k: v for k, v in FAST.items() if k != "sparse_k"}
+    out = _run("distill-cf", blocks, overrides=dict(over, steps=2), protocol_overrides={"model": "infinite-ae"})
+    saved = out.artifact.summary
+    assert out.artifact.config["sparse_k"] == -1  # the default: the reference's dense, continuous output
+    assert saved.to_csr().nnz == 6 * blocks.n_items and saved.weighted
+    rows = saved.to_csr().toarray().sum(1)
+    assert np.allclose(rows, FAST["num_per_user"], rtol=1e-4)  # each row sums to num_per_user (no clip here)
+    extra = out.artifact.extra
+    k = round(blocks.mean_interactions)
+    assert extra["sparse_top_k"] == k and "infinite-ae" in extra["sparse_sample_evaluation"]["metrics"]
+    top = saved.top_k(k)
+    assert all(top.to_csr().getnnz(axis=1) == k)
+    assert np.allclose(top.to_csr().toarray().max(1), saved.to_csr().toarray().max(1))
+
+
+def test_binary_summary_needs_a_sparse_k(blocks):
+    with pytest.raises(DataValidationError, match="sparse_k"):
+        _run("distill-cf", blocks, overrides=dict(FAST, steps=1, sparse_k=-1, binary_summary=True), evaluate=False)

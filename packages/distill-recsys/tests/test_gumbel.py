@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from distill_recsys.gumbel import multi_gumbel_softmax
+from distill_recsys.gumbel import gumbel_noise_exponent, multi_gumbel_softmax
 
 
 def _naive(logits: torch.Tensor, seed: int, draws: int, tau: float, chunk: int) -> torch.Tensor:
@@ -12,7 +12,7 @@ def _naive(logits: torch.Tensor, seed: int, draws: int, tau: float, chunk: int) 
     total = torch.zeros_like(logits)
     for start in range(0, draws, chunk):
         m = min(chunk, draws - start)
-        noise = -torch.empty((m, *logits.shape)).exponential_(generator=gen).log()
+        noise = -gumbel_noise_exponent((m, *logits.shape), gen, dtype=logits.dtype, device=logits.device)
         total = total + torch.softmax((logits[None] + noise) / tau, -1).sum(0)
     return F.hardtanh(total, -1, 1)
 
@@ -27,6 +27,17 @@ def test_forward_and_gradient_match_autograd_through_every_draw():
     (g_ours,) = torch.autograd.grad((ours * weights).sum(), logits)
     (g_ref,) = torch.autograd.grad((ref * weights).sum(), logits)
     assert torch.allclose(g_ours, g_ref, atol=1e-10)
+    # without the draw cache the noise is regenerated from the seed: the same gradient
+    again = multi_gumbel_softmax(logits, num_per_user=7, tau=2.0, seed=5, chunk=3, cache_bytes=0)
+    (g_regen,) = torch.autograd.grad((again * weights).sum(), logits)
+    assert torch.allclose(g_regen, g_ref, atol=1e-10)
+
+
+def test_noise_is_standard_gumbel():
+    gen = torch.Generator().manual_seed(0)
+    g = -gumbel_noise_exponent((200_000,), gen, dtype=torch.float32, device=torch.device("cpu"))
+    assert torch.isfinite(g).all()
+    assert abs(float(g.mean()) - 0.5772) < 0.01 and abs(float(g.var()) - torch.pi ** 2 / 6) < 0.03
 
 
 def test_seeded_clipped_and_rescaled_draws():

@@ -26,7 +26,7 @@ from .data import InteractionData
 from .evaluation import RecsysProtocol, evaluate_support
 from .learners import InfiniteAE
 from .methods._common import resolve_user_budget
-from .methods.distill_cf import DistillCF
+from .methods.distill_cf import DistillCF, sparsify_rows
 from .summary import SparseUserSummary
 
 __all__ = ["ValidationCallback", "run_recsys"]
@@ -142,10 +142,17 @@ def run_recsys(
     if evaluate:
         evaluation = evaluate_support(final.to_csr(), data, protocol=protocol, seed=seed, device=device)
         artifact.evaluations.append(evaluation.to_dict())
-        if dense_sample is not None:
-            dense_eval = evaluate_support(dense_sample, data, protocol=RecsysProtocol(learners=("infinite-ae",)),
-                                          seed=seed, device=device)
-            extra["dense_sample_evaluation"] = dense_eval.to_dict()
+        if dense_sample is not None:  # the other form of the same sample, judged by infinity-AE
+            ae_only = RecsysProtocol(learners=("infinite-ae",))
+            if isinstance(method, DistillCF) and method.config.sparse_k < 0:
+                k = max(1, round(data.mean_interactions))
+                sparse = sparsify_rows(dense_sample, k)
+                extra["sparse_top_k"] = k
+                extra["sparse_sample_evaluation"] = evaluate_support(sparse, data, protocol=ae_only, seed=seed,
+                                                                     device=device).to_dict()
+            else:
+                extra["dense_sample_evaluation"] = evaluate_support(dense_sample, data, protocol=ae_only, seed=seed,
+                                                                    device=device).to_dict()
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         artifact.save(out)

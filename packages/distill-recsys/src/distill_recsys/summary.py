@@ -85,6 +85,16 @@ class SparseUserSummary(Summary):
         return sp.csr_matrix((self.values.cpu().numpy(), self.indices.cpu().numpy(), self.indptr.cpu().numpy()),
                              shape=(self.budget, self.n_items))
 
+    def top_k(self, k: int, *, binary: bool = False) -> SparseUserSummary:
+        """A sparser summary: the ``k`` largest positive entries of each user (weights kept, or 1s).
+
+        Distill-CF saves its dense continuous sample by default; this derives the sparse version of it.
+        """
+        from .methods.distill_cf import sparsify_rows
+
+        return SparseUserSummary(matrix=sparsify_rows(self.dense(), k, binary=binary), item_ids=self.item_ids,
+                                 weighted=not binary)
+
     def dense(self) -> Tensor:
         """Dense ``(budget, n_items)`` float tensor (the support side is small: budget rows)."""
         return csr_rows_to_dense(self.to_csr(), slice(None))

@@ -19,9 +19,13 @@ accumulated into ``S`` and ``α`` (leaves), and one backward pass then reaches `
 sampler, whose noise is regenerated rather than stored. λ is re-picked on validation HR@100 at every validation
 and the best sampled summary by validation HR@100 is kept (the reference's model selection).
 
-The saved summary is sparse: the ``sparse_k`` largest entries of each row of the best sampled ``S`` (with their
-values as weights, or binary). The reference keeps the dense, continuous ``S``; both are evaluated by the
-benchmark.
+The saved summary is, by default, the best sampled ``S`` itself stored as CSR (``sparse_k=-1``): the reference saves
+and evaluates exactly this dense, continuous sample (``final_data = multi_gumbel_sampling(key, params)[0]`` in
+noveens/distill_cf distill.py; with τ = 10 every entry is positive and each row sums to ``num_per_user``).
+``sparse_k > 0`` (or 0: the real users' mean interactions) keeps only the largest entries of each row (weighted,
+or binary): a genuinely sparse summary, but the information of a τ = 10 sample is spread over all items, so on
+ML-1M 500 users the top-131 summary scores below 500 random users (benchmarks/recsys/results.md); use it for
+exports that must be sparse, and :func:`sparsify_rows` / :meth:`SparseUserSummary.top_k` to derive it later.
 """
 
 from __future__ import annotations
@@ -79,9 +83,10 @@ class DistillCFConfig(MethodConfig):
                 "fewer than ~200 items)"})
     validate_every: int = field(default=25, metadata={"help": "steps between validations (0: only at the end)"})
     float64: bool = field(default=False, metadata={"help": "solve the support system in double precision"})
-    sparse_k: int = field(default=0, metadata={
-        "help": "entries kept per synthetic user in the saved sparse summary (0: the real users' mean "
-                "interactions, rounded; -1: all entries, i.e. the dense sample the reference saves, as CSR)"})
+    sparse_k: int = field(default=-1, metadata={
+        "help": "entries kept per synthetic user in the saved summary (-1: all, the dense sample the reference "
+                "saves and evaluates, stored as CSR; 0: the real users' mean interactions, rounded; k: the k "
+                "largest, a sparse summary that loses quality)"})
     sparse_refine_steps: int = field(default=0, metadata={
         "help": "Adam steps that re-learn the weights of the sparse summary (its top-k pattern fixed) with the same "
                 "loss before saving (0: keep the sampled weights)"})
@@ -150,6 +155,9 @@ class DistillCF(Method[DistillCFConfig]):
         if not isinstance(data, InteractionData):
             raise DataValidationError("distill-cf needs implicit-feedback data (an InteractionData), e.g. "
                                       "--dataset ml-1m or csv:PATH")
+        if self.config.binary_summary and self.config.sparse_k < 0:
+            raise DataValidationError("binary_summary=true needs a sparse summary: set sparse_k to the entries per "
+                                      "synthetic user to keep (0: the real users' mean), not -1 (every entry)")
         self.data = data
 
     # -- the step -----------------------------------------------------------------------------------------------
@@ -228,11 +236,12 @@ class DistillCF(Method[DistillCFConfig]):
 
     # -- output -------------------------------------------------------------------------------------------------
     def final_summary(self, sampled: Tensor, data: InteractionData) -> SparseUserSummary:
-        """The saved sparse summary: the ``sparse_k`` largest entries per row of the sampled ``S``."""
+        """The saved summary: the sampled ``S`` as CSR (``sparse_k=-1``, the reference's output) or its
+        ``sparse_k`` largest entries per row."""
         cfg = self.config
         k = cfg.sparse_k or max(1, round(data.mean_interactions))
         if cfg.sparse_k < 0:  # every entry of the sampled summary (the reference's dense output, stored as CSR)
-            matrix = sp.csr_matrix(sampled.detach().cpu().numpy())
+            matrix = sp.csr_matrix(sampled.detach().cpu().numpy().astype(np.float32))
         elif cfg.sparse_refine_steps > 0 and not cfg.binary_summary:
             matrix = self.refine_sparse(sampled, k=k, steps=cfg.sparse_refine_steps, lr=cfg.sparse_refine_lr,
                                         seed=0, device=sampled.device)
