@@ -94,3 +94,11 @@ def test_evaluation_protocols_and_cross_architecture() -> None:
         assert 0.0 <= result.mean <= 100.0
         if model in ("meanpool", "minilm-head"):
             assert result.mean > 60.0, (model, result)  # the toy set is separable by its sentiment words
+
+
+def test_plain_protocol_defaults_per_learner() -> None:
+    """The TextCNN trains 300 epochs (validation-chosen); the other learners 100; meanpool at lr 1."""
+    cnn, mean = plain_protocol("textcnn"), plain_protocol("meanpool")
+    assert (cnn.epochs, cnn.lr, cnn.momentum, cnn.n_models) == (300, 0.01, 0.9, 5)
+    assert (mean.epochs, mean.lr) == (100, 1.0)
+    assert plain_protocol("textcnn", epochs=7).epochs == 7
