@@ -56,3 +56,24 @@ def test_discrete_structure_is_zero_one() -> None:
                            structure="pge", threshold=0.5, discrete=True, generator_hidden=8)
     adj = summary.eval_adjacency()
     assert set(adj.unique().tolist()) <= {0.0, 1.0} and torch.all(torch.diag(adj) == 0)
+
+
+def test_sampled_structure_is_a_fixed_bernoulli_draw() -> None:
+    """DosCond's evaluated graph: one seeded 0/1 draw of the edge probabilities, the same on every call, symmetric,
+    and about as dense as the probabilities say."""
+    from distill_graph.summary import bernoulli_graph
+
+    torch.manual_seed(0)
+    summary = GraphSummary(x=torch.randn(40, 3), labels=torch.arange(40) % 2, num_classes=2, structure="pge",
+                           discrete=True, sample_seed=7, generator_hidden=8)
+    adj = summary.eval_adjacency()
+    assert torch.equal(adj, summary.eval_adjacency()) and torch.equal(adj, adj.t())
+    assert set(adj.unique().tolist()) == {0.0, 1.0} and torch.all(torch.diag(adj) == 0)
+    summary.discrete = False
+    prob = summary.eval_adjacency()
+    expected = prob.triu(1).sum()
+    assert abs(float(adj.triu(1).sum()) - float(expected)) < 4 * float(expected) ** 0.5
+    draws = torch.stack([bernoulli_graph(torch.full((30, 30), 0.2), torch.Generator().manual_seed(s))
+                         for s in range(20)])
+    assert abs(float(draws.triu(1).mean()) * 2 * 30 / 29 - 0.2) < 0.02
+    assert summary.describe()["num_edges"] > 0

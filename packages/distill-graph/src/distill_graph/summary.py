@@ -26,9 +26,18 @@ from distill_core.errors import ArtifactError, DataValidationError
 from distill_core.preprocessing import Preprocessing
 from distill_core.synset import LabelKind, Summary, register_summary_type
 
-__all__ = ["GraphSummary", "StructureGenerator", "StructureKind"]
+__all__ = ["GraphSummary", "StructureGenerator", "StructureKind", "bernoulli_graph"]
 
 StructureKind = Literal["pge", "identity", "fixed"]
+
+
+def bernoulli_graph(prob: Tensor, generator: torch.Generator) -> Tensor:
+    """One draw of the symmetric random graph with edge probabilities ``prob`` ``(n, n)``: each unordered pair
+    ``i < j`` is an edge with probability ``prob[i, j]``, mirrored; zero diagonal. Returns 0/1 ``(n, n)``."""
+    n = len(prob)
+    u = torch.rand(n, n, generator=generator).to(prob.device)
+    upper = torch.triu((u < prob).to(prob.dtype), 1)
+    return upper + upper.t()
 
 
 class StructureGenerator(nn.Module):
@@ -98,6 +107,9 @@ class GraphSummary(Summary):
         threshold: generated entries below it are dropped at evaluation and in the artifact.
         discrete: evaluate the generated structure as a 0/1 graph (entries >= ``threshold`` become 1), the mode of
             DosCond's Bernoulli edges when ``threshold`` is 0.5.
+        sample_seed: when set (with ``discrete``), the evaluated 0/1 graph is instead one draw of the Bernoulli graph
+            whose edge probabilities are the generated entries (each unordered pair once, mirrored), from a
+            generator seeded with it, so every call gives the same graph (DosCond's evaluation).
         label_kind, label_values, learn_lr, lr_init, preprocessing: as :class:`~distill_core.synset.Summary`.
 
     Shapes:
@@ -121,6 +133,7 @@ class GraphSummary(Summary):
         generator_init_bias: float | None = None,
         threshold: float = 0.0,
         discrete: bool = False,
+        sample_seed: int | None = None,
         label_kind: LabelKind = "hard",
         label_values: Tensor | None = None,
         learn_lr: bool = False,
@@ -136,6 +149,7 @@ class GraphSummary(Summary):
         self.structure: StructureKind = structure
         self.threshold = float(threshold)
         self.discrete = bool(discrete)
+        self.sample_seed = None if sample_seed is None else int(sample_seed)
         self.budget_resolution: dict[str, Any] | None = None  # set by the methods: what the request resolved to
         self.generator: StructureGenerator | None = None
         n = len(x)
@@ -190,6 +204,8 @@ class GraphSummary(Summary):
             for bn, momentum in zip(self.generator.bns, momenta):
                 bn.momentum = momentum
             self.generator.train(was_training)
+        if self.discrete and self.sample_seed is not None:
+            return bernoulli_graph(adj, torch.Generator().manual_seed(self.sample_seed))
         if self.discrete:
             return (adj >= self.threshold).to(adj.dtype).fill_diagonal_(0)
         return torch.where(adj >= self.threshold, adj, torch.zeros_like(adj)) if self.threshold > 0 else adj
@@ -226,6 +242,8 @@ class GraphSummary(Summary):
             "structure": self.structure,
             "threshold": self.threshold,
             "discrete": self.discrete,
+            **({"evaluated_structure": "bernoulli_sample", "sample_seed": self.sample_seed}
+               if self.discrete and self.sample_seed is not None and self.structure == "pge" else {}),
             "num_edges": int(index.shape[1]),
             "class_sizes": torch.bincount(self.labels, minlength=self.num_classes).tolist(),
             **({"budget_resolution": self.budget_resolution} if self.budget_resolution else {}),

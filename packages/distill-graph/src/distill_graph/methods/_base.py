@@ -43,6 +43,8 @@ class GraphCondensationConfig(MethodConfig):
     structure_period: int = field(default=50, metadata={"help": "alternation period in epochs"})
     structure_epochs: int = field(default=10, metadata={
         "help": "the first this many epochs of each period update the structure, the rest the features"})
+    joint_updates: bool = field(default=False, metadata={
+        "help": "update structure and features together every epoch instead of alternating (DosCond's Algorithm 1)"})
     generator_hidden: int = field(default=128, metadata={"help": "width of the structure generator MLP"})
     generator_layers: int = field(default=3, metadata={"help": "linear layers of the structure generator"})
     generator_init_bias: float | None = field(default=None, metadata={
@@ -140,6 +142,8 @@ class GraphCondensation(Method[GraphCondensationConfig]):
     config_class = GraphCondensationConfig
     structure_kind: StructureKind = "pge"
     discrete: bool = False
+    #: evaluate one seeded Bernoulli draw of the generated edge probabilities (DosCond) instead of thresholding
+    sampled_evaluation: bool = False
 
     def __init__(self, *, config: GraphCondensationConfig | None = None) -> None:
         super().__init__(config=config)
@@ -184,6 +188,8 @@ class GraphCondensation(Method[GraphCondensationConfig]):
                                preprocessing=data.preprocessing)
         if cfg.init == "noise":
             summary.x.data.normal_(generator=generator)
+        if self.sampled_evaluation:  # drawn last: the other methods' initialisation stays as it was
+            summary.sample_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         summary.budget_resolution = {"request": budget.describe(), "per_class": sizes, "total": total,
                                      "of_nodes": base, "ratio": round(total / base, 6),
                                      "same_size_ratios": [round(lo, 6), round(hi, 6)]}
@@ -221,7 +227,7 @@ class GraphCondensation(Method[GraphCondensationConfig]):
     @contextlib.contextmanager
     def phase(self, summary: GraphSummary, step: int) -> Iterator[None]:
         """Freeze what this epoch does not update (features during structure epochs, the generator otherwise)."""
-        if not summary.structure_parameters():
+        if not summary.structure_parameters() or (self.config.joint_updates and self.config.lr_adj > 0):
             yield
             return
         still = [summary.x] if self.structure_phase(summary, step) else summary.structure_parameters()
