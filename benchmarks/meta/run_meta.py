@@ -42,6 +42,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
     # KIP with RFAD's random-feature ConvNet kernel (the paper's ConvNet-kernel variant, cheaply): row "kip_conv"
     "kip_conv": {"_method": "kip", "kernel": "conv_rf", "rf_models": 4, "rf_width": 64, "steps": 60,
                  "target_batch": 500, "lr_summary": 0.01},
+    # KIP with the empirical NTK of one fresh width-64 ConvNet per step (finite-width stand-in for the paper's
+    # ConvNet NTK), at RFAD's step count and target batch: the RFAD / KIP-ConvNet time ratio. Row "kip_entk"
+    "kip_entk": {"_method": "kip", "kernel": "conv_entk", "rf_width": 64, "steps": 60, "target_batch": 500,
+                 "lr_summary": 0.01},
 }
 
 

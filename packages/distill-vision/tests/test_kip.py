@@ -51,6 +51,30 @@ def test_conv_random_feature_kernel_runs_and_lowers_the_loss() -> None:
     assert out.run.losses[-1] < out.run.losses[0]
 
 
+def test_conv_empirical_ntk_kernel_matches_core_and_improves_krr() -> None:
+    from distill_core.kernels import empirical_ntk
+    from distill_vision.methods.kip import KIP, KIPConfig
+    from distill_vision.modality import VisionModality
+
+    init = _kip(0)
+    trained = _kip(20, kernel="conv_entk", rf_width=16, lr_summary=0.02)
+    assert trained.run.losses[-1] < trained.run.losses[0]
+    before = evaluate_krr(init.artifact.summary, init.data).accuracy
+    after = evaluate_krr(trained.artifact.summary, trained.data).accuracy
+    assert after > before + 3.0, (before, after)
+
+    class Ctx:  # the two attributes kernel_matrices reads
+        modality, data, device = VisionModality(), init.data, torch.device("cpu")
+
+    x_s, x_t = init.artifact.summary.x[:4], init.data.x_test[:6]
+    torch.manual_seed(3)
+    k_ss, k_ts = KIP(config=KIPConfig(kernel="conv_entk", rf_width=8)).kernel_matrices(Ctx(), x_s, x_t)  # type: ignore[arg-type]
+    torch.manual_seed(3)
+    net = VisionModality().build_model("convnet", sample_shape=init.data.sample_shape, num_classes=1, width=8).eval()
+    torch.testing.assert_close(k_ss, empirical_ntk(net, x_s), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(k_ts, empirical_ntk(net, x_t, x_s), rtol=1e-4, atol=1e-5)
+
+
 def test_zca_whitened_kip_is_stored_and_refused_on_unwhitened_data() -> None:
     import pytest
 

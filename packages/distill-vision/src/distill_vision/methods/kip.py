@@ -14,10 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
 from torch import Tensor
 
 from distill_core.evaluation_krr import one_hot_centred
 from distill_core.kernels import fc_nngp, fc_ntk
+from distill_core.kernels.empirical import jacobian_block
 from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.objectives import krr_loss
 from distill_core.objectives.krr import KernelFn
@@ -27,7 +29,7 @@ from .rfad import conv_rf_kernel
 
 __all__ = ["KIP", "KIPConfig"]
 
-KIPKernel = Literal["fc_ntk", "fc_nngp", "conv_rf"]
+KIPKernel = Literal["fc_ntk", "fc_nngp", "conv_rf", "conv_entk"]
 
 
 @dataclass
@@ -42,7 +44,8 @@ class KIPConfig(MethodConfig):
         "help": "support labels: centred one-hot regression targets"})
     learn_labels: bool = field(default=False, metadata={"help": "also learn the support labels (LEARN_LABELS)"})
     kernel: KIPKernel = field(default="fc_ntk", metadata={
-        "help": "fc_ntk (analytic FC NTK), fc_nngp, or conv_rf (random-feature ConvNet NNGP)"})
+        "help": "fc_ntk (analytic FC NTK), fc_nngp, conv_rf (random-feature ConvNet NNGP) or conv_entk (empirical "
+                "NTK of a freshly drawn ConvNet with one output, the finite-width stand-in for KIP's ConvNet NTK)"})
     depth: int = field(default=1, metadata={"help": "hidden ReLU layers of the FC kernel"})
     w_var: float = field(default=2.0, metadata={"help": "weight variance of the FC kernel (W_std² = 2)"})
     b_var: float = field(default=0.01, metadata={"help": "bias variance of the FC kernel (b_std² = 0.01)"})
@@ -50,7 +53,7 @@ class KIPConfig(MethodConfig):
     target_batch: int = field(default=5000, metadata={"help": "class-balanced real targets per step"})
     float64: bool = field(default=True, metadata={"help": "solve in float64 (the notebook enables x64)"})
     rf_models: int = field(default=8, metadata={"help": "conv_rf: random ConvNets per step"})
-    rf_width: int = field(default=256, metadata={"help": "conv_rf: channels of the random ConvNets"})
+    rf_width: int = field(default=256, metadata={"help": "conv_rf / conv_entk: channels of the random ConvNets"})
     block_size: int = field(default=2048, metadata={"help": "kernel tile size (memory bound)"})
 
 
@@ -76,18 +79,31 @@ class KIP(Method[KIPConfig]):
             return rf
         from distill_core.errors import UnknownNameError
 
-        raise UnknownNameError("KIP kernel", cfg.kernel, ["fc_ntk", "fc_nngp", "conv_rf"])
+        raise UnknownNameError("KIP kernel", cfg.kernel, ["fc_ntk", "fc_nngp", "conv_rf", "conv_entk"])
+
+    def kernel_matrices(self, ctx: StepContext, x_s: Tensor, x_t: Tensor) -> tuple[Tensor, Tensor]:
+        """``(K_ss, K_ts)`` of this step's kernel: ``(n_s, n_s)`` and ``(n_t, n_s)``."""
+        if self.config.kernel != "conv_entk":
+            kernel = self.kernel(ctx)
+            return kernel(x_s, x_s), kernel(x_t, x_s)
+        # empirical NTK of one freshly drawn ConvNet with a scalar readout: K = J Jᵀ with per-sample parameter
+        # Jacobians J. The support Jacobians carry the graph back to the images; the target Jacobians do not.
+        net = ctx.modality.build_model("convnet", sample_shape=ctx.data.sample_shape, num_classes=1,
+                                       width=self.config.rf_width).to(ctx.device).eval()
+        params = {k: v.detach() for k, v in net.named_parameters()}
+        j_s = jacobian_block(net, x_s, params)[:, 0]
+        with torch.no_grad():
+            j_t = torch.cat([jacobian_block(net, x_t[i:i + 64], params)[:, 0] for i in range(0, len(x_t), 64)])
+        return j_s @ j_s.T, j_t @ j_s.T
 
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
         cfg = self.config
         num_classes = ctx.data.num_classes
         x_t, y_t = ctx.sample_real_balanced(max(1, cfg.target_batch // num_classes))
-        kernel = self.kernel(ctx)
         x_s = summary.x
         targets = summary.targets() if cfg.learn_labels else summary.targets().detach()
         if summary.label_kind != "regression":
             targets = targets - 1.0 / num_classes
-        k_ss = kernel(x_s, x_s)
-        k_ts = kernel(x_t, x_s)
+        k_ss, k_ts = self.kernel_matrices(ctx, x_s, x_t)
         return krr_loss(k_ts, k_ss, targets, one_hot_centred(y_t, num_classes).to(k_ts.dtype), reg=cfg.reg,
                         float64=cfg.float64)
