@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import torch
+from run_meta import BUDGETS, ROOTS  # type: ignore[import-not-found]
 
 from distill_core import Budget, distill, get_modality
-from run_meta import BUDGETS, ROOTS  # type: ignore[import-not-found]
 
 VARIANTS = ("rfad", "kip_entk", "kip_conv")
 
