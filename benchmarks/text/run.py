@@ -188,6 +188,14 @@ def render_markdown(results: dict[str, Any]) -> str:
                   "| --- | --- | --- | --- |"]
         for row in mem["rows"]:
             lines.append(f"| {row['T']} | {row['k']} | {row['peak_mb']:.0f} | {row['step_s']:.2f} |")
+    if results.get("variants"):
+        lines += ["", "## Settings tried and not kept (same cell, same evaluation)", "",
+                  "| cell and change | plain TextCNN | native | outer steps | final outer loss |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, v in results["variants"].items():
+            loss = v.get("final_loss")
+            lines.append(f"| {name} | {_fmt(v.get('plain'))} | {_fmt(v.get('native'))} | {v.get('steps', '-')} | "
+                         f"{'-' if loss is None else f'{loss:.3f}'} |")
     if results.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
     if results.get("not_run"):
