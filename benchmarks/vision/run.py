@@ -35,7 +35,7 @@ RESULTS = HERE / "results.jsonl"
 
 #: per-profile method settings: (overrides, steps by ipc)
 CPU_STEPS = {
-    "dm": {1: 200, 10: 500},
+    "dm": {1: 200, 10: 200},
     "dc": {1: 50, 10: 10},
     "dsa": {1: 50, 10: 10},
 }
@@ -146,7 +146,7 @@ def speed(args: argparse.Namespace) -> None:
     from distill_core.registry import get_method
     from distill_vision.modality import VisionModality
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("DISTILL_THREADS", "2")))
     rows = []
     for ipc in args.ipcs:
         g = torch.Generator().manual_seed(0)
@@ -191,7 +191,7 @@ def tta(args: argparse.Namespace) -> None:
     from distill_core.distiller import Callback
     from distill_core.runner import distill
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("DISTILL_THREADS", "2")))
     history: list[dict[str, float]] = []
     clock = {"distill": 0.0, "t": 0.0}
 
@@ -217,7 +217,8 @@ def tta(args: argparse.Namespace) -> None:
     reached = next((h for h in history if h["accuracy"] >= args.target), None)
     (HERE / "tta.json").write_text(json.dumps({"target": args.target, "reached": reached, "history": history,
                                                "batch_real": args.batch_real, "eval_epochs": args.eval_epochs,
-                                               "models": args.models}, indent=2))
+                                               "models": args.models, "threads": torch.get_num_threads(),
+                                               "load_avg_1min": round(os.getloadavg()[0], 1)}, indent=2))
     table(args)
 
 
@@ -266,13 +267,13 @@ def table(args: argparse.Namespace) -> None:
              "and DC/DSA 1,000 iterations; `--profile paper` runs those). Rows ran on a 2-core machine shared with "
              "other jobs (see the load column), so times are inflated.", "",
              "| dataset | IPC | method | accuracy % (mean +- std) | paper | steps | distill s | it/s | eval s "
-             "| peak RSS MB | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| peak RSS MB | threads | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(latest):
         r = latest[key]
         paper = PAPER.get((r["dataset"], r["method"], r["ipc"]), "")
         lines.append(f"| {r['dataset']} | {r['ipc']} | {r['method']} | {r['accuracy_mean']:.2f} +- "
                      f"{r['accuracy_std']:.2f} | {paper} | {r['steps']} | {r['distill_s']} | {r['it_per_s']} | "
-                     f"{r['eval_s']} | {r['peak_rss_mb']} | {r['load_avg_1min']} |")
+                     f"{r['eval_s']} | {r['peak_rss_mb']} | {r.get('threads', 2)} | {r['load_avg_1min']} |")
     lines += _gap_lines(latest)
     if (HERE / "speed.json").exists():
         lines += ["", "## DM outer-iteration speed vs tools/dm_reference.py (same run, alternating)", "",
@@ -290,7 +291,9 @@ def table(args: argparse.Namespace) -> None:
         t = json.loads((HERE / "tta.json").read_text())
         lines += ["", f"## DM time to {t['target']}% on Fashion-MNIST, IPC 1", "",
                   f"Reached: {t['reached']} (batch_real {t['batch_real']}, {t['eval_epochs']}-epoch evaluation, "
-                  f"{t['models']} models; the reference needs about 13 minutes for ~70.7%).", "",
+                  f"{t['models']} models, {t.get('threads', 2)} thread(s), load average {t.get('load_avg_1min', '?')} "
+                  "at the end; the clock counts distillation only; the reference needs about 13 minutes for ~70.7% "
+                  "on this machine).", "",
                   "| step | distill s | accuracy % |", "|---|---|---|"]
         lines += [f"| {h['step']} | {h['distill_s']} | {h['accuracy']} |" for h in t["history"]]
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
