@@ -9,6 +9,10 @@ Cells run in priority order and the results are rewritten after every cell, so a
     OMP_NUM_THREADS=1 python benchmarks/text/run.py --root ../shared/data/text            # all cells
     OMP_NUM_THREADS=1 python benchmarks/text/run.py --only trec:1 --methods dd-text,random   # a subset
     OMP_NUM_THREADS=1 python benchmarks/text/run.py --memory                              # TBPTT memory vs k, T
+    OMP_NUM_THREADS=1 python benchmarks/text/run.py --reeval --only trec:1 --methods random,dd-text,dd-text-cnn
+    # (re-evaluates saved summaries with the current TextCNN protocol; cells without one are re-run)
+    OMP_NUM_THREADS=1 python benchmarks/text/run.py --only sst2:1 --methods dd-text-cnn \
+        --set lr_summary=0.03 --set lr_labels=0.03 --set steps=350 --max-seconds 330   # as committed for SST-2
 """
 
 from __future__ import annotations
