@@ -273,7 +273,7 @@ def report() -> None:
             row["distill_wall_s"] = round(statistics.fmean(e.get("distill_wall_s", 0) for e in extra), 1)
         summary.append(row)
     out = {"table": summary, "scale": scale, "reference": REFERENCE,
-           "note": "2 CPU cores shared with four other engineers (load average 7-17 during the runs): wall times "
+           "note": "2 CPU cores shared with four other engineers (load average 4-17 during the runs): wall times "
                    "are inflated several-fold; CPU seconds are the comparable number. 1 torch/BLAS thread."}
     (HERE / "results.json").write_text(json.dumps(out, indent=1))
     lines = ["# Recommender benchmark (distill-recsys)", "",
@@ -284,7 +284,8 @@ def report() -> None:
              "Gumbel sample the reference saves and evaluates (all entries, stored as CSR; the default now), "
              "'top-k' its k largest entries per synthetic user (weighted; the earlier default). 'other form' is "
              "∞-AE on the form not saved.", "",
-             "Machine: 2 CPU cores shared with four other engineers during these runs (load average 7-17); one "
+             "Machine: 2 CPU cores shared with four other engineers during these runs (load average 4-17; 4-7 for the "
+             "cells of this session's dense-sample runs); one "
              "thread per process. Wall times are inflated several-fold; compare CPU seconds.", ""]
     for ds in sorted({r["dataset"] for r in summary}):
         lines += [f"## {ds}", "", "| method | users | saved | ∞-AE nDCG@10 | ∞-AE HR@10 | ∞-AE PSP@10 | "
@@ -364,8 +365,8 @@ def report() -> None:
         "∞-AE and EASE do.",
         "- Not run (CPU time on the shared 2-core machine): Distill-CF seeds 1-2; the paper-exact setting to the "
         "end (200 draws, 500 steps); the scaling table with the new sampler (its rows were measured with the "
-        "old one: 2,048 real users per step, noise regenerated); ML-1M head/k-center users at 500 and random "
-        "users seeds 1-2 at 50/200 unless listed above.", ""]
+        "old one: 2,048 real users per step, noise regenerated); random users seeds 1-2 at ML-1M 50/200 (one seed "
+        "there; the Distill-CF margin over it is 10 and 9 points).", ""]
     lines += ["## Reference (noveens/distill_cf, JAX, this machine unloaded, from the issue)", "",
               "ML-1M full-data ∞-AE nDCG@10 33.39 (87 s, 1.9 GB); Distill-CF 500 users 5.0 s/step full batch, "
               "1.9 GB, best 32.92 (98.6%) after 22 min; 50 users 0.8 s/step, 30.56. Paper: 32.82 full, 32.52 "
