@@ -265,7 +265,9 @@ def table(args: argparse.Namespace) -> None:
              f"1) / {CPU_STEPS['dc'][10]} (IPC 10) outer iterations, 64 "
              "real images per class and step, init from real images, seed 0 (papers: 256 real per class, DM 20,000 "
              "and DC/DSA 1,000 iterations; `--profile paper` runs those). Rows ran on a 2-core machine shared with "
-             "other jobs (see the load column), so times are inflated.", "",
+             "other jobs (see the load column), so times are inflated. Herding and k-center select in the feature "
+             "space of a randomly initialised ConvNet; at IPC 1 both pick the image nearest the class mean, so their "
+             "rows coincide.", "",
              "| dataset | IPC | method | accuracy % (mean +- std) | paper | steps | distill s | it/s | eval s "
              "| peak RSS MB | threads | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(latest):

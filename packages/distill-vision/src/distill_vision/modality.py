@@ -87,8 +87,10 @@ class VisionModality(Modality):
         return lambda x, g: dsa(x, generator=g)
 
     @torch.no_grad()
+    @torch.no_grad()
     def features(self, data: RealData, indices: Tensor, *, seed: int) -> Tensor:
-        """Embeddings of a randomly initialised ConvNet (seeded), the feature space of the DC paper's coresets."""
+        """Embeddings of a randomly initialised ConvNet (seeded), the feature space of the DC paper's coresets
+        (without autograd: a class of Fashion-MNIST would otherwise keep ~GBs of activations alive)."""
         torch.manual_seed(seed)
         net = self.build_model("convnet", sample_shape=data.sample_shape, num_classes=data.num_classes).eval()
         x = data.x_train[indices]
