@@ -274,8 +274,9 @@ def render(results: dict[str, Any]) -> str:
             ratios.append(f"{c['dataset']} {c['nodes']}: DosCond {c['distill_s']} s / GCond {g['distill_s']} s = "
                           f"{c['distill_s'] / g['distill_s']:.2f} (per epoch {c['s_per_step'] / g['s_per_step']:.3f})")
     if ratios:
-        out += ["DosCond's condensation wall time as a ratio of GCond's (the two cells of a budget ran one after "
-                "the other in the same process; DosCond runs 300 one-step epochs, GCond 60 epochs of 20 outer x 15 "
+        out += ["DosCond's condensation wall time as a ratio of GCond's (second session: the two cells of a budget ran "
+                "10-25 minutes apart in one sequence of runner processes at similar load, except CiteSeer 60's GCond "
+                "from the first session; DosCond runs 300 one-step epochs, GCond 60 epochs of 20 outer x 15 "
                 "inner steps; the per-epoch CPU table below is the steadier comparison): " + "; ".join(ratios), ""]
     ref = gcond.get(("cora", 70))
     if ref is not None:
