@@ -365,8 +365,7 @@ def report() -> None:
         "∞-AE and EASE do.",
         "- Not run (CPU time on the shared 2-core machine): Distill-CF seeds 1-2; the paper-exact setting to the "
         "end (200 draws, 500 steps); the scaling table with the new sampler (its rows were measured with the "
-        "old one: 2,048 real users per step, noise regenerated); random users seeds 1-2 at ML-1M 50/200 (one seed "
-        "there; the Distill-CF margin over it is 10 and 9 points).", ""]
+        "old one: 2,048 real users per step, noise regenerated).", ""]
     lines += ["## Reference (noveens/distill_cf, JAX, this machine unloaded, from the issue)", "",
               "ML-1M full-data ∞-AE nDCG@10 33.39 (87 s, 1.9 GB); Distill-CF 500 users 5.0 s/step full batch, "
               "1.9 GB, best 32.92 (98.6%) after 22 min; 50 users 0.8 s/step, 30.56. Paper: 32.82 full, 32.52 "
