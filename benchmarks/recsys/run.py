@@ -212,7 +212,7 @@ def _versus_random(summary: list[dict[str, Any]]) -> list[str]:
                     and x["budget"] == n), None)
         full = next((x for x in summary if x["dataset"] == ds and x["method"] == "full"), None)
         ours = r["infinite-ae"]["mean"]["nDCG@10"]
-        text = f"- {ds}, {n} users ({r.get('saved')}): ∞-AE nDCG@10 {ours:.2f}"
+        text = f"- {ds}, {r['method']}, {n} users ({r.get('saved')}): ∞-AE nDCG@10 {ours:.2f}"
         if full:
             text += f" = {100 * ours / full['infinite-ae']['mean']['nDCG@10']:.1f}% of full data"
         if rnd:
