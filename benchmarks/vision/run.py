@@ -36,8 +36,8 @@ RESULTS = HERE / "results.jsonl"
 #: per-profile method settings: (overrides, steps by ipc)
 CPU_STEPS = {
     "dm": {1: 200, 10: 200},
-    "dc": {1: 50, 10: 10},
-    "dsa": {1: 50, 10: 10},
+    "dc": {1: 50, 10: 3},
+    "dsa": {1: 50, 10: 3},
 }
 PAPER_STEPS = {"dm": {1: 20000, 10: 20000}, "dc": {1: 1000, 10: 1000}, "dsa": {1: 1000, 10: 1000}}
 CPU_OVERRIDES: dict[str, dict[str, Any]] = {"dm": {"batch_real": 64}, "dc": {"batch_real": 64},
