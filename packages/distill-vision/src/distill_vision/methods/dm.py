@@ -59,14 +59,11 @@ class DM(Method[DMConfig]):
         if self.config.dsa_strategy == "auto":
             self.config.dsa_strategy = default_strategy(data.name)
         self.dsa = DSA(self.config.dsa_strategy) if self.config.dsa_strategy else None
-        channels_last = self.config.channels_last
-        if channels_last is None:
-            channels_last = data.sample_shape[-1] >= 16
+        large = data.sample_shape[-1] >= 16  # where channels-last convolutions and the fused blocks pay off
+        channels_last = large if self.config.channels_last is None else self.config.channels_last
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        fused = self.config.fused_real
-        if fused is None:
-            fused = data.sample_shape[-1] >= 16 and self.config.model == "convnet"
-        self.fused = bool(fused) and fused_available()
+        fused = large and self.config.model == "convnet" if self.config.fused_real is None else self.config.fused_real
+        self.fused = fused and fused_available()
 
     def _augment(self, x: Tensor, seed: int) -> Tensor:
         return x if self.dsa is None else self.dsa(x, seed=seed)

@@ -12,7 +12,7 @@ or NNGP of a fully-connected ReLU network, or RFAD's random-feature ConvNet NNGP
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -79,7 +79,7 @@ class KIP(Method[KIPConfig]):
             return rf
         from distill_core.errors import UnknownNameError
 
-        raise UnknownNameError("KIP kernel", cfg.kernel, ["fc_ntk", "fc_nngp", "conv_rf", "conv_entk"])
+        raise UnknownNameError("KIP kernel", cfg.kernel, get_args(KIPKernel))
 
     def kernel_matrices(self, ctx: StepContext, x_s: Tensor, x_t: Tensor) -> tuple[Tensor, Tensor]:
         """``(K_ss, K_ts)`` of this step's kernel: ``(n_s, n_s)`` and ``(n_t, n_s)``."""
