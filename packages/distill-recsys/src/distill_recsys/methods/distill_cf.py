@@ -17,7 +17,8 @@ Algorithm (one outer step):
 Memory is bounded by the user batch: real users are densified ``user_chunk`` rows at a time; their gradients are
 accumulated into ``S`` and ``α`` (leaves), and one backward pass then reaches ``L`` through the solve and the
 sampler, whose noise is regenerated rather than stored. λ is re-picked on validation HR@100 at every validation
-and the best sampled summary by validation HR@100 is kept (the reference's model selection).
+and the best sampled summary by validation HR@100 is kept (the reference's model selection, on its schedule: steps
+25, 50, ..., 200 and every 40th step).
 
 The saved summary is, by default, the best sampled ``S`` itself stored as CSR (``sparse_k=-1``): the reference saves
 and evaluates exactly this dense, continuous sample (``final_data = multi_gumbel_sampling(key, params)[0]`` in
@@ -81,7 +82,13 @@ class DistillCFConfig(MethodConfig):
     select_metric: str = field(default="HR@100", metadata={
         "help": "validation metric that picks λ and the best sample (paper: HR@100; use nDCG@10 when there are "
                 "fewer than ~200 items)"})
-    validate_every: int = field(default=25, metadata={"help": "steps between validations (0: only at the end)"})
+    validate_every: int = field(default=25, metadata={
+        "help": "steps between validations up to step validate_dense_until (0: none; the last step is always "
+                "validated)"})
+    validate_dense_until: int = field(default=200, metadata={
+        "help": "last step of the validate_every schedule (reference: 25, 50, ..., 200)"})
+    log_freq: int = field(default=40, metadata={
+        "help": "also validate every log_freq steps, all run long (reference log_freq: 40; 0: off)"})
     float64: bool = field(default=False, metadata={"help": "solve the support system in double precision"})
     sparse_k: int = field(default=-1, metadata={
         "help": "entries kept per synthetic user in the saved summary (-1: all, the dense sample the reference "
