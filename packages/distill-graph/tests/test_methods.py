@@ -185,3 +185,31 @@ def test_doscond_evaluates_a_sampled_structure_and_gcond_x_none() -> None:
     assert gx.num_edges == 0 and gx.describe()["structure"] == "identity"
     _, gx_summary, _ = _setup("gcond-x")
     assert gx_summary.structure_parameters() == [] and gx_summary.sample_seed is None
+
+
+def test_doscond_sparsity_penalty_acts_only_above_the_target_density() -> None:
+    """DosCond's sparsity control: ``beta * max(density - epsilon, 0)`` on the expected edge density, in structure
+    epochs only; its gradient lowers the edge logits."""
+    from types import SimpleNamespace
+
+    method, summary, _ = _setup("doscond", sparsity_weight=10.0, target_density=0.05)
+    ctx = SimpleNamespace(step=0)  # the penalty reads only the step (structure or feature epoch)
+    generator = summary.generator
+    assert generator is not None
+    last = generator.layers[-1]
+    with torch.no_grad():
+        last.bias.fill_(-6.0)  # density ~0.0025 < 0.05: no penalty
+    assert method.structure_penalty(summary, ctx).item() == 0.0
+    with torch.no_grad():
+        last.bias.fill_(2.0)  # density ~0.88
+    penalty = method.structure_penalty(summary, ctx)
+    n = len(summary.x)
+    prob = torch.sigmoid(generator.logits(summary.x))
+    density = (prob.sum() - prob.diagonal().sum()) / (n * (n - 1))
+    assert torch.allclose(penalty, 10.0 * (density - 0.05))
+    penalty.backward()
+    assert float(last.bias.grad) > 0  # gradient descent lowers the logits
+    feature_step = SimpleNamespace(step=method.config.structure_epochs)
+    assert method.structure_penalty(summary, feature_step) is None  # feature epochs: matching only
+    off = build_method("doscond", {"sparsity_weight": 0.0})
+    assert off.structure_penalty(summary, ctx) is None

@@ -8,6 +8,12 @@ from the structure generator, and gradients pass through samples by the reparame
 relaxation ``sigmoid((Omega_ij + log u - log(1 - u)) / tau)``, ``u ~ U(0, 1)`` (optionally hardened with the
 straight-through estimator). The update alternates between structure and features as in GCond.
 
+Sparsity: matching alone can make the synthetic graph dense (Cora 1.3%, 35 nodes, 300 epochs: mean edge probability
+0.59, a sampled graph with 668 entries among 1,190 and GCN 59.3%, below random nodes' 62.8%). DosCond controls the
+sparsity of its learned graphs with a penalty on the expected density; here ``beta * max(mean_{i != j}
+sigmoid(Omega_ij) - epsilon, 0)`` (``sparsity_weight`` 10, ``target_density`` 0.05) added to the loss in structure
+epochs, which keeps the same run at density 0.04 (58 entries) and 70.4%.
+
 Evaluation (``eval_structure``): by default one discrete graph drawn from the learned Bernoulli edges, with a seed
 fixed at initialisation (the same kind of graph every matching step was computed on, hardened; the artifact stores
 its 0/1 edges). The alternatives are the most likely graph (``"mode"``, edges with probability >= 0.5) and the
@@ -67,6 +73,10 @@ class DosCondConfig(GCondConfig):
     eval_structure: Literal["sample", "mode", "probabilities"] = field(default="sample", metadata={
         "help": "evaluate one seeded 0/1 draw of the Bernoulli edges ('sample'), the most likely 0/1 graph ('mode') "
                 "or the edge probabilities as weights ('probabilities')"})
+    sparsity_weight: float = field(default=10.0, metadata={
+        "help": "weight beta of the sparsity penalty beta * max(mean edge probability - target_density, 0)"})
+    target_density: float = field(default=0.05, metadata={
+        "help": "expected edge density (share of node pairs) above which the sparsity penalty acts"})
     threshold: float = field(default=0.5, metadata={
         "help": "edges with probability below it are dropped at evaluation with 'mode' (0.5: the most likely graph) "
                 "and 'probabilities'; unused with 'sample'"})
@@ -116,3 +126,14 @@ class DosCond(GCond):
             return summary.adjacency()
         return sample_bernoulli_structure(summary.generator.logits(summary.x), temperature=self.config.temperature,
                                           generator=ctx.generator, straight_through=self.config.straight_through)
+
+    def structure_penalty(self, summary: GraphSummary, ctx: StepContext) -> Tensor | None:
+        """DosCond's sparsity control: ``beta * max(mean_{i != j} sigmoid(Omega_ij) - epsilon, 0)`` on the expected
+        edge density, applied in structure epochs (it is zero while the graph is sparser than ``epsilon``)."""
+        cfg = self.config
+        if cfg.sparsity_weight <= 0 or summary.generator is None or not self.structure_phase(summary, ctx.step):
+            return None
+        prob = torch.sigmoid(summary.generator.logits(summary.x))
+        n = len(prob)
+        density = (prob.sum() - prob.diagonal().sum()) / max(n * (n - 1), 1)
+        return cfg.sparsity_weight * torch.relu(density - cfg.target_density)

@@ -156,7 +156,12 @@ class GCond(GraphCondensation):
                     loss = sgc_gradient_matching_loss(self, model, summary, ctx, adj, cfg.dis_metric)
                 else:
                     loss = class_gradient_matching_loss(self, model, summary, ctx, adj, cfg.dis_metric)
-                losses.append(ctx.update(loss))
+                penalty = self.structure_penalty(summary, ctx)
+                losses.append(ctx.update(loss if penalty is None else loss + penalty))
             if round_ < cfg.outer - 1:
                 self.train_inner(model, summary, opt_model, cfg.inner)
         return statistics.fmean(losses)
+
+    def structure_penalty(self, summary: GraphSummary, ctx: StepContext) -> Tensor | None:
+        """A regulariser added to the matching loss (none in GCond)."""
+        return None
