@@ -165,3 +165,14 @@ def test_default_saves_the_dense_sample_and_reports_its_top_k(blocks):
 def test_binary_summary_needs_a_sparse_k(blocks):
     with pytest.raises(DataValidationError, match="sparse_k"):
         _run("distill-cf", blocks, overrides=dict(FAST, steps=1, sparse_k=-1, binary_summary=True), evaluate=False)
+
+
+def test_validation_schedule_and_initial_lambda(blocks):
+    over = dict(FAST, steps=12, validate_every=5, validate_dense_until=5, log_freq=4)
+    out = _run("distill-cf", blocks, overrides=over, evaluate=False)
+    history = out.artifact.extra["val_history"]
+    # the reference's schedule: the dense period (here up to 5), every log_freq-th step, and the last step
+    assert [h["step"] for h in history] == [0, 4, 5, 8, 12]
+    # step 0 validates the initial rows themselves (the first λ) and is no candidate for the best sample
+    assert history[0]["support"].startswith("initial")
+    assert out.artifact.extra["best_step"] > 0
