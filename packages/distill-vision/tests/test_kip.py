@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from distill_core import Budget, distill
-from distill_core.evaluation_krr import evaluate_krr
+from distill_core.evaluation_krr import evaluate_krr, one_hot_centred
 from distill_core.testing import MethodContract
 
 torch.set_num_threads(1)  # tiny problems on shared CI machines
@@ -88,3 +88,25 @@ def test_zca_whitened_kip_is_stored_and_refused_on_unwhitened_data() -> None:
     assert evaluate_krr(summary, out.data).accuracy > 10.0  # whitened test data: accepted
     with pytest.raises(DataValidationError, match="preprocessing"):
         evaluate_krr(summary, load("digits"))
+
+
+
+def test_analytic_conv_ntk_kernel_lowers_the_loss() -> None:
+    # digits are 8x8: three pooled blocks reach a 1x1 map, as KIP's ConvNet does on 28x28 -> 3x3. The per-step
+    # losses are on different random target batches, so the check is the CNTK-KRR loss on one fixed test batch.
+    from distill_core.objectives import krr_loss
+    from distill_vision.cntk import cntk
+
+    init = _kip(0, kernel="cntk")
+    trained = _kip(4, kernel="cntk", target_batch=40, lr_summary=0.05)
+    assert all(torch.isfinite(torch.tensor(trained.run.losses)))
+    x_t, y_t = init.data.x_test[:100], one_hot_centred(init.data.y_test[:100], 10)
+
+    def fixed_loss(summary) -> float:  # type: ignore[no-untyped-def]
+        x_s = summary.x.detach()
+        with torch.no_grad():
+            k = cntk(torch.cat([x_t, x_s]), x_s, depth=3, pool=True, readout="flatten")
+            return float(krr_loss(k[:len(x_t)], k[len(x_t):], summary.targets(), y_t, float64=True))
+
+    before, after = fixed_loss(init.artifact.summary), fixed_loss(trained.artifact.summary)
+    assert after < 0.95 * before, (before, after)

@@ -6,7 +6,10 @@ sample. Every step draws a class-balanced real target batch, predicts its labels
 the support set with an infinite-width kernel (ridge ``1e-6 · trace(K_ss)/n``) and minimises
 ``0.5 · mean((pred - y_target)²)`` with Adam over the support images (and labels with ``learn_labels``); see
 ../shared/HYPERPARAMS.md section 3. Kernels: the analytic NTK (default, ``depth`` 1, ``σ_w² = 2``, ``σ_b² = 0.01``)
-or NNGP of a fully-connected ReLU network, or RFAD's random-feature ConvNet NNGP (``conv_rf``, redrawn every step).
+or NNGP of a fully-connected ReLU network, RFAD's random-feature ConvNet NNGP (``conv_rf``, redrawn every step),
+the empirical NTK of one fresh finite ConvNet (``conv_entk``), or the analytic infinite-width ConvNet NTK / NNGP
+(``cntk`` / ``cnngp``, :mod:`distill_vision.cntk`; the paper's ConvNet kernels: conv3x3 -> ReLU -> 2x2 avg-pool
+blocks and a dense readout, ``σ_w² = 2``, ``σ_b² = 0.01``), whose cost is ``(H·W)²`` per image pair.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from distill_core.objectives import krr_loss
 from distill_core.objectives.krr import KernelFn
 from distill_core.synset import Summary
 
+from ..cntk import CNTK
 from .rfad import conv_rf_kernel
 
 __all__ = ["KIP", "KIPConfig"]
 
-KIPKernel = Literal["fc_ntk", "fc_nngp", "conv_rf", "conv_entk"]
+KIPKernel = Literal["fc_ntk", "fc_nngp", "conv_rf", "conv_entk", "cntk", "cnngp"]
 
 
 @dataclass
@@ -44,8 +48,9 @@ class KIPConfig(MethodConfig):
         "help": "support labels: centred one-hot regression targets"})
     learn_labels: bool = field(default=False, metadata={"help": "also learn the support labels (LEARN_LABELS)"})
     kernel: KIPKernel = field(default="fc_ntk", metadata={
-        "help": "fc_ntk (analytic FC NTK), fc_nngp, conv_rf (random-feature ConvNet NNGP) or conv_entk (empirical "
-                "NTK of a freshly drawn ConvNet with one output, the finite-width stand-in for KIP's ConvNet NTK)"})
+        "help": "fc_ntk (analytic FC NTK), fc_nngp, conv_rf (random-feature ConvNet NNGP), conv_entk (empirical "
+                "NTK of a freshly drawn ConvNet with one output, the finite-width stand-in for KIP's ConvNet NTK), "
+                "cntk or cnngp (analytic infinite-width ConvNet NTK / NNGP, the paper's ConvNet kernels)"})
     depth: int = field(default=1, metadata={"help": "hidden ReLU layers of the FC kernel"})
     w_var: float = field(default=2.0, metadata={"help": "weight variance of the FC kernel (W_std² = 2)"})
     b_var: float = field(default=0.01, metadata={"help": "bias variance of the FC kernel (b_std² = 0.01)"})
@@ -55,6 +60,13 @@ class KIPConfig(MethodConfig):
     rf_models: int = field(default=8, metadata={"help": "conv_rf: random ConvNets per step"})
     rf_width: int = field(default=256, metadata={"help": "conv_rf / conv_entk: channels of the random ConvNets"})
     block_size: int = field(default=2048, metadata={"help": "kernel tile size (memory bound)"})
+    conv_depth: int = field(default=3, metadata={"help": "cntk / cnngp: conv3x3 -> ReLU blocks (KIP's ConvNet: 3)"})
+    conv_pool: bool = field(default=True, metadata={
+        "help": "cntk / cnngp: 2x2 average pooling after every ReLU (KIP's and RFAD's ConvNet)"})
+    conv_readout: Literal["gap", "flatten"] = field(default="flatten", metadata={
+        "help": "cntk / cnngp: dense readout of the flattened map (KIP's ConvNet) or of its global average"})
+    block_pairs: int | None = field(default=None, metadata={
+        "help": "cntk / cnngp: image pairs per tile, each (H·W)² floats per tensor (None: 2^23 floats per tensor)"})
 
 
 class KIP(Method[KIPConfig]):
@@ -77,6 +89,11 @@ class KIP(Method[KIPConfig]):
                                 device=ctx.device)
             rf.resample(ctx.generator)
             return rf
+        if cfg.kernel in ("cntk", "cnngp"):
+            conv = CNTK(depth=cfg.conv_depth, w_var=cfg.w_var, b_var=cfg.b_var, pool=cfg.conv_pool,
+                        readout=cfg.conv_readout, block_pairs=cfg.block_pairs)
+            index = 1 if cfg.kernel == "cntk" else 0
+            return lambda a, b: conv(a, b)[index]
         from distill_core.errors import UnknownNameError
 
         raise UnknownNameError("KIP kernel", cfg.kernel, get_args(KIPKernel))
