@@ -14,7 +14,7 @@ from distill_core import Budget, DivergenceError, distill, evaluate_summary, get
 from distill_core.evaluation import train_classifier
 from distill_core.objectives.unrolled import init_params, unrolled_sgd
 from distill_core.testing import MethodContract
-from distill_text.methods.dd_text import soft_cross_entropy
+from distill_text.methods.dd_text import inner_lr_limit, soft_cross_entropy
 from distill_text.modality import native_protocol, plain_protocol
 from distill_text.testing import write_toy_dataset
 
@@ -83,6 +83,53 @@ def test_dd_text_huge_inner_lr_is_caught() -> None:
     with pytest.raises(DivergenceError, match=r"non-finite|not finite|diverged"):
         distill("dd-text", dataset=SPEC, budget=Budget(ipc=1), evaluate=False, progress=False,
                 overrides={"steps": 3, "learner": "textcnn", "inner_steps": 5, "batch_real": 16, "lr_init": 1e30})
+
+
+class _Features(torch.nn.Module):
+    """A learner whose features are fixed rows (``embed`` ignores the input) and a zero-initialised last layer."""
+
+    def __init__(self, feats: torch.Tensor, num_classes: int) -> None:
+        super().__init__()
+        self.feats = feats
+        self.fc = torch.nn.Linear(feats.shape[1], num_classes)
+        torch.nn.init.zeros_(self.fc.weight)
+        torch.nn.init.zeros_(self.fc.bias)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.feats)
+
+
+@pytest.mark.parametrize("num_classes", [2, 5])
+def test_inner_lr_limit_is_two_over_the_largest_hessian_eigenvalue(num_classes: int) -> None:
+    """At uniform predictions, 2 / lambda_max of the last layer's cross-entropy Hessian, computed exactly."""
+    feats = torch.rand(6, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 1.0
+    net = _Features(feats, num_classes).double()
+    targets = torch.nn.functional.one_hot(torch.arange(6) % num_classes, num_classes).double()
+    w0, b0 = net.fc.weight.detach(), net.fc.bias.detach()
+
+    def loss(w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return soft_cross_entropy(feats @ w.T + b, targets)
+
+    blocks = torch.autograd.functional.hessian(loss, (w0, b0))
+    size = w0.numel() + b0.numel()
+    hess = torch.cat([torch.cat([blk.reshape(a.numel(), -1) for blk in row], 1)
+                      for row, a in zip(blocks, (w0, b0))], 0).reshape(size, size)
+    expected = 2.0 / float(torch.linalg.eigvalsh(hess).max())
+    assert inner_lr_limit(net, torch.zeros(6, 1, 1), num_classes) == pytest.approx(expected, rel=1e-6)
+
+
+def test_dd_text_warns_when_the_inner_lr_is_far_above_its_stability_limit(caplog: pytest.LogCaptureFixture) -> None:
+    overrides = {"steps": 1, "learner": "textcnn", "inner_steps": 2, "batch_real": 8}
+    with caplog.at_level("WARNING", logger="distill_text.methods.dd_text"):
+        distill("dd-text", dataset=SPEC, budget=Budget(ipc=1), evaluate=False, progress=False,
+                overrides={**overrides, "lr_init": 1e-6})
+        assert "stability limit" not in caplog.text
+        distill("dd-text", dataset=SPEC, budget=Budget(ipc=1), evaluate=False, progress=False,
+                overrides={**overrides, "lr_init": 0.5})
+    assert "stability limit" in caplog.text
 
 
 def test_evaluation_protocols_and_cross_architecture() -> None:
