@@ -13,6 +13,9 @@ Cells run in priority order and the results are rewritten after every cell, so a
     # (re-evaluates saved summaries with the current TextCNN protocol; cells without one are re-run)
     OMP_NUM_THREADS=1 python benchmarks/text/run.py --only sst2:1 --methods dd-text-cnn \
         --set lr_summary=0.03 --set lr_labels=0.03 --set steps=350 --max-seconds 330   # as committed for SST-2
+
+The IMDB diagnosis in the notes (inner lr stability limits, gradient cosines, a hand-made summary, soft labels vs
+embeddings on SST-2) comes from ``benchmarks/text/diagnose_tbptt.py``.
 """
 
 from __future__ import annotations

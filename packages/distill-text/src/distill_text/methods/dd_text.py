@@ -90,7 +90,9 @@ class DDTextConfig(MethodConfig):
     label_kind: Literal["hard", "soft", "regression"] = field(default="soft", metadata={
         "help": "soft: learnable label logits (Sucholutsky & Schonlau); hard: fixed classes (Wang)"})
     learn_lr: bool = field(default=True, metadata={"help": "learn the positive inner learning rate (softplus)"})
-    lr_init: float = field(default=3.0, metadata={"help": "initial inner learning rate (textcnn: 0.02)"})
+    lr_init: float = field(default=3.0, metadata={
+        "help": "initial inner learning rate (textcnn: 0.02 on short sentences; keep it below inner_lr_limit, which "
+                "falls with the sequence length: ~0.007 for IMDB at L=128; a warning names it)"})
     init: Literal["real", "noise"] = field(default="real", metadata={
         "help": "initial embeddings: random real sequences, or N(0,1) noise with real lengths (Wang: noise)"})
     learner: str = field(default="meanpool", metadata={
