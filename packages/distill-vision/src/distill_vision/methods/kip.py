@@ -67,6 +67,8 @@ class KIPConfig(MethodConfig):
         "help": "cntk / cnngp: dense readout of the flattened map (KIP's ConvNet) or of its global average"})
     block_pairs: int | None = field(default=None, metadata={
         "help": "cntk / cnngp: image pairs per tile, each (H·W)² floats per tensor (None: 2^23 floats per tensor)"})
+    conv_compile: bool = field(default=False, metadata={
+        "help": "cntk / cnngp: torch.compile the element-wise work of layers >= 16x16 (~2.5x; compiles ~30 s)"})
 
 
 class KIP(Method[KIPConfig]):
@@ -91,7 +93,7 @@ class KIP(Method[KIPConfig]):
             return rf
         if cfg.kernel in ("cntk", "cnngp"):
             conv = CNTK(depth=cfg.conv_depth, w_var=cfg.w_var, b_var=cfg.b_var, pool=cfg.conv_pool,
-                        readout=cfg.conv_readout, block_pairs=cfg.block_pairs)
+                        readout=cfg.conv_readout, block_pairs=cfg.block_pairs, compile=cfg.conv_compile)
             index = 1 if cfg.kernel == "cntk" else 0
             return lambda a, b: conv(a, b)[index]
         from distill_core.errors import UnknownNameError
