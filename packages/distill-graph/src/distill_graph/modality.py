@@ -23,7 +23,7 @@ from .data import DATASETS, graph_context, load_graph, npz_has_graph, real_data_
 from .graph import Propagation
 from .models import MODEL_NAMES, build_graph_model
 from .summary import GraphSummary
-from .training import fit_graph_model, split_model_kwargs
+from .training import fit_graph_model, split_model_kwargs, trained_gcn_embedding
 
 if TYPE_CHECKING:
     from distill_core.artifact import Artifact
@@ -101,12 +101,16 @@ class GraphModality(Modality):
 
     # -- coresets -----------------------------------------------------------------------------------------------
     def features(self, data: RealData, indices: Tensor, *, seed: int) -> Tensor:
-        """SGC features ``A_hat^2 X`` of the training nodes at ``indices`` (sparse propagation over the whole
-        graph). GCond's coreset baselines select in a trained GCN's embedding; ``A_hat^2 X`` is the training-free
-        counterpart (the same neighbourhood smoothing without the learned weights)."""
+        """Coreset features of the training nodes at ``indices``: as GCond's herding / k-center baselines, the
+        hidden-layer embedding of a GCN trained on the whole real graph (:func:`trained_gcn_embedding`; trained once
+        per dataset with a fixed seed and cached). In the inductive setting, where the test part of the graph must
+        stay unseen, the training-free SGC features ``A_hat^2 X`` are used instead."""
         ctx = graph_context(data)
-        propagated = ctx.cached("sgc2", lambda: ctx.full.propagate_k(ctx.x_sparse, 2))
-        return propagated[ctx.train_nodes[indices]]
+        if ctx.inductive:
+            propagated = ctx.cached("sgc2", lambda: ctx.full.propagate_k(ctx.x_sparse, 2))
+            return propagated[ctx.train_nodes[indices]]
+        hidden = ctx.cached("coreset_gcn", lambda: trained_gcn_embedding(data, self.default_protocol({}, None)))
+        return hidden[ctx.train_nodes[indices]]
 
     def subset_summary(self, data: RealData, indices: Tensor, **kwargs: Any) -> Summary:
         """The subgraph induced by the training nodes at ``indices`` (features, labels and their edges)."""

@@ -23,7 +23,7 @@ from .data import GraphContext, graph_context
 from .graph import Propagation
 from .models import build_graph_model
 
-__all__ = ["fit_graph_model", "split_model_kwargs", "whole_graph_accuracy"]
+__all__ = ["fit_graph_model", "split_model_kwargs", "trained_gcn_embedding", "whole_graph_accuracy"]
 
 logger = logging.getLogger(__name__)
 FIT_KEYS = ("optimizer",)
@@ -122,3 +122,20 @@ def whole_graph_accuracy(data: RealData, protocol: EvalProtocol, *, seed: int = 
         accs.append(fit_graph_model(model.to(device), ctx.x_sparse, ctx.full, targets, ctx, protocol=protocol,
                                     optimizer=fit.get("optimizer", "adam"), train_nodes=ctx.train_nodes))
     return accs
+
+
+def trained_gcn_embedding(data: RealData, protocol: EvalProtocol, *, seed: int = 0) -> Tensor:
+    """Hidden-layer node embedding ``(N, hidden)`` of ``protocol``'s GCN trained on the whole real graph's training
+    nodes (transductive; best validation epoch), the feature space of GCond's coreset baselines. The global random
+    state is left untouched (the model is seeded inside a forked RNG)."""
+    ctx = graph_context(data)
+    arch, fit = split_model_kwargs(protocol.model_kwargs)
+    targets = F.one_hot(ctx.graph.y, data.num_classes).float()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_graph_model("gcn", in_dim=ctx.graph.x.shape[1], num_classes=data.num_classes, **arch)
+        fit_graph_model(model, ctx.x_sparse, ctx.full, targets, ctx, protocol=protocol.with_(n_models=1),
+                        optimizer=fit.get("optimizer", "adam"), train_nodes=ctx.train_nodes)
+    model.eval()
+    with torch.no_grad():
+        return model.embed(ctx.x_sparse, ctx.full)[0]
