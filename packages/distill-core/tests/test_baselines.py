@@ -17,6 +17,13 @@ class TestKCenter:
         assert k_center_select(points, 3).tolist() == [1, 4, 3]
         assert k_center_select(points, 5).tolist() == [1, 4, 3, 0, 2]
 
+    def test_distinct_even_with_duplicate_rows(self) -> None:
+        """Duplicates leave every remaining distance at 0; the chosen rows must still be distinct (a budget equal
+        to the class size selects the whole class)."""
+        points = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [3.0, 0.0]])
+        chosen = k_center_select(points, 4)
+        assert sorted(chosen.tolist()) == [0, 1, 2, 3]
+
     def test_picks_the_outliers_of_a_cluster(self) -> None:
         g = torch.Generator().manual_seed(0)
         cluster = torch.randn(50, 2, generator=g) * 0.1

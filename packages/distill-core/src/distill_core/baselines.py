@@ -45,14 +45,17 @@ def herding_select(features: Tensor, k: int) -> Tensor:
 
 
 def k_center_select(features: Tensor, k: int) -> Tensor:
-    """Indices of ``k`` rows of ``features (n, d)`` by greedy k-center, starting at the row nearest the mean."""
+    """Indices of ``k`` rows of ``features (n, d)`` by greedy k-center, starting at the row nearest the mean
+    (distinct: a chosen row is never picked again, even when duplicate rows leave every distance at 0)."""
     first = int((features - features.mean(0)).norm(dim=1).argmin())
     chosen = [first]
     min_dist = (features - features[first]).norm(dim=1)
+    min_dist[first] = -1.0
     for _ in range(1, min(k, len(features))):
         i = int(min_dist.argmax())
         chosen.append(i)
         min_dist = torch.minimum(min_dist, (features - features[i]).norm(dim=1))
+        min_dist[chosen] = -1.0
     return torch.tensor(chosen, dtype=torch.long)
 
 
