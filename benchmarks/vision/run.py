@@ -42,10 +42,9 @@ CPU_STEPS = {
 PAPER_STEPS = {"dm": {1: 20000, 10: 20000}, "dc": {1: 1000, 10: 1000}, "dsa": {1: 1000, 10: 1000}}
 CPU_OVERRIDES: dict[str, dict[str, Any]] = {"dm": {"batch_real": 64}, "dc": {"batch_real": 64},
                                             "dsa": {"batch_real": 64}}
-#: per-(method, IPC) extras of the cpu profile. Tried and dropped: DC/DSA at IPC 10 training the network 10 instead
-#: of 50 epochs between matching steps, 5 iterations (Fashion-MNIST: DC 77.15, DSA 76.74, against DC 77.34 with 3
-#: iterations of the papers' 50 epochs): the paper's inner loop is kept
-CPU_IPC_OVERRIDES: dict[tuple[str, int], dict[str, Any]] = {}
+#: Tried and dropped for the cpu profile: DC/DSA at IPC 10 training the network 10 instead of 50 epochs between
+#: matching steps, 5 iterations (Fashion-MNIST: DC 77.15, DSA 76.74, against DC 77.34 with 3 iterations of the
+#: papers' 50 epochs): the paper's inner loop is kept
 CPU_PROTOCOL = {"epochs": 300, "n_models": 3, "augment": None}
 PAPER_PROTOCOL = {"epochs": 1000, "n_models": 20}  # + DSA augmentation during evaluation (see cell())
 
@@ -82,8 +81,7 @@ def cell(dataset: str, ipc: int, method: str, profile: str, seed: int, device: s
     else:
         protocol = dict(CPU_PROTOCOL)
         if method in CPU_STEPS:
-            overrides = {**CPU_OVERRIDES.get(method, {}), **CPU_IPC_OVERRIDES.get((method, ipc), {}),
-                         "steps": CPU_STEPS[method][ipc]}
+            overrides = {**CPU_OVERRIDES.get(method, {}), "steps": CPU_STEPS[method][ipc]}
     start = time.perf_counter()
     outcome = distill(method, dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides=overrides,
                       protocol_overrides=protocol, progress=False, device=device, checkpoint_every=0)
