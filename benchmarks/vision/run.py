@@ -37,7 +37,7 @@ RESULTS = HERE / "results.jsonl"
 CPU_STEPS = {
     "dm": {1: 200, 10: 200},
     "dc": {1: 50, 10: 5},
-    "dsa": {1: 50, 10: 5},
+    "dsa": {1: 50, 10: 10},
 }
 PAPER_STEPS = {"dm": {1: 20000, 10: 20000}, "dc": {1: 1000, 10: 1000}, "dsa": {1: 1000, 10: 1000}}
 CPU_OVERRIDES: dict[str, dict[str, Any]] = {"dm": {"batch_real": 64}, "dc": {"batch_real": 64},
