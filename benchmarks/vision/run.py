@@ -83,8 +83,10 @@ def cell(dataset: str, ipc: int, method: str, profile: str, seed: int, device: s
         if method in CPU_STEPS:
             overrides = {**CPU_OVERRIDES.get(method, {}), "steps": CPU_STEPS[method][ipc]}
     start = time.perf_counter()
+    keep = Path(os.environ.get("DISTILL_BENCH_ARTIFACTS", "/tmp/distill-vision-bench")) / (
+        f"{dataset}-ipc{ipc}-{method}-{profile}-s{seed}")  # for re-evaluation with another protocol (distill eval)
     outcome = distill(method, dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides=overrides,
-                      protocol_overrides=protocol, progress=False, device=device, checkpoint_every=0)
+                      protocol_overrides=protocol, progress=False, device=device, checkpoint_every=0, out_dir=keep)
     total = time.perf_counter() - start
     ev = outcome.evaluation
     assert ev is not None
