@@ -41,16 +41,17 @@ def test_cross_architecture_protocols_cover_five_models() -> None:
     assert base.n_models >= 5 and base.epochs == 600 and base.selection == "best_val"
 
 
-def test_coreset_features_are_a_trained_gcns_hidden_layer(sbm_data) -> None:
-    """Herding / k-center select in the hidden layer of a GCN trained on the whole graph (GCond's baselines): one
-    seeded training per dataset, cached, the same for every call, and the global random state left alone."""
+def test_coreset_features_are_a_trained_gcns_log_probabilities(sbm_data) -> None:
+    """Herding / k-center select in the log-probabilities of a GCN trained on the whole graph (GCond's baselines):
+    one seeded training per dataset, cached, the same for every call, and the global random state left alone."""
     from distill_graph.training import trained_gcn_embedding
 
     modality = get_modality("graph")
     state = torch.get_rng_state()
     feats = modality.features(sbm_data, torch.arange(6), seed=0)
     assert torch.equal(torch.get_rng_state(), state)
-    assert feats.shape == (6, 256) and torch.isfinite(feats).all() and bool((feats >= 0).all())  # after ReLU
+    assert feats.shape == (6, sbm_data.num_classes) and torch.isfinite(feats).all()
+    assert torch.allclose(feats.exp().sum(1), torch.ones(6), atol=1e-5)  # log-probabilities
     assert torch.equal(modality.features(sbm_data, torch.arange(6), seed=123), feats)
     direct = trained_gcn_embedding(sbm_data, modality.default_protocol({}, None))
     train_nodes = sbm_data.extra["graph"].train_mask.nonzero().flatten()

@@ -102,15 +102,15 @@ class GraphModality(Modality):
     # -- coresets -----------------------------------------------------------------------------------------------
     def features(self, data: RealData, indices: Tensor, *, seed: int) -> Tensor:
         """Coreset features of the training nodes at ``indices``: as GCond's herding / k-center baselines, the
-        hidden-layer embedding of a GCN trained on the whole real graph (:func:`trained_gcn_embedding`; trained once
-        per dataset with a fixed seed and cached). In the inductive setting, where the test part of the graph must
+        log-probabilities of a GCN trained on the whole real graph (:func:`trained_gcn_embedding`; trained once per
+        dataset with a fixed seed and cached). In the inductive setting, where the test part of the graph must
         stay unseen, the training-free SGC features ``A_hat^2 X`` are used instead."""
         ctx = graph_context(data)
         if ctx.inductive:
             propagated = ctx.cached("sgc2", lambda: ctx.full.propagate_k(ctx.x_sparse, 2))
             return propagated[ctx.train_nodes[indices]]
-        hidden = ctx.cached("coreset_gcn", lambda: trained_gcn_embedding(data, self.default_protocol({}, None)))
-        return hidden[ctx.train_nodes[indices]]
+        embeds = ctx.cached("coreset_gcn", lambda: trained_gcn_embedding(data, self.default_protocol({}, None)))
+        return embeds[ctx.train_nodes[indices]]
 
     def subset_summary(self, data: RealData, indices: Tensor, **kwargs: Any) -> Summary:
         """The subgraph induced by the training nodes at ``indices`` (features, labels and their edges)."""
