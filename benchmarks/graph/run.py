@@ -306,10 +306,12 @@ def render(results: dict[str, Any]) -> str:
             ratios.append(f"{c['dataset']} {c['nodes']}: DosCond {c['distill_s']} s / GCond {g['distill_s']} s = "
                           f"{c['distill_s'] / g['distill_s']:.2f} (per epoch {c['s_per_step'] / g['s_per_step']:.3f})")
     if ratios:
-        out += ["DosCond's condensation wall time as a ratio of GCond's (second session: the two cells of a budget ran "
-                "10-25 minutes apart in one sequence of runner processes at similar load, except CiteSeer 60's GCond "
-                "from the first session; DosCond runs 300 one-step epochs, GCond 60 epochs of 20 outer x 15 "
-                "inner steps; the per-epoch CPU table below is the steadier comparison): " + "; ".join(ratios), ""]
+        out += ["DosCond's condensation wall time as a ratio of GCond's (DosCond runs "
+                f"{METHOD_CONFIG['doscond']['steps']} one-step epochs, GCond {METHOD_CONFIG['gcond']['steps']} epochs "
+                "of 20 outer x 15 inner steps; the "
+                "GCond cells are from the second session, the DosCond cells from the fourth, at different machine "
+                "loads, so the per-epoch CPU table below, measured in one process, is the steadier comparison): "
+                + "; ".join(ratios), ""]
     ref = gcond.get(("cora", 70))
     if ref is not None:
         ok = ref["accuracy_mean"] >= 78 and ref["distill_s"] <= 250
