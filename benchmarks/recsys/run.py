@@ -397,6 +397,12 @@ def report() -> None:
         "cells: their confidence weighting treats every one of the 3,706 positive entries per synthetic user as an "
         "interaction); ∞-AE and EASE do. The 3-seed ML-1M Distill-CF cells are judged by ∞-AE and EASE only "
         "(EASE on the dense sample costs about 420 s per cell; ALS and BPR were left out for CPU time).",
+        "- Tried and not kept (fourth session): validation nDCG@10 instead of HR@100 as the selection metric "
+        "(`--select-metric nDCG@10`, row 'select nDCG@10'). It also picks the training λ, which becomes 0.1 at "
+        "steps 25-40 (HR@100 picks 1e-3 / 1e-5) and slows the first 75 steps (seed 1: validation nDCG@10 20.95 at "
+        "step 75 against 22.99); both seeds kept step 100, still rising: test 32.67 (seed 0, HR@100 rule 32.61) "
+        "and 32.31 (seed 1, HR@100 rule 32.79), mean 32.49, no better than the reference's rule. Seed 2 was "
+        "stopped for CPU time.",
         "- Not run (CPU time on the shared 2-core machine): ML-1M Distill-CF 500 users seed 2's evaluation; at 50 "
         "and 200 users with the new "
         "selection and seeds 1-2 (their rows are the earlier single-seed runs: first λ from a sample of the init, "
