@@ -59,8 +59,9 @@ def main() -> None:
     if meta:
         lines += [f"## Methods ({meta['note']}, {meta['threads']} threads)", "",
                   "Folder `results/` (and `fmnist10/`, `mnist/`): the first runs, whose ConvNet column trained on "
-                  "regression labels with 0.5 MSE; `convnet_ce/` (fourth session): Fashion-MNIST IPC 1 again with the "
-                  "current default, cross-entropy on each regression target's argmax class, 300 epochs, 3 models.", "",
+                  "regression labels with 0.5 MSE; `convnet_ce/` and `convnet_ce_mnist/` (fourth session): re-runs "
+                  "with the current default, cross-entropy on each regression target's argmax class, 300 epochs, 3 "
+                  "models.", "",
                   "| run | dataset | IPC | method | steps | distill s | KRR acc (FC NTK) | KRR acc at init | "
                   "ConvNet acc (models, epochs) | DD native (LeNet) | learned lr |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
