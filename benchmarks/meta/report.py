@@ -8,6 +8,13 @@ from pathlib import Path
 HERE = Path(__file__).parent / "results"
 
 
+def native(row: dict) -> str:
+    """DD's native-protocol accuracy with its inner network (older rows: LeNet, key ``dd_native_lenet_acc``)."""
+    if "dd_native_acc" in row:
+        return f"{row['dd_native_acc']} ({row['dd_native_model']})"
+    return f"{row['dd_native_lenet_acc']} (lenet)" if "dd_native_lenet_acc" in row else "–"
+
+
 def _load(name: str) -> dict | None:  # type: ignore[type-arg]
     path = HERE / name
     return json.loads(path.read_text()) if path.is_file() else None
@@ -19,14 +26,17 @@ def main() -> None:
         ks = _load(f"kernel_speed_{threads}thread.json")
         if ks is None:
             continue
+        variants = [("fc_ntk_depth1", "FC NTK d1"), ("fc_ntk_depth1_compiled", "FC NTK d1 compiled"),
+                    ("fc_ntk_depth3", "FC NTK d3"), ("fc_ntk_depth3_compiled", "FC NTK d3 compiled"),
+                    ("fc_nngp_depth1", "FC NNGP d1")]
+        variants = [(k, label) for k, label in variants if f"{k}_gflops" in ks["kernel"][0]]
         lines += [f"## Kernel throughput, {threads} thread(s) ({ks['note']})", "",
-                  "| tile (n1 x n2 x d) | matmul GFLOP/s | FC NTK d1 (fraction) | FC NTK d3 (fraction) | "
-                  "FC NNGP d1 (fraction) |", "|---|---|---|---|---|"]
+                  "| tile (n1 x n2 x d) | matmul GFLOP/s | "
+                  + " | ".join(f"{label} (fraction)" for _, label in variants) + " |",
+                  "|---|---|" + "---|" * len(variants)]
         for r in ks["kernel"]:
-            lines.append(f"| {r['shape']} | {r['matmul_gflops']:.1f} | {r['fc_ntk_depth1_gflops']:.1f} "
-                         f"({r['fc_ntk_depth1_fraction_of_matmul']:.2f}) | {r['fc_ntk_depth3_gflops']:.1f} "
-                         f"({r['fc_ntk_depth3_fraction_of_matmul']:.2f}) | {r['fc_nngp_depth1_gflops']:.1f} "
-                         f"({r['fc_nngp_depth1_fraction_of_matmul']:.2f}) |")
+            cells = [f"{r[f'{k}_gflops']:.1f} ({r[f'{k}_fraction_of_matmul']:.2f})" for k, _ in variants]
+            lines.append(f"| {r['shape']} | {r['matmul_gflops']:.1f} | " + " | ".join(cells) + " |")
         lines += ["", "| KRR support | targets | float64 | KRR GFLOP/s | n x n matmul GFLOP/s | seconds |",
                   "|---|---|---|---|---|---|"]
         for r in ks["krr"]:
@@ -63,7 +73,7 @@ def main() -> None:
                   "with the current default, cross-entropy on each regression target's argmax class, 300 epochs, 3 "
                   "models.", "",
                   "| run | dataset | IPC | method | steps | distill s | KRR acc (FC NTK) | KRR acc at init | "
-                  "ConvNet acc (models, epochs) | DD native (LeNet) | learned lr |",
+                  "ConvNet acc (models, epochs) | DD native (inner net) | learned lr |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in meta["rows"]:
             conv = "–"
@@ -73,7 +83,7 @@ def main() -> None:
             lines.append(f"| {r['run']} | {r['dataset']} | {r['ipc']} | {r['method']} | {r['steps']} | "
                          f"{r['distill_s']} | "
                          f"{r['krr_fc_ntk_acc']:.2f} | {r.get('krr_fc_ntk_acc_init', '–')} | {conv} | "
-                         f"{r.get('dd_native_lenet_acc', '–')} | "
+                         f"{native(r)} | "
                          f"{round(r['learned_lr'], 4) if 'learned_lr' in r else '–'} |")
         lines.append("")
         budgets = {r["method"]: r["budget"] for r in reversed(meta["rows"])}  # the first row of each method wins

@@ -255,3 +255,16 @@ def test_inplace_fast_path_equals_the_differentiable_path(depth: int) -> None:
         slow = fc_kernels(a_grad, None if b is None else b, depth=depth, block_size=4)
         for f, s in zip(fast, slow):
             torch.testing.assert_close(f, s.detach(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_compiled_path_equals_the_eager_path(depth: int) -> None:
+    """``compile=True`` (one fused loop per layer, or eager where torch.compile does not work here) gives the same
+    kernels, including exact coincident points on Gram diagonal blocks (duplicates in ``_inputs``)."""
+    x1, x2 = _inputs(9, 5, seed=6), _inputs(7, 5, seed=7)
+    for a, b, block in ((x1, x2, 4), (x1, None, 4), (x1, None, 64)):
+        eager = fc_kernels(a, b, depth=depth, block_size=block)
+        fused = fc_kernels(a, b, depth=depth, block_size=block, compile=True)
+        for f, e in zip(fused, eager):
+            assert f is not None and e is not None
+            torch.testing.assert_close(f, e, rtol=1e-10, atol=1e-10)

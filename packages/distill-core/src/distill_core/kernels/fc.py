@@ -29,11 +29,17 @@ For ``depth=1`` this is exactly the infinite-width autoencoder kernel of Distill
 Everything is computed in ``block_size x block_size`` tiles of the output, so peak memory is bounded by the block
 size (plus the output itself), and is differentiable with respect to both inputs (the arc-cosine is evaluated
 safely at coincident points, so duplicate inputs give finite gradients).
+
+Without autograd the recursion is memory-bound element-wise work after one matmul per tile; ``compile=True`` runs
+each layer's element-wise work as one ``torch.compile``-generated loop (falls back to eager, logged once, where
+compilation does not work, e.g. without a C++ compiler).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -41,6 +47,8 @@ from torch import Tensor
 from ..errors import DataValidationError
 
 __all__ = ["fc_kernel_diag", "fc_nngp", "fc_ntk", "fc_kernels"]
+
+logger = logging.getLogger(__name__)
 
 _COS_CLAMP = 1.0 - 1e-6
 _CHUNK_ELEMENTS = 131072  # element-wise working set per chunk (512 KiB of float32 per array)
@@ -83,11 +91,14 @@ def fc_kernel_diag(x: Tensor, *, depth: int = 1, w_var: float = 2.0, b_var: floa
 
 
 def _tile(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], depth: int, w_var: float, b_var: float,
-          want_ntk: bool, on_diagonal: bool = False) -> tuple[Tensor, Tensor | None]:
+          want_ntk: bool, on_diagonal: bool = False, compile: bool = False) -> tuple[Tensor, Tensor | None]:
     """One output tile. ``q1[l]``/``q2[l]``: the diagonals of Σ after dense layer ``l`` (``l = 0..depth-1``).
-    ``on_diagonal``: the tile is a diagonal block of a Gram matrix, whose diagonal has cos = 1 exactly."""
+    ``on_diagonal``: the tile is a diagonal block of a Gram matrix, whose diagonal has cos = 1 exactly.
+    ``compile``: without autograd, run each layer as one compiled loop (:func:`_tile_compiled`)."""
     if not (torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)):
-        return _tile_inplace(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, on_diagonal)
+        fused = _tile_compiled(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, on_diagonal) if compile else None
+        return fused if fused is not None else _tile_inplace(x1, x2, q1, q2, depth, w_var, b_var, want_ntk,
+                                                             on_diagonal)
     d = x1.shape[1]
     eye = torch.eye(len(x1), dtype=torch.bool, device=x1.device) if on_diagonal and depth > 0 else None
     sigma = w_var * (x1 @ x2.T) / d + b_var
@@ -142,6 +153,50 @@ def _tile_inplace(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], de
     return sigma_all, ntk_all
 
 
+def _relu_layer(sigma: Tensor, ntk: Tensor, root1: Tensor, root2: Tensor, diag_offset: int, scale: float,
+                b_var: float) -> tuple[Tensor, Tensor]:
+    """One hidden ReLU layer of the recursion on a tile, written for ``torch.compile`` (one fused loop).
+
+    ``root1`` ``(m, 1)`` / ``root2`` ``(1, n)``: square roots of the diagonals; ``diag_offset``: entries
+    ``(i, i + diag_offset)`` are coincident points (cos = 1 exactly), ``-1`` for none."""
+    norm = root1 * root2
+    cos = (sigma / norm).clamp(-1.0, 1.0)
+    if diag_offset >= 0:
+        rows = torch.arange(sigma.shape[0], device=sigma.device)[:, None]
+        cols = torch.arange(sigma.shape[1], device=sigma.device)[None, :]
+        cos = torch.where(cols == rows + diag_offset, torch.ones_like(cos), cos)
+    weight = scale * (math.pi - torch.arccos(cos))  # w_var * (pi - theta) / (2 pi)
+    new_sigma = sigma * weight + scale * norm * torch.sqrt((1.0 - cos) * (1.0 + cos)) + b_var
+    return new_sigma, ntk * weight + new_sigma
+
+
+_COMPILED_LAYER: Callable[..., tuple[Tensor, Tensor]] | None = None
+_COMPILE_FAILED = False
+
+
+def _tile_compiled(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], depth: int, w_var: float,
+                   b_var: float, want_ntk: bool, on_diagonal: bool) -> tuple[Tensor, Tensor | None] | None:
+    """:func:`_tile_inplace` with each layer as one compiled loop; ``None`` when compilation fails here."""
+    global _COMPILED_LAYER, _COMPILE_FAILED
+    if _COMPILE_FAILED or depth == 0:
+        return None
+    d = x1.shape[1]
+    sigma = torch.addmm(x1.new_full((1, 1), b_var), x1, x2.T, alpha=w_var / d)
+    ntk = sigma
+    try:
+        if _COMPILED_LAYER is None:
+            _COMPILED_LAYER = torch.compile(_relu_layer, dynamic=True)
+        for layer in range(depth):
+            sigma, ntk = _COMPILED_LAYER(sigma, ntk, q1[layer].sqrt()[:, None], q2[layer].sqrt()[None, :],
+                                         0 if on_diagonal else -1, w_var / (2 * math.pi), b_var)
+    except Exception as exc:  # no C++ compiler, unsupported platform: eager for the rest of the process
+        logger.warning("torch.compile is unavailable here (%s: %s); the FC kernels run eager",
+                       type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        _COMPILE_FAILED = True
+        return None
+    return sigma, (ntk if want_ntk else None)
+
+
 def _layer_diags(x: Tensor, depth: int, w_var: float, b_var: float) -> list[Tensor]:
     q = w_var * (x * x).sum(1) / x.shape[1] + b_var
     out = [q]
@@ -160,6 +215,7 @@ def fc_kernels(
     b_var: float = 0.01,
     block_size: int = 2048,
     want_ntk: bool = True,
+    compile: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """NNGP and (optionally) NTK of a ``depth``-hidden-layer ReLU network in one pass.
 
@@ -171,6 +227,8 @@ def fc_kernels(
         b_var: bias variance ``σ_b²``.
         block_size: tile size of the output; peak memory beyond the output is ``O(block_size²)``.
         want_ntk: also compute the NTK.
+        compile: without autograd, run the element-wise recursion as ``torch.compile``-generated loops (eager
+            where compilation does not work here; the first call per shape family compiles, seconds).
 
     Returns:
         ``(nngp, ntk)`` of shape ``(n1, n2)``; ``ntk`` is ``None`` when not requested.
@@ -192,7 +250,7 @@ def fc_kernels(
     n1, n2 = len(x1), len(x2)
     gram = same
     if n1 <= block_size and n2 <= block_size:
-        return _tile(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, gram)
+        return _tile(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, gram, compile)
     nngp_rows, ntk_rows = [], []
     for i in range(0, n1, block_size):
         rows_nngp, rows_ntk = [], []
@@ -200,7 +258,7 @@ def fc_kernels(
         for j in range(0, n2, block_size):
             q2_j = [q[j:j + block_size] for q in q2]
             s, t = _tile(x1[i:i + block_size], x2[j:j + block_size], q1_i, q2_j, depth, w_var, b_var, want_ntk,
-                         gram and i == j)
+                         gram and i == j, compile)
             rows_nngp.append(s)
             if t is not None:
                 rows_ntk.append(t)
@@ -211,7 +269,7 @@ def fc_kernels(
 
 
 def fc_nngp(x1: Tensor, x2: Tensor | None = None, *, depth: int = 1, w_var: float = 2.0, b_var: float = 0.01,
-            block_size: int = 2048) -> Tensor:
+            block_size: int = 2048, compile: bool = False) -> Tensor:
     """NNGP kernel (output covariance at initialisation) of a fully-connected ReLU network.
 
     Args:
@@ -221,15 +279,17 @@ def fc_nngp(x1: Tensor, x2: Tensor | None = None, *, depth: int = 1, w_var: floa
         w_var: weight variance ``σ_w²`` (KIP: 2).
         b_var: bias variance ``σ_b²`` (KIP: 0.01).
         block_size: output tile size (memory bound).
+        compile: without autograd, fuse the element-wise recursion with ``torch.compile`` (see :func:`fc_kernels`).
 
     Returns:
         ``(n1, n2)`` kernel matrix in the inputs' floating dtype.
     """
-    return fc_kernels(x1, x2, depth=depth, w_var=w_var, b_var=b_var, block_size=block_size, want_ntk=False)[0]
+    return fc_kernels(x1, x2, depth=depth, w_var=w_var, b_var=b_var, block_size=block_size, want_ntk=False,
+                      compile=compile)[0]
 
 
 def fc_ntk(x1: Tensor, x2: Tensor | None = None, *, depth: int = 1, w_var: float = 2.0, b_var: float = 0.01,
-           block_size: int = 2048) -> Tensor:
+           block_size: int = 2048, compile: bool = False) -> Tensor:
     """Neural tangent kernel (NTK parameterisation) of a fully-connected ReLU network.
 
     Args: as :func:`fc_nngp`.
@@ -237,6 +297,7 @@ def fc_ntk(x1: Tensor, x2: Tensor | None = None, *, depth: int = 1, w_var: float
     Returns:
         ``(n1, n2)`` kernel matrix ``Θ(x1_i, x2_j)``.
     """
-    ntk = fc_kernels(x1, x2, depth=depth, w_var=w_var, b_var=b_var, block_size=block_size, want_ntk=True)[1]
+    ntk = fc_kernels(x1, x2, depth=depth, w_var=w_var, b_var=b_var, block_size=block_size, want_ntk=True,
+                     compile=compile)[1]
     assert ntk is not None
     return ntk
