@@ -76,6 +76,8 @@ def run_cell(args: argparse.Namespace) -> dict[str, Any]:
                 overrides["batch_users"] = args.batch_users
             if args.select_metric:
                 overrides["select_metric"] = args.select_metric
+            if args.keep_metric:
+                overrides["keep_metric"] = args.keep_metric
         art_dir = HERE / "artifacts" / (f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
                                         + ("-" + "".join(ch if ch.isalnum() else "_" for ch in args.variant)
                                            if args.variant else ""))
@@ -435,6 +437,8 @@ def main() -> None:
     cell.add_argument("--sparse-k", type=int, default=None, help="Distill-CF saved form (default: the method's, -1)")
     cell.add_argument("--select-metric", default="", help="Distill-CF validation metric for λ and the kept sample "
                       "(default: the method's, HR@100 as the reference)")
+    cell.add_argument("--keep-metric", default="", help="Distill-CF validation metric for the kept sample only "
+                      "(λ still by --select-metric; default: the same metric)")
     cell.add_argument("--variant", default="", help="label of a non-default setting (own cell file and table row)")
     cell.add_argument("--eval-seeds", type=int, default=3)
     cell.add_argument("--learners", nargs="+", default=list(LEARNERS))

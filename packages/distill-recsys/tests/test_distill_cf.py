@@ -6,7 +6,7 @@ import torch
 
 from distill_core.data import Budget
 from distill_core.errors import DataValidationError
-from distill_core.runner import distill
+from distill_core.runner import build_method, distill
 from distill_recsys.data import build_interaction_data
 from distill_recsys.evaluation import RecsysProtocol, evaluate_support
 from distill_recsys.summary import SparseUserSummary
@@ -176,3 +176,23 @@ def test_validation_schedule_and_initial_lambda(blocks):
     # step 0 validates the initial rows themselves (the first λ) and is no candidate for the best sample
     assert history[0]["support"].startswith("initial")
     assert out.artifact.extra["best_step"] > 0
+
+
+def test_keep_metric_picks_the_kept_sample_only(blocks):
+    """keep_metric chooses the kept step; λ is still picked by select_metric (same trajectory)."""
+    over = dict(FAST, steps=12, validate_every=3, validate_dense_until=12, log_freq=0)
+    base = _run("distill-cf", blocks, overrides=over, evaluate=False).artifact.extra
+    kept = _run("distill-cf", blocks, overrides=dict(over, keep_metric="HR@10"), evaluate=False).artifact.extra
+    strip = [{k: h[k] for k in ("step", "val_select", "lambda")} for h in base["val_history"]]
+    assert strip == [{k: h[k] for k in ("step", "val_select", "lambda")} for h in kept["val_history"]]
+    steps = [h for h in kept["val_history"] if h["step"] > 0]
+    best = max(steps, key=lambda h: h["val_keep"])  # first maximum, as the strict '>' keeps the earliest
+    assert kept["best_step"] == best["step"]
+    assert "HR@10" in kept["selection"] and "nDCG@10" in kept["selection"]
+
+
+def test_unknown_selection_metric_is_refused_before_any_work() -> None:
+    with pytest.raises(DataValidationError, match="keep_metric='ndcg10' is not a validation metric"):
+        build_method("distill-cf", {"keep_metric": "ndcg10"})
+    with pytest.raises(DataValidationError, match="nDCG@10"):
+        build_method("distill-cf", {"select_metric": "AUC"})

@@ -48,6 +48,7 @@ class ValidationCallback(Callback):
     def __init__(self, method: DistillCF, data: InteractionData, *, every: int, device: torch.device) -> None:
         self.method, self.data, self.every, self.device = method, data, every, device
         self.metric = method.config.select_metric
+        self.keep = method.config.keep_metric or self.metric
         self.learner = InfiniteAE(grid=tuple(method.config.reg_grid), depth=method.config.depth,
                                   select_metric=self.metric)
 
@@ -60,7 +61,7 @@ class ValidationCallback(Callback):
         reg, val, _, _ = self.learner.validate(sampled, self.data, device=self.device)
         self.method.reg = reg
         entry = {"step": step, "val_HR@100": val["HR@100"], "val_nDCG@10": val["nDCG@10"],
-                 "val_select": val[self.metric], "lambda": reg,
+                 "val_select": val[self.metric], "val_keep": val[self.keep], "lambda": reg,
                  "validate_s": round(time.perf_counter() - start, 2)}
         if initial:
             entry["support"] = "initial logits (not sampled)"
@@ -70,9 +71,10 @@ class ValidationCallback(Callback):
                         val["nDCG@10"], reg)
             return
         best = self.method.best
-        if not best or val[self.metric] > best["val_select"]:
+        if not best or val[self.keep] > best.get("val_keep", best["val_select"]):
             self.method.best = {"step": step, "val_HR@100": val["HR@100"], "val_select": val[self.metric],
-                                "select_metric": self.metric, "lambda": reg, "sample": sampled.cpu()}
+                                "val_keep": val[self.keep], "select_metric": self.metric,
+                                "keep_metric": self.keep, "lambda": reg, "sample": sampled.cpu()}
         logger.info("distill-cf step %d: validation HR@100 %.2f nDCG@10 %.2f (lambda %g)", step, val["HR@100"],
                     val["nDCG@10"], reg)
 
@@ -142,7 +144,8 @@ def run_recsys(
         best = method.best
         final = method.final_summary(best["sample"], data)
         extra.update({
-            "selection": f"best by validation {method.config.select_metric} (infinity-AE, lambda re-picked at each "
+            "selection": f"best by validation {method.config.keep_metric or method.config.select_metric} "
+                         f"(infinity-AE, lambda re-picked by validation {method.config.select_metric} at each "
                          "validation)",
             "best_step": best["step"], "best_val_HR@100": best["val_HR@100"], "lambda": best["lambda"],
             "val_history": method.history, "sparse_k": int(final.nnz / max(1, final.budget)),

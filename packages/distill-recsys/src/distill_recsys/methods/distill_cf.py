@@ -82,6 +82,9 @@ class DistillCFConfig(MethodConfig):
     select_metric: str = field(default="HR@100", metadata={
         "help": "validation metric that picks λ and the best sample (paper: HR@100; use nDCG@10 when there are "
                 "fewer than ~200 items)"})
+    keep_metric: str = field(default="", metadata={
+        "help": "validation metric that picks the kept sample ('': select_metric, the paper). λ is still picked "
+                "by select_metric, so the training trajectory is unchanged"})
     validate_every: int = field(default=25, metadata={
         "help": "steps between validations up to step validate_dense_until (0: none; the last step is always "
                 "validated)"})
@@ -123,6 +126,12 @@ class DistillCF(Method[DistillCFConfig]):
 
     def __init__(self, *, config: DistillCFConfig | None = None) -> None:
         super().__init__(config=config)
+        known = [f"{m}@{k}" for m in ("HR", "nDCG", "PSP") for k in (10, 100)]
+        for name in ("select_metric", "keep_metric"):
+            value = getattr(self.config, name)
+            if value not in known and not (name == "keep_metric" and value == ""):
+                raise DataValidationError(f"distill-cf {name}={value!r} is not a validation metric; use one of "
+                                          f"{', '.join(known)}")
         self.reg: float = 1.0
         self.best: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
