@@ -405,22 +405,16 @@ def main(argv: list[str] | None = None) -> int:
         results["whole_graph"][name] = run_whole(name, models=args.models, seed=args.seed)
         _save(results, args.results)
         print("whole", name, results["whole_graph"][name], flush=True)
-    for cell in args.cells:
-        dataset, nodes = cell.split(":")
-        for method in args.methods:
-            row = run_cell(dataset, int(nodes), method, models=args.models, seed=args.seed)
-            _merge(results["cells"], row, ("dataset", "nodes", "method"))
-            _save(results, args.results)
-            print(json.dumps({k: row[k] for k in ("dataset", "nodes", "method", "accuracy_mean", "accuracy_std",
-                                                  "distill_s")}), flush=True)
-    for spec in args.seed_runs:
-        dataset, nodes, method = spec.split(":")
-        for seed in args.seeds:
-            row = run_cell(dataset, int(nodes), method, models=args.models, seed=seed)
-            _merge(results.setdefault("seed_runs", []), row, ("dataset", "nodes", "method", "seed"))
-            _save(results, args.results)
-            print(json.dumps({k: row[k] for k in ("dataset", "nodes", "method", "seed", "accuracy_mean",
-                                                  "distill_s")}), flush=True)
+    # (table, key, dataset, nodes, method, seed): --cells rows (one seed) and --seed-runs rows (one per seed)
+    jobs = [("cells", ("dataset", "nodes", "method"), *cell.split(":"), method, args.seed)
+            for cell in args.cells for method in args.methods]
+    jobs += [("seed_runs", ("dataset", "nodes", "method", "seed"), *spec.split(":"), seed)
+             for spec in args.seed_runs for seed in args.seeds]
+    for table, key, dataset, nodes, method, seed in jobs:
+        row = run_cell(dataset, int(nodes), method, models=args.models, seed=seed)
+        _merge(results.setdefault(table, []), row, key)
+        _save(results, args.results)
+        print(json.dumps({k: row[k] for k in (*key, "accuracy_mean", "accuracy_std", "distill_s")}), flush=True)
     for spec in args.epoch_times:
         dataset, nodes = spec.split(":")
         results.setdefault("epoch_times", [])
