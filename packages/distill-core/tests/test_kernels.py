@@ -268,3 +268,5 @@ def test_compiled_path_equals_the_eager_path(depth: int) -> None:
         for f, e in zip(fused, eager):
             assert f is not None and e is not None
             torch.testing.assert_close(f, e, rtol=1e-10, atol=1e-10)
+        nngp_only = fc_nngp(a, b, depth=depth, block_size=block, compile=True)
+        torch.testing.assert_close(nngp_only, eager[0], rtol=1e-10, atol=1e-10)

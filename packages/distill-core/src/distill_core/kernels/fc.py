@@ -31,8 +31,9 @@ size (plus the output itself), and is differentiable with respect to both inputs
 safely at coincident points, so duplicate inputs give finite gradients).
 
 Without autograd the recursion is memory-bound element-wise work after one matmul per tile; ``compile=True`` runs
-each layer's element-wise work as one ``torch.compile``-generated loop (falls back to eager, logged once, where
-compilation does not work, e.g. without a C++ compiler).
+each layer's element-wise work as one in-place ``torch.compile``-generated loop over blocks of whole output rows,
+written straight into the output (falls back to eager, logged once, where compilation does not work, e.g. without
+a C++ compiler).
 """
 
 from __future__ import annotations
@@ -91,14 +92,11 @@ def fc_kernel_diag(x: Tensor, *, depth: int = 1, w_var: float = 2.0, b_var: floa
 
 
 def _tile(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], depth: int, w_var: float, b_var: float,
-          want_ntk: bool, on_diagonal: bool = False, compile: bool = False) -> tuple[Tensor, Tensor | None]:
+          want_ntk: bool, on_diagonal: bool = False) -> tuple[Tensor, Tensor | None]:
     """One output tile. ``q1[l]``/``q2[l]``: the diagonals of Σ after dense layer ``l`` (``l = 0..depth-1``).
-    ``on_diagonal``: the tile is a diagonal block of a Gram matrix, whose diagonal has cos = 1 exactly.
-    ``compile``: without autograd, run each layer as one compiled loop (:func:`_tile_compiled`)."""
+    ``on_diagonal``: the tile is a diagonal block of a Gram matrix, whose diagonal has cos = 1 exactly."""
     if not (torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)):
-        fused = _tile_compiled(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, on_diagonal) if compile else None
-        return fused if fused is not None else _tile_inplace(x1, x2, q1, q2, depth, w_var, b_var, want_ntk,
-                                                             on_diagonal)
+        return _tile_inplace(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, on_diagonal)
     d = x1.shape[1]
     eye = torch.eye(len(x1), dtype=torch.bool, device=x1.device) if on_diagonal and depth > 0 else None
     sigma = w_var * (x1 @ x2.T) / d + b_var
@@ -153,9 +151,10 @@ def _tile_inplace(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], de
     return sigma_all, ntk_all
 
 
-def _relu_layer(sigma: Tensor, ntk: Tensor, root1: Tensor, root2: Tensor, diag_offset: int, scale: float,
-                b_var: float) -> tuple[Tensor, Tensor]:
-    """One hidden ReLU layer of the recursion on a tile, written for ``torch.compile`` (one fused loop).
+def _relu_layer(sigma: Tensor, ntk: Tensor | None, root1: Tensor, root2: Tensor, diag_offset: int, scale: float,
+                b_var: float) -> None:
+    """One hidden ReLU layer of the recursion, in place on a block of output rows, written for ``torch.compile``
+    (one fused loop, no temporaries the size of the block).
 
     ``root1`` ``(m, 1)`` / ``root2`` ``(1, n)``: square roots of the diagonals; ``diag_offset``: entries
     ``(i, i + diag_offset)`` are coincident points (cos = 1 exactly), ``-1`` for none."""
@@ -167,34 +166,47 @@ def _relu_layer(sigma: Tensor, ntk: Tensor, root1: Tensor, root2: Tensor, diag_o
         cos = torch.where(cols == rows + diag_offset, torch.ones_like(cos), cos)
     weight = scale * (math.pi - torch.arccos(cos))  # w_var * (pi - theta) / (2 pi)
     new_sigma = sigma * weight + scale * norm * torch.sqrt((1.0 - cos) * (1.0 + cos)) + b_var
-    return new_sigma, ntk * weight + new_sigma
+    if ntk is not None:
+        ntk.copy_(ntk * weight + new_sigma)
+    sigma.copy_(new_sigma)
 
 
-_COMPILED_LAYER: Callable[..., tuple[Tensor, Tensor]] | None = None
+_COMPILED_LAYER: Callable[..., None] | None = None
 _COMPILE_FAILED = False
 
 
-def _tile_compiled(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], depth: int, w_var: float,
-                   b_var: float, want_ntk: bool, on_diagonal: bool) -> tuple[Tensor, Tensor | None] | None:
-    """:func:`_tile_inplace` with each layer as one compiled loop; ``None`` when compilation fails here."""
+def _kernels_compiled(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], depth: int, w_var: float,
+                      b_var: float, want_ntk: bool, gram: bool, block_size: int) -> tuple[Tensor, Tensor | None] | None:
+    """The no-autograd kernels with each layer as one compiled in-place loop over blocks of whole output rows
+    (``block_size²`` entries each), written straight into the output; ``None`` when compilation fails here."""
     global _COMPILED_LAYER, _COMPILE_FAILED
     if _COMPILE_FAILED or depth == 0:
         return None
-    d = x1.shape[1]
-    sigma = torch.addmm(x1.new_full((1, 1), b_var), x1, x2.T, alpha=w_var / d)
-    ntk = sigma
+    n1, n2 = len(x1), len(x2)
+    sigma = x1.new_empty(n1, n2)
+    ntk = x1.new_empty(n1, n2) if want_ntk else None
+    bias = x1.new_full((1, 1), b_var)
+    roots2 = [q.sqrt()[None, :] for q in q2]
+    rows = max(1, block_size * block_size // max(1, n2))
     try:
         if _COMPILED_LAYER is None:
             _COMPILED_LAYER = torch.compile(_relu_layer, dynamic=True)
-        for layer in range(depth):
-            sigma, ntk = _COMPILED_LAYER(sigma, ntk, q1[layer].sqrt()[:, None], q2[layer].sqrt()[None, :],
-                                         0 if on_diagonal else -1, w_var / (2 * math.pi), b_var)
+        for i in range(0, n1, rows):
+            s = sigma[i:i + rows]
+            torch.addmm(bias, x1[i:i + rows], x2.T, alpha=w_var / x1.shape[1], out=s)
+            t = None
+            if ntk is not None:
+                t = ntk[i:i + rows]
+                t.copy_(s)
+            for layer in range(depth):
+                _COMPILED_LAYER(s, t, q1[layer][i:i + rows].sqrt()[:, None], roots2[layer], i if gram else -1,
+                                w_var / (2 * math.pi), b_var)
     except Exception as exc:  # no C++ compiler, unsupported platform: eager for the rest of the process
         logger.warning("torch.compile is unavailable here (%s: %s); the FC kernels run eager",
                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         _COMPILE_FAILED = True
         return None
-    return sigma, (ntk if want_ntk else None)
+    return sigma, ntk
 
 
 def _layer_diags(x: Tensor, depth: int, w_var: float, b_var: float) -> list[Tensor]:
@@ -249,8 +261,12 @@ def fc_kernels(
     q2 = q1 if same else _layer_diags(x2, depth, w_var, b_var)
     n1, n2 = len(x1), len(x2)
     gram = same
+    if compile and not (torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)):
+        fused = _kernels_compiled(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, gram, block_size)
+        if fused is not None:
+            return fused
     if n1 <= block_size and n2 <= block_size:
-        return _tile(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, gram, compile)
+        return _tile(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, gram)
     nngp_rows, ntk_rows = [], []
     for i in range(0, n1, block_size):
         rows_nngp, rows_ntk = [], []
@@ -258,7 +274,7 @@ def fc_kernels(
         for j in range(0, n2, block_size):
             q2_j = [q[j:j + block_size] for q in q2]
             s, t = _tile(x1[i:i + block_size], x2[j:j + block_size], q1_i, q2_j, depth, w_var, b_var, want_ntk,
-                         gram and i == j, compile)
+                         gram and i == j)
             rows_nngp.append(s)
             if t is not None:
                 rows_ntk.append(t)
