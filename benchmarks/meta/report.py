@@ -89,8 +89,30 @@ def main() -> None:
         budgets = {r["method"]: r["budget"] for r in reversed(meta["rows"])}  # the first row of each method wins
         lines.append("Budgets (overrides of the paper defaults): " + "; ".join(
             f"{method}: {budget}" for method, budget in sorted(budgets.items())))
+    lines += time_to_accuracy_section(_load("time_to_accuracy.json"))
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def time_to_accuracy_section(tta: dict | None) -> list[str]:  # type: ignore[type-arg]
+    """The accuracy-against-CPU-time table of time_to_accuracy.py."""
+    if not tta:
+        return []
+    lines = ["", f"## Accuracy against distillation time ({tta['dataset']} IPC {tta['ipc']}, {tta['threads']} thread; "
+             f"{tta['protocol']})", "",
+             "| method | budget | step | distill CPU s | distill wall s | ConvNet acc | KRR acc (FC NTK) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, run in tta["runs"].items():
+        budget = ", ".join(f"{k}={v}" for k, v in run["budget"].items() if k != "_method")
+        for p in run["points"]:
+            lines.append(f"| {name} | {budget} | {p['step']} | {p['distill_cpu_s']} | {p['distill_wall_s']} | "
+                         f"{p['convnet_acc']:.2f} ± {p['convnet_std']:.2f} | {p['krr_fc_ntk_acc']:.2f} |")
+    match = tta.get("rfad_time_to_kip_cntk_final_acc")
+    if match:
+        lines += ["", f"RFAD reaches KIP-CNTK's final ConvNet accuracy ({match['kip_cntk_acc']:.2f} after "
+                  f"{match['kip_cntk_cpu_s']} CPU s) with {match['rfad_acc']:.2f} after {match['rfad_cpu_s']} CPU s: "
+                  f"{match['cpu_time_fraction']:.3f} of KIP-CNTK's time."]
+    return lines
 
 
 if __name__ == "__main__":
