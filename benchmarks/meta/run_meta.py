@@ -44,6 +44,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
                 "lr_lr": 0.01},
     # DD starting from random real images instead of N(0, 1) noise: row "dd_real"
     "dd_real": {"_method": "dd", "init": "real", "steps": 300, "batch_real": 512, "lr_summary": 0.01, "lr_lr": 0.01},
+    # the same with a 10x smaller image learning rate (real images are already informative; 0.01 is the noise-init
+    # rate): row "dd_real_slow"
+    "dd_real_slow": {"_method": "dd", "init": "real", "steps": 300, "batch_real": 512, "lr_summary": 0.001,
+                     "lr_lr": 0.01},
     # KIP with RFAD's random-feature ConvNet kernel (the paper's ConvNet-kernel variant, cheaply): row "kip_conv"
     "kip_conv": {"_method": "kip", "kernel": "conv_rf", "rf_models": 4, "rf_width": 64, "steps": 60,
                  "target_batch": 500, "lr_summary": 0.01},
