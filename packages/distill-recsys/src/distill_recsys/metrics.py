@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .data import InteractionData, csr_rows_to_dense
 
-__all__ = ["RankingAccumulator", "evaluate_scorer", "ranking_metrics"]
+__all__ = ["RankingAccumulator", "evaluate_scorer", "metric_names", "ranking_metrics"]
 
 Scorer = Callable[[Tensor], Tensor]
 
@@ -41,6 +41,11 @@ class _Batch:
     kmax: int
 
 
+def metric_names(ks: Sequence[int] = (10, 100)) -> list[str]:
+    """The metric keys computed at cut-offs ``ks`` (``HR@k``, ``nDCG@k``, ``PSP@k``)."""
+    return [f"{m}@{k}" for m in ("HR", "nDCG", "PSP") for k in sorted(ks)]
+
+
 class RankingAccumulator:
     """Sums HR/nDCG/PSP over user batches.
 
@@ -52,7 +57,7 @@ class RankingAccumulator:
     def __init__(self, propensity: np.ndarray, ks: Sequence[int] = (10, 100)) -> None:
         self.w = torch.as_tensor(propensity, dtype=torch.float64)
         self.ks = tuple(sorted(ks))
-        self.sums = {f"{m}@{k}": 0.0 for m in ("HR", "nDCG", "PSP") for k in self.ks}
+        self.sums = dict.fromkeys(metric_names(self.ks), 0.0)
         self.users = 0
 
     def prepare(self, context: sp.csr_matrix, targets: sp.csr_matrix) -> _Batch | None:

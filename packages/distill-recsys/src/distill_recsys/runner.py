@@ -48,7 +48,7 @@ class ValidationCallback(Callback):
     def __init__(self, method: DistillCF, data: InteractionData, *, every: int, device: torch.device) -> None:
         self.method, self.data, self.every, self.device = method, data, every, device
         self.metric = method.config.select_metric
-        self.keep = method.config.keep_metric or self.metric
+        self.keep = method.keep_by
         self.learner = InfiniteAE(grid=tuple(method.config.reg_grid), depth=method.config.depth,
                                   select_metric=self.metric)
 
@@ -144,7 +144,7 @@ def run_recsys(
         best = method.best
         final = method.final_summary(best["sample"], data)
         extra.update({
-            "selection": f"best by validation {method.config.keep_metric or method.config.select_metric} "
+            "selection": f"best by validation {method.keep_by} "
                          f"(infinity-AE, lambda re-picked by validation {method.config.select_metric} at each "
                          "validation)",
             "best_step": best["step"], "best_val_HR@100": best["val_HR@100"], "lambda": best["lambda"],

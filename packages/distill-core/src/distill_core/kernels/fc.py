@@ -91,11 +91,16 @@ def fc_kernel_diag(x: Tensor, *, depth: int = 1, w_var: float = 2.0, b_var: floa
     return nngp, ntk
 
 
+def _needs_grad(x1: Tensor, x2: Tensor) -> bool:
+    """Whether autograd records the kernel (otherwise the in-place / compiled paths apply)."""
+    return torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)
+
+
 def _tile(x1: Tensor, x2: Tensor, q1: list[Tensor], q2: list[Tensor], depth: int, w_var: float, b_var: float,
           want_ntk: bool, on_diagonal: bool = False) -> tuple[Tensor, Tensor | None]:
     """One output tile. ``q1[l]``/``q2[l]``: the diagonals of Σ after dense layer ``l`` (``l = 0..depth-1``).
     ``on_diagonal``: the tile is a diagonal block of a Gram matrix, whose diagonal has cos = 1 exactly."""
-    if not (torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)):
+    if not _needs_grad(x1, x2):
         return _tile_inplace(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, on_diagonal)
     d = x1.shape[1]
     eye = torch.eye(len(x1), dtype=torch.bool, device=x1.device) if on_diagonal and depth > 0 else None
@@ -261,7 +266,7 @@ def fc_kernels(
     q2 = q1 if same else _layer_diags(x2, depth, w_var, b_var)
     n1, n2 = len(x1), len(x2)
     gram = same
-    if compile and not (torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)):
+    if compile and not _needs_grad(x1, x2):
         fused = _kernels_compiled(x1, x2, q1, q2, depth, w_var, b_var, want_ntk, gram, block_size)
         if fused is not None:
             return fused

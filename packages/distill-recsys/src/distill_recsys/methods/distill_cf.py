@@ -50,6 +50,7 @@ from distill_core.registry import register_method
 
 from ..data import InteractionData, csr_rows_to_dense
 from ..gumbel import multi_gumbel_softmax
+from ..metrics import metric_names
 from ..summary import SparseUserSummary, UserLogitSummary
 from ._common import resolve_user_budget
 
@@ -126,7 +127,7 @@ class DistillCF(Method[DistillCFConfig]):
 
     def __init__(self, *, config: DistillCFConfig | None = None) -> None:
         super().__init__(config=config)
-        known = [f"{m}@{k}" for m in ("HR", "nDCG", "PSP") for k in (10, 100)]
+        known = metric_names()
         for name in ("select_metric", "keep_metric"):
             value = getattr(self.config, name)
             if value not in known and not (name == "keep_metric" and value == ""):
@@ -136,6 +137,11 @@ class DistillCF(Method[DistillCFConfig]):
         self.best: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
         self.data: InteractionData | None = None
+
+    @property
+    def keep_by(self) -> str:
+        """The validation metric that picks the kept sample (``keep_metric``, else ``select_metric``)."""
+        return self.config.keep_metric or self.config.select_metric
 
     # -- summary ------------------------------------------------------------------------------------------------
     def init_summary(self, data: InteractionData, *, budget: Budget,  # type: ignore[override]
