@@ -78,6 +78,8 @@ def run_cell(args: argparse.Namespace) -> dict[str, Any]:
                 overrides["select_metric"] = args.select_metric
             if args.keep_metric:
                 overrides["keep_metric"] = args.keep_metric
+            if args.keep_every:
+                overrides["keep_every"] = args.keep_every
         art_dir = HERE / "artifacts" / (f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
                                         + ("-" + "".join(ch if ch.isalnum() else "_" for ch in args.variant)
                                            if args.variant else ""))
@@ -458,6 +460,8 @@ def main() -> None:
                       "(default: the method's, HR@100 as the reference)")
     cell.add_argument("--keep-metric", default="", help="Distill-CF validation metric for the kept sample only "
                       "(λ still by --select-metric; default: the same metric)")
+    cell.add_argument("--keep-every", type=int, default=0, help="Distill-CF keep-only validations every k steps "
+                      "(candidates for the kept sample; the training λ is not re-picked there)")
     cell.add_argument("--variant", default="", help="label of a non-default setting (own cell file and table row)")
     cell.add_argument("--eval-seeds", type=int, default=3)
     cell.add_argument("--learners", nargs="+", default=list(LEARNERS))

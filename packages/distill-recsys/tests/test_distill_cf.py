@@ -191,6 +191,21 @@ def test_keep_metric_picks_the_kept_sample_only(blocks):
     assert "HR@10" in kept["selection"] and "nDCG@10" in kept["selection"]
 
 
+def test_keep_every_adds_candidates_without_moving_the_trajectory(blocks):
+    """keep_every validations compete for the kept sample but never change the training λ."""
+    over = dict(FAST, steps=12, validate_every=6, validate_dense_until=12, log_freq=0, keep_metric="HR@10")
+    base = _run("distill-cf", blocks, overrides=over, evaluate=False).artifact.extra
+    dense = _run("distill-cf", blocks, overrides=dict(over, keep_every=2), evaluate=False).artifact.extra
+    hist = dense["val_history"]
+    assert [h["step"] for h in hist] == [0, 2, 4, 6, 8, 10, 12]
+    assert [h["step"] for h in hist if not h.get("keep_only")] == [h["step"] for h in base["val_history"]]
+    # same λ schedule, hence the same samples and scores at the shared steps
+    shared = {h["step"]: (h["lambda"], h["val_keep"]) for h in base["val_history"]}
+    assert all(shared[h["step"]] == (h["lambda"], h["val_keep"]) for h in hist if h["step"] in shared)
+    best = max((h for h in hist if h["step"] > 0), key=lambda h: h["val_keep"])
+    assert dense["best_step"] == best["step"]
+
+
 def test_unknown_selection_metric_is_refused_before_any_work() -> None:
     with pytest.raises(DataValidationError, match="keep_metric='ndcg10' is not a validation metric"):
         build_method("distill-cf", {"keep_metric": "ndcg10"})

@@ -52,17 +52,22 @@ class ValidationCallback(Callback):
         self.learner = InfiniteAE(grid=tuple(method.config.reg_grid), depth=method.config.depth,
                                   select_metric=self.metric)
 
-    def validate(self, distiller: Distiller, step: int, *, initial: bool = False) -> None:
+    def validate(self, distiller: Distiller, step: int, *, initial: bool = False, set_reg: bool = True) -> None:
+        """Score the current sample on validation; ``set_reg=False`` (a ``keep_every`` validation) leaves the
+        training λ as it is, so the sample only competes for the kept one."""
         start = time.perf_counter()
         with torch.no_grad():
             logits = distiller.summary.x.detach()
             sampled = logits if initial else self.method.sample(logits, step_seed(distiller.seed, 10**9 + step),
                                                                 exact=True)
         reg, val, _, _ = self.learner.validate(sampled, self.data, device=self.device)
-        self.method.reg = reg
+        if set_reg:
+            self.method.reg = reg
         entry = {"step": step, "val_HR@100": val["HR@100"], "val_nDCG@10": val["nDCG@10"],
                  "val_select": val[self.metric], "val_keep": val[self.keep], "lambda": reg,
                  "validate_s": round(time.perf_counter() - start, 2)}
+        if not set_reg:
+            entry["keep_only"] = True
         if initial:
             entry["support"] = "initial logits (not sampled)"
         self.method.history.append(entry)
@@ -91,8 +96,11 @@ class ValidationCallback(Callback):
                 or (cfg.log_freq > 0 and step % cfg.log_freq == 0) or step == cfg.steps)
 
     def after_step(self, distiller: Distiller, step: int, loss: float) -> None:
+        every = self.method.config.keep_every
         if self.due(step + 1):
             self.validate(distiller, step + 1)
+        elif every > 0 and (step + 1) % every == 0:
+            self.validate(distiller, step + 1, set_reg=False)
 
 
 def run_recsys(

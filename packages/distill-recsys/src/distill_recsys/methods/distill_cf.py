@@ -93,6 +93,9 @@ class DistillCFConfig(MethodConfig):
         "help": "last step of the validate_every schedule (reference: 25, 50, ..., 200)"})
     log_freq: int = field(default=40, metadata={
         "help": "also validate every log_freq steps, all run long (reference log_freq: 40; 0: off)"})
+    keep_every: int = field(default=0, metadata={
+        "help": "extra validations every keep_every steps that only compete for the kept sample: λ is not re-picked "
+                "for training there, so the trajectory stays the reference's (0: none)"})
     float64: bool = field(default=False, metadata={"help": "solve the support system in double precision"})
     sparse_k: int = field(default=-1, metadata={
         "help": "entries kept per synthetic user in the saved summary (-1: all, the dense sample the reference "
