@@ -18,6 +18,7 @@ from .evaluation import EvalProtocol, EvalResult, evaluate_cross_architecture, e
 from .evaluation_krr import evaluate_krr
 from .method import Method, MethodConfig, StepContext
 from .modality import Modality
+from .paths import user_cache_dir
 from .preprocessing import ChannelNormalization, Preprocessing, ZCAWhitening
 from .registry import get_method, get_modality, list_methods, list_modalities, register_method, register_modality
 from .runner import distill, evaluate_artifact
@@ -73,6 +74,7 @@ __all__ = [
     "register_modality",
     "register_summary_type",
     "train_classifier",
+    "user_cache_dir",
     "validate_budget",
     "validate_real_data",
 ]
