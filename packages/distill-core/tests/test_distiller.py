@@ -23,6 +23,7 @@ from distill_core import (
     distill,
     get_method,
 )
+from distill_core.checkpoint import load_state
 from distill_core.distiller import CHECKPOINT
 from distill_core.testing import MethodContract
 
@@ -66,7 +67,7 @@ class _InterruptAt(Callback):
 
 
 def _checkpoint(out: Path) -> dict[str, Any]:
-    return torch.load(out / CHECKPOINT, weights_only=False)
+    return load_state(out / CHECKPOINT)
 
 
 class TestLoop:
@@ -185,7 +186,7 @@ class TestResume:
 
     def test_unreadable_checkpoint(self, blobs: RealData, tmp_path: Path) -> None:
         (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
-        with pytest.raises(DataValidationError, match=r"cannot be read.*delete it"):
+        with pytest.raises(DataValidationError, match=r"cannot be read.*delete .*checkpoint"):
             _distiller(blobs, steps=2, out=tmp_path).run(resume=True)
 
 

@@ -6,6 +6,7 @@ that a custom dataset fails up front with the fix in the message (lesson 9), not
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,8 @@ from torch import Tensor
 from .errors import DataValidationError
 from .preprocessing import Preprocessing
 
-__all__ = ["Budget", "ClassIndex", "RealData", "validate_budget", "validate_real_data"]
+__all__ = ["Budget", "ClassIndex", "RealData", "data_fingerprint", "tensor_digest", "validate_budget",
+           "validate_real_data"]
 
 
 @dataclass
@@ -68,6 +70,33 @@ class RealData:
     def to(self, device: torch.device | str) -> RealData:
         return RealData(self.name, self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
                         self.y_test.to(device), self.num_classes, self.class_names, self.preprocessing, self.extra)
+
+
+def tensor_digest(*tensors: Tensor) -> str:
+    """A content hash (BLAKE2b, 128 bit) of tensors' dtypes, shapes and values (sparse ones by indices and values)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for t in tensors:
+        t = t.detach().cpu()
+        if t.is_sparse:
+            t = t.coalesce()
+            parts = [t.indices(), t.values()]
+        elif t.layout != torch.strided:  # CSR and friends
+            t = t.to_sparse_coo().coalesce()
+            parts = [t.indices(), t.values()]
+        else:
+            parts = [t]
+        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        for part in parts:
+            digest.update(part.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+                          if part.numel() else b"")
+    return digest.hexdigest()
+
+
+def data_fingerprint(data: RealData) -> dict[str, Any]:
+    """What identifies the training data of a run: its name, shapes, classes and a content hash of the training
+    split. A checkpoint stores it, and resuming on other data is refused."""
+    return {"name": data.name, "n_train": len(data.y_train), "sample_shape": list(data.sample_shape),
+            "num_classes": data.num_classes, "train_sha": tensor_digest(data.x_train, data.y_train)}
 
 
 def validate_real_data(data: RealData) -> RealData:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,17 +21,27 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .data import ClassIndex, RealData
+from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT, load_state, save_state
+from .data import ClassIndex, RealData, data_fingerprint
 from .errors import DataValidationError, DivergenceError
 from .method import Method, StepContext
 from .modality import Modality
 from .runtime import retain_freed_memory
 from .synset import Summary
 
-__all__ = ["Callback", "CheckpointCallback", "Distiller", "EvaluationCallback", "RunResult", "TimeBudget", "step_seed"]
+__all__ = ["CHECKPOINT", "Callback", "CheckpointCallback", "Distiller", "EvaluationCallback", "RunResult", "TimeBudget",
+           "json_equal", "step_seed"]
 
 logger = logging.getLogger(__name__)
-CHECKPOINT = "checkpoint.pt"
+
+
+def json_equal(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), for comparing a stored config with a live one."""
+    if isinstance(value, (list, tuple)):
+        return [json_equal(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_equal(v) for k, v in value.items()}
+    return value
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -67,7 +76,7 @@ class TimeBudget(Callback):
 
 
 class CheckpointCallback(Callback):
-    """Write ``checkpoint.pt`` (atomically) every ``every`` steps and after the last one."""
+    """Write ``checkpoint.safetensors`` (atomically) every ``every`` steps and after the last one."""
 
     def __init__(self, *, every: int) -> None:
         self.every = every
@@ -156,6 +165,14 @@ class Distiller:
         self.losses: list[float] = []
         self.should_stop = False  # a callback may set it to end the run early (e.g. a time budget)
         self._scale = float(self.summary.x.detach().abs().max().clamp_min(1.0))
+        self._fingerprint: dict[str, Any] | None = None
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """The dataset's name, shapes and a content hash of its training split (computed once)."""
+        if self._fingerprint is None:
+            self._fingerprint = data_fingerprint(self.data)
+        return self._fingerprint
 
     # -- checkpoints --------------------------------------------------------------------------------------------
     @property
@@ -172,6 +189,7 @@ class Distiller:
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "method_state": copy.deepcopy(self.method.state_dict()),  # a method may update its state in place
             "losses": list(self.losses),
+            "dataset": self.fingerprint if self.out_dir is not None else None,
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -185,25 +203,25 @@ class Distiller:
         path = self.checkpoint_path
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(state if state is not None else self._state(), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_state(path, state if state is not None else self._state())
 
     def resume(self) -> bool:
-        """Restore the last checkpoint in ``out_dir``; False when there is none."""
+        """Restore the last checkpoint in ``out_dir``; False when there is none.
+
+        The checkpoint must come from the same method, seed, config (except ``steps``), summary size and dataset
+        (name, shapes and content hash of the training split); anything else is refused with the fix.
+        """
         path = self.checkpoint_path
-        if path is None or not path.is_file():
+        if path is None:
             return False
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as exc:
-            raise DataValidationError(f"{path} cannot be read ({exc}); delete it to start over") from exc
+        if not path.is_file():
+            legacy = path.with_name(LEGACY_CHECKPOINT)
+            if legacy.is_file():
+                raise DataValidationError(
+                    f"{legacy} is a pickle checkpoint written by an older distill; it is not loaded, since unpickling "
+                    "can run code. Delete it and start over (without --resume), or choose another --out")
+            return False
+        state = load_state(path, device=self.device)
         if state.get("method") != self.method.name or state.get("seed") != self.seed:
             raise DataValidationError(
                 f"{path} belongs to method {state.get('method')!r} with seed {state.get('seed')}, not "
@@ -211,15 +229,34 @@ class Distiller:
         # ``steps`` only says where to stop, so a finished or interrupted run may be extended with more steps
         saved = {k: v for k, v in (state.get("config") or {}).items() if k != "steps"}
         current = {k: v for k, v in self.method.config.to_dict().items() if k != "steps"}
-        if saved != current:
-            changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+        if json_equal(saved) != json_equal(current):
+            changed = sorted(k for k in saved.keys() | current.keys()
+                             if json_equal(saved.get(k)) != json_equal(current.get(k)))
             raise DataValidationError(f"{path} was written with another config (differs in {changed}); resume with "
                                       "the same --config or use another --out directory")
+        stored = state.get("dataset") or {}
+        if stored != self.fingerprint:
+            changed = sorted(k for k in stored.keys() | self.fingerprint.keys()
+                             if stored.get(k) != self.fingerprint.get(k))
+            raise DataValidationError(
+                f"{path} was distilled from another dataset ({stored.get('name')!r}, {stored.get('n_train')} training "
+                f"samples; differs in {changed}) than this run's {self.fingerprint['name']!r}; resume with the same "
+                "--dataset and data files, or use another --out directory")
+        want = {k: list(v.shape) for k, v in self.summary.state_dict().items()}
+        have = {k: list(v.shape) for k, v in (state.get("summary") or {}).items() if isinstance(v, torch.Tensor)}
+        if want != have:
+            raise DataValidationError(
+                f"{path} holds a summary of another size ({have}) than this run asks for ({want}); resume with the "
+                "same --ipc / --budget / --ratio, or use another --out directory")
         if int(state.get("step", 0)) > self.method.config.steps:
             raise DataValidationError(f"{path} is at step {state.get('step')} but only {self.method.config.steps} "
                                       "steps were asked for; ask for at least as many steps or use another --out "
                                       "directory")
-        self._load_state(state)
+        try:
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise DataValidationError(f"{path} does not fit this run ({type(exc).__name__}: {exc}); delete it to "
+                                      "start over, or use another --out directory") from exc
         logger.info("resumed from %s at step %d", path, self.step)
         return True
 

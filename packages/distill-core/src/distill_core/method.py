@@ -30,14 +30,76 @@ from .synset import Summary
 if TYPE_CHECKING:
     from .modality import Modality
 
-__all__ = ["Method", "MethodConfig", "StepContext", "config_from_dict"]
+__all__ = ["DEFAULT_RANGES", "Method", "MethodConfig", "Range", "StepContext", "config_from_dict", "field_range"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric option: ``low``/``high`` bounds (``None``: unbounded), each inclusive unless
+    ``low_open``/``high_open``. Declared with a config field as ``metadata={"range": Range(...)}``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def describe(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        return " and ".join(parts) or "finite"
+
+
+_FINITE = Range()
+_COUNT = Range(1)  # a size or a number of things: at least one
+_NONNEG = Range(0)  # 0 switches the option off or means "the method's default", as its help says
+_POSITIVE = Range(0, low_open=True)
+_FRACTION = Range(0, 1)
+
+#: Ranges of the options that many methods share, by name. A field's own ``metadata["range"]`` takes precedence;
+#: every other number must be finite. One table, so a new method's ``batch_real`` or ``lr_net`` is checked too.
+DEFAULT_RANGES: dict[str, Range] = {
+    "steps": _NONNEG, "init_seed": _NONNEG, "depth": _NONNEG,
+    "lr_summary": _POSITIVE, "lr_init": _POSITIVE, "lr_model": _POSITIVE, "lr_net": _POSITIVE,
+    "lr_platt": _POSITIVE, "lr_labels": _NONNEG, "lr_lr": _NONNEG, "lr_adj": _NONNEG, "sparse_refine_lr": _NONNEG,
+    "momentum": Range(0, 1, high_open=True), "betas": Range(0, 1, high_open=True),
+    "divergence_factor": Range(1, low_open=True),
+    **dict.fromkeys((
+        "batch_real", "batch_train", "n_batches", "n_models", "num_models", "nlayers", "conv_depth", "width",
+        "hidden", "embedding_dim", "rf_width", "rf_models", "generator_hidden", "generator_layers", "distill_epochs",
+        "structure_epochs", "structure_period", "outer", "inner_steps", "block_size", "block_pairs", "candidates",
+        "candidates_per_class", "target_batch", "online_batch", "max_online_updates", "user_chunk", "real_chunk",
+        "gumbel_chunk", "num_per_user", "n_inits"), _COUNT),
+    **dict.fromkeys((
+        "inner", "inner_batch", "outer_loop", "inner_loop", "truncate", "keep_every", "validate_every", "log_freq",
+        "gumbel_draws", "sparse_refine_steps", "validate_dense_until", "reg", "b_var", "cardinality_reg",
+        "sparsity_weight"), _NONNEG),
+    "batch_users": Range(-1), "sparse_k": Range(-1),
+    **dict.fromkeys(("w_var", "gumbel_tau", "temperature", "reg_grid"), _POSITIVE),
+    "threshold": _FRACTION, "target_density": Range(0, 1, low_open=True),
+}
+
+
+def field_range(f: dataclasses.Field[Any]) -> Range:
+    """The declared range of a config field: its ``metadata["range"]``, else :data:`DEFAULT_RANGES`, else finite."""
+    declared = f.metadata.get("range")
+    return declared if isinstance(declared, Range) else DEFAULT_RANGES.get(f.name, _FINITE)
 
 
 @dataclass
 class MethodConfig:
     """Options every method shares. Subclasses add their paper's hyper-parameters with the paper's defaults."""
 
-    steps: int = field(default=1000, metadata={"help": "outer iterations"})
+    steps: int = field(default=1000, metadata={"help": "outer iterations", "range": _NONNEG})
     lr_summary: float = field(default=0.1, metadata={"help": "learning rate of the synthetic samples"})
     optimizer: Literal["sgd", "adam"] = field(default="sgd", metadata={"help": "optimizer over the summary"})
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum of the summary optimizer"})
@@ -92,8 +154,9 @@ def _checked_option(owner: str, name: str, value: Any, hint: Any) -> Any:
 
 
 def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Build a config, refusing unknown keys with the list of valid ones and values of the wrong type (a
-    ``Literal`` option outside its choices, text for a number, ...) with the expected type."""
+    """Build a config, refusing unknown keys with the list of valid ones, values of the wrong type (a ``Literal``
+    option outside its choices, text for a number, a boolean for a number, ...) with the expected type, and numbers
+    outside their field's :class:`Range` (:func:`field_range`) -- all before any compute."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in values:
         if key not in fields:
@@ -107,13 +170,26 @@ def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
         f = fields[key]
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
-        try:
-            is_default = bool(value == default)
+        try:  # ``True == 1.0``: a boolean is never taken for a numeric default
+            is_default = type(value) is type(default) and bool(value == default)
         except Exception:
             is_default = False
         if key in hints and not is_default:  # defaults are the method author's business
             checked[key] = _checked_option(cls.__name__, key, value, hints[key])
+        _check_range(cls.__name__, f, checked[key])
     return cls(**checked)
+
+
+def _check_range(owner: str, f: dataclasses.Field[Any], value: Any) -> None:
+    numbers = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        return
+    allowed = field_range(f)
+    bad = [v for v in numbers if not allowed.contains(float(v))]
+    if bad:
+        help_text = f.metadata.get("help")
+        raise DataValidationError(f"{owner} option {f.name!r} must be {allowed.describe()}, got {value!r}"
+                                  + (f" ({help_text})" if help_text else "") + f"; pass e.g. --set {f.name}=...")
 
 
 @dataclass
