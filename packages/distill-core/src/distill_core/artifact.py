@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import ArtifactError, UnknownNameError
+from .files import apply_umask, atomic_write_text
 from .preprocessing import Preprocessing
 from .synset import Summary, summary_type
 
@@ -44,21 +45,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return versions
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -120,11 +106,14 @@ class Artifact:
         tensors = {**self.summary.tensors(), **self.preprocessing.tensors()}
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
         try:
+            apply_umask(staging)  # mkdtemp makes it 0700; an artifact is shared like any other folder
             save_file(tensors, str(staging / TENSORS))
             manifest = self.manifest(tensors)
             # ties the two files together: a save interrupted between the two renames below is detected on load
             manifest["tensors_sha256"] = _sha256(staging / TENSORS)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            for name in (TENSORS, MANIFEST):
+                apply_umask(staging / name)
             if directory.exists():
                 # keep whatever else lives there (checkpoints, PNGs): replace only our two files, each atomically
                 for name in (TENSORS, MANIFEST):
@@ -212,6 +201,15 @@ def _load_artifact(directory: Path) -> Artifact:
     if expected_digest is not None and _sha256(tensors_path) != expected_digest:
         raise _fail(directory, f"{TENSORS} does not match {MANIFEST} (its checksum differs: an interrupted save, "
                     "or files copied from different artifacts)")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise _fail(directory, f"tensor {name!r} holds {bad} NaN/Inf values (a diverged or damaged run)")
+    labels, classes = tensors.get("labels"), manifest["summary"].get("num_classes")
+    if labels is not None and not labels.is_floating_point() and labels.numel() and isinstance(classes, int):
+        if int(labels.min()) < 0 or int(labels.max()) >= classes:
+            raise _fail(directory, f"the summary's labels lie in [{int(labels.min())}, {int(labels.max())}] but it "
+                        f"has {classes} classes (0..{classes - 1})")
     try:
         preprocessing = Preprocessing.restore(manifest.get("preprocessing", []), tensors)
         type_name = manifest["summary"].get("type", "dense")

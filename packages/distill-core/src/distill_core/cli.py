@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,30 @@ from .evaluation import EvalProtocol
 __all__ = ["main"]
 
 logger = logging.getLogger("distill")
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expects a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,34 +63,38 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("method", help="method name (see `distill list`)")
     run.add_argument("--dataset", required=True, help="dataset name or a prefixed path such as npz:PATH")
     size = run.add_mutually_exclusive_group(required=True)
-    size.add_argument("--ipc", type=int, help="samples per class")
-    size.add_argument("--budget", type=int, help="total summary size, spread over classes by frequency")
+    size.add_argument("--ipc", type=_int_at_least(1), help="samples per class")
+    size.add_argument("--budget", type=_int_at_least(1), help="total summary size, spread over classes by frequency")
     size.add_argument("--ratio", type=float, help="summary size as a fraction of the training set")
-    run.add_argument("--steps", type=int, help="outer steps (default: the method's)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--steps", type=_int_at_least(0), help="outer steps (default: the method's)")
+    run.add_argument("--seed", type=_int_at_least(0), default=0)
     run.add_argument("--config", help="JSON file of method options")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="one method option (JSON value), repeatable, e.g. --set lr_summary=0.5")
     run.add_argument("--out", help="artifact directory (default: runs/METHOD-DATASET-SIZE-sSEED)")
     run.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    run.add_argument("--max-seconds", type=float, help="end distillation after this much wall time")
+    run.add_argument("--overwrite", action="store_true",
+                     help="write into an --out folder that already holds an artifact, a checkpoint or other files")
+    run.add_argument("--modality", help="the modality that reads --dataset, for methods of any modality (random, "
+                     "herding, kcenter) when more than one could")
+    run.add_argument("--max-seconds", type=_positive_float, help="end distillation after this much wall time")
     run.add_argument("--root", help="folder holding the dataset files")
-    run.add_argument("--models", type=int, help="fresh models trained for evaluation (default 3)")
-    run.add_argument("--eval-epochs", type=int, help="epochs of evaluation training")
+    run.add_argument("--models", type=_int_at_least(1), help="fresh models trained for evaluation (default 3)")
+    run.add_argument("--eval-epochs", type=_int_at_least(1), help="epochs of evaluation training")
     run.add_argument("--eval-model", help="architecture used for evaluation")
     run.add_argument("--no-eval", action="store_true", help="skip evaluation")
     run.add_argument("--compare-random", action="store_true",
                      help="also evaluate a random real subset of the same size with the same protocol")
-    run.add_argument("--checkpoint-every", type=int, default=100)
+    run.add_argument("--checkpoint-every", type=_int_at_least(1), default=100, help="steps between checkpoints")
     run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
     ev = sub.add_parser("eval", help="evaluate a saved artifact (with its stored protocol by default)")
     ev.add_argument("artifact")
-    ev.add_argument("--models", type=int, help="number of fresh models")
+    ev.add_argument("--models", type=_int_at_least(1), help="number of fresh models")
     ev.add_argument("--model", help="architecture (cross-architecture evaluation)")
-    ev.add_argument("--epochs", type=int)
+    ev.add_argument("--epochs", type=_int_at_least(1))
     ev.add_argument("--root", help="folder holding the dataset files")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--save", action="store_true", help="append the result to the artifact's manifest")
@@ -73,10 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="draw the summary (PNG grid for images, graph drawing, tokens for text)")
     show.add_argument("artifact")
     show.add_argument("--out", help="output file (default: inside the artifact directory)")
+    show.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     export = sub.add_parser("export", help="export the summary (JSON lines for text, CSV for recsys)")
     export.add_argument("artifact")
     export.add_argument("--out", required=True)
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return parser
 
 
@@ -134,7 +166,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcome = distill(args.method, dataset=args.dataset, budget=budget, seed=args.seed, overrides=overrides,
                       root=args.root, out_dir=out, resume=args.resume, evaluate=not args.no_eval,
                       protocol_overrides=protocol_overrides, checkpoint_every=args.checkpoint_every,
-                      progress=not args.no_progress, device=args.device, max_seconds=args.max_seconds)
+                      progress=not args.no_progress, device=args.device, max_seconds=args.max_seconds,
+                      overwrite=args.overwrite, modality_name=args.modality)
     summary = outcome.artifact.summary
     print(f"{args.method} on {args.dataset}: {summary.budget} samples ({outcome.artifact.extra['budget_per_class']} "
           f"per class), {outcome.run.steps} steps in {outcome.run.wall_s:.1f} s")
@@ -169,9 +202,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .runner import evaluate_artifact
+    from .registry import get_modality
+    from .runner import check_device, check_eval_model, evaluate_artifact
 
+    check_device(args.device)
     artifact = load_artifact(args.artifact)
+    check_eval_model(get_modality(artifact.modality), args.model)
     stored = artifact.evaluations[0] if artifact.evaluations else None
     protocol = EvalProtocol.from_dict(stored["protocol"]) if stored else None
     changes: dict[str, Any] = {}
@@ -182,8 +218,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     if changes:
-        from .registry import get_modality
-
         base = protocol or get_modality(artifact.modality).default_protocol(artifact.dataset, artifact.summary)
         protocol = base.with_(**changes)
         print(f"note: evaluating with a protocol different from the stored one ({changes})")
@@ -205,21 +239,40 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_output(out: Path, write: Callable[[Path], Path]) -> Path:
+    """Run a modality's writer on a temporary file beside ``out`` and rename it into place (atomic, umask)."""
+    from .files import atomic_write_with
+
+    def into(tmp: Path) -> None:
+        written = Path(write(tmp))
+        if written != tmp:  # a writer that appended its own suffix
+            os.replace(written, tmp)
+
+    return atomic_write_with(out, into)
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
+    from .files import check_new_file
     from .registry import get_modality
 
     artifact = load_artifact(args.artifact)
     modality = get_modality(artifact.modality)
-    out = Path(args.out) if args.out else Path(args.artifact) / f"summary{modality.render_suffix()}"
-    print(modality.render(artifact, out))
+    if args.out:  # the default picture inside the artifact is derived from it and may always be redrawn
+        out = check_new_file(args.out, overwrite=args.overwrite, what="--out")
+    else:
+        out = Path(args.artifact) / f"summary{modality.render_suffix()}"
+    print(_write_output(out, lambda tmp: modality.render(artifact, tmp)))
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from .files import check_new_file
     from .registry import get_modality
 
+    out = check_new_file(args.out, overwrite=args.overwrite, what="--out")
     artifact = load_artifact(args.artifact)
-    print(get_modality(artifact.modality).export(artifact, Path(args.out)))
+    modality = get_modality(artifact.modality)
+    print(_write_output(out, lambda tmp: modality.export(artifact, tmp)))
     return 0
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from .errors import DataValidationError
 from .preprocessing import Preprocessing
 
-__all__ = ["Budget", "ClassIndex", "RealData", "data_fingerprint", "tensor_digest", "validate_budget",
+__all__ = ["Budget", "ClassIndex", "RealData", "apportion", "data_fingerprint", "tensor_digest", "validate_budget",
            "validate_real_data"]
 
 
@@ -174,22 +174,36 @@ class Budget:
         if total < data.num_classes:
             raise DataValidationError(f"{data.name}: a budget of {total} samples is smaller than the "
                                       f"{data.num_classes} classes; ask for at least {data.num_classes}")
-        n = sum(counts)
-        sizes = [max(1, int(total * k / n)) for k in counts]
-        # hand out what rounding left over to the largest classes first
-        order = sorted(range(len(counts)), key=lambda c: -counts[c])
-        i = 0
-        while sum(sizes) < total:
-            sizes[order[i % len(order)]] += 1
-            i += 1
-        while sum(sizes) > total:
-            c = max(range(len(sizes)), key=lambda j: sizes[j])
-            sizes[c] -= 1
+        sizes = apportion(total, counts)
         for c, (size, count) in enumerate(zip(sizes, counts)):
             if size > count:
                 raise DataValidationError(f"{data.name}: the budget asks for {size} samples of class "
                                           f"{data.class_names[c]!r}, which has only {count}; lower the budget")
         return sizes
+
+
+def apportion(total: int, counts: list[int]) -> list[int]:
+    """Split ``total`` samples over classes of ``counts`` samples by largest-remainder apportionment, at least one
+    per class and at most ``counts[c]``.
+
+    Every class gets the whole part of its quota ``total * count / sum(counts)`` (at least 1); what is left goes to
+    the classes with the largest remainders (ties: the larger class, then the lower index). On a balanced set the
+    sizes differ by at most one; otherwise they follow the class frequencies. When the minimum of one per class
+    overshoots, the classes with the most to spare give one back, smallest remainder first.
+    """
+    n = sum(counts)
+    quotas = [total * k / n for k in counts]
+    sizes = [max(1, int(q)) for q in quotas]
+    remainder = [q - int(q) for q in quotas]
+    by_remainder = sorted(range(len(counts)), key=lambda c: (-remainder[c], -counts[c], c))
+    while sum(sizes) < total:  # each round: one more to every class with room, largest remainder first
+        for c in by_remainder:
+            if sum(sizes) < total and sizes[c] < counts[c]:
+                sizes[c] += 1
+    while sum(sizes) > total:
+        c = max((c for c in range(len(sizes)) if sizes[c] > 1), key=lambda c: (sizes[c] - quotas[c], -remainder[c]))
+        sizes[c] -= 1
+    return sizes
 
 
 def validate_budget(data: RealData, ipc: int) -> None:

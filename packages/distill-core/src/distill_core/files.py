@@ -94,7 +94,8 @@ class OutputLock:
     """An exclusive, non-blocking lock on an output folder (``fcntl.flock`` on ``FOLDER/.distill.lock``).
 
     A second process that tries to write into the same folder while the first holds the lock is refused at once with
-    a message naming the holder's process id. The lock is released when the holder exits, even on ``kill -9``.
+    a message naming the holder's process id. The lock file is removed on release; the kernel releases the lock when
+    the holder dies, even on ``kill -9`` (the file then stays behind, empty of meaning, and is reused).
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
@@ -104,22 +105,32 @@ class OutputLock:
     def acquire(self) -> OutputLock:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, umask_mode())
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, umask_mode())
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise DataValidationError(f"{self.directory} is being written by another distill process (pid "
+                                          f"{holder}); wait for it to finish or choose another --out") from None
+            try:  # the holder before us may have removed the file between our open and our lock: lock anew
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            raise DataValidationError(f"{self.directory} is being written by another distill process (pid {holder}); "
-                                      "wait for it to finish or choose another --out") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode("ascii"))
         self._fd = fd
         return self
 
     def release(self) -> None:
+        """Remove the lock file and unlock (in that order, so a waiting process never locks a removed file)."""
         if self._fd is not None:
+            (self.directory / LOCK_NAME).unlink(missing_ok=True)
             if fcntl is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

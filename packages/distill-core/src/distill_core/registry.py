@@ -12,7 +12,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import UnknownNameError
+from .errors import DataValidationError, UnknownNameError
 
 if TYPE_CHECKING:
     from .method import Method
@@ -91,8 +91,15 @@ def get_modality(name: str) -> Modality:
 
 
 def modality_for_dataset(spec: str) -> Modality:
-    """The installed modality that claims the dataset ``spec``; fails with every known dataset name."""
+    """The one installed modality that claims the dataset ``spec``.
+
+    Raises:
+        UnknownNameError: no modality claims it (the message lists every known dataset name).
+        DataValidationError: more than one does (e.g. a CSV whose header names neither modality's columns, or a
+            missing file); the message asks for ``--modality``.
+    """
     known: list[str] = []
+    claimers: list[Modality] = []
     for name in list_modalities():
         try:
             modality = get_modality(name)
@@ -100,6 +107,13 @@ def modality_for_dataset(spec: str) -> Modality:
             logger.warning("modality %s is installed but cannot be imported: %s", name, exc)
             continue
         if modality.claims(spec):
-            return modality
+            claimers.append(modality)
         known += modality.dataset_names()
+    if len(claimers) == 1:
+        return claimers[0]
+    if claimers:
+        names = [m.name for m in claimers]
+        raise DataValidationError(
+            f"dataset {spec!r} could be read by the modalities {names}; pass --modality {'|'.join(names)} to choose "
+            "(and check that the file exists and its header names the columns that modality reads)")
     raise UnknownNameError("dataset", spec, [*known, "npz:PATH (and the prefixes of the installed modalities)"])

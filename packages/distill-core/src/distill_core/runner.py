@@ -13,16 +13,19 @@ from typing import Any
 
 import torch
 
-from .artifact import Artifact
+from .artifact import MANIFEST, Artifact
+from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
 from .data import Budget, RealData, validate_real_data
 from .distiller import Callback, Distiller, RunResult, TimeBudget
-from .errors import DataValidationError
+from .errors import DataValidationError, UnknownNameError
 from .evaluation import EvalProtocol, EvalResult, evaluate_summary
+from .files import LOCK_NAME, OutputLock
 from .method import Method, config_from_dict
 from .modality import Modality
 from .registry import get_method, get_modality, modality_for_dataset
 
-__all__ = ["RunOutcome", "build_method", "distill", "evaluate_artifact", "load_config_file", "resolve_modality"]
+__all__ = ["RunOutcome", "build_method", "check_device", "check_out_dir", "distill", "evaluate_artifact",
+           "load_config_file", "resolve_modality"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +61,106 @@ def build_method(name: str, overrides: dict[str, Any] | None = None) -> Method[A
     return cls(config=config)
 
 
-def resolve_modality(method: Method[Any], dataset: str) -> Modality:
-    if method.modality is None:
+def resolve_modality(method: Method[Any], dataset: str, modality: str | None = None) -> Modality:
+    """The modality that reads ``dataset`` for ``method``: the method's own, else ``modality`` when given (the
+    any-modality baselines), else the one installed modality that claims the dataset."""
+    if method.modality is not None and modality is not None and modality != method.modality:
+        raise DataValidationError(f"method {method.name!r} is a {method.modality} method; drop --modality "
+                                  f"{modality} or pick a {modality} method")
+    name = method.modality or modality
+    if name is None:
         return modality_for_dataset(dataset)
-    modality = get_modality(method.modality)
-    if not modality.claims(dataset):
+    chosen = get_modality(name)
+    if not chosen.claims(dataset):
         raise DataValidationError(
-            f"method {method.name!r} is a {modality.name} method and cannot read dataset {dataset!r}; choose one of "
-            f"{modality.dataset_names()} or a prefixed path it accepts")
-    return modality
+            f"method {method.name!r} runs on the {chosen.name} modality, which cannot read dataset {dataset!r}; "
+            f"choose one of {chosen.dataset_names()} or a prefixed path it accepts")
+    return chosen
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """Parse ``device`` and make sure it exists here, before any data is loaded."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DataValidationError(f"--device {device!r} is not a device name; use cpu, cuda, cuda:1, mps, ...") \
+            from exc
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DataValidationError(f"--device {device} asks for a GPU, but torch sees no CUDA device here; use "
+                                      "--device cpu, or install a CUDA build of torch on a machine with a GPU")
+        if parsed.index is not None and parsed.index >= count:
+            raise DataValidationError(f"--device {device}: only {count} CUDA device(s) (0..{count - 1}) exist")
+    elif parsed.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise DataValidationError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        try:
+            torch.empty(0, device=parsed)
+        except (RuntimeError, AssertionError) as exc:
+            raise DataValidationError(f"--device {device} cannot be used here ({exc}); use --device cpu") from exc
+    return parsed
+
+
+def _describe_contents(out: Path) -> tuple[str, bool]:
+    """What an existing output folder holds, and whether that includes a checkpoint to resume."""
+    names = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+    checkpoint = out / CHECKPOINT
+    if checkpoint.is_file() or (out / LEGACY_CHECKPOINT).is_file():
+        what = f"the checkpoint of an earlier run ({(checkpoint if checkpoint.is_file() else LEGACY_CHECKPOINT)})"
+        return what, True
+    if (out / MANIFEST).is_file():
+        return "an artifact (manifest.json)", False
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"files that distill did not write ({shown})", False
+
+
+def check_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to write into ``out`` when that could lose something already there.
+
+    An existing, non-empty folder is written to only to continue its checkpoint (``resume``) or when ``overwrite``
+    says so (distill's own files are then replaced; other files are left alone).
+    """
+    if out.exists() and not out.is_dir():
+        raise DataValidationError(f"--out {out} is a file; give the path of a folder (it is created)")
+    if not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
+        return
+    what, has_checkpoint = _describe_contents(out)
+    if (resume and has_checkpoint) or overwrite:
+        return
+    if has_checkpoint:
+        raise DataValidationError(f"--out {out} holds {what}; pass --resume to continue it, --overwrite to start over "
+                                  "(the checkpoint is replaced), or choose another --out")
+    hint = "" if not resume else " (--resume found no checkpoint there)"
+    raise DataValidationError(f"--out {out} already holds {what}{hint}; pass --overwrite to write there anyway "
+                              "(distill's own files are replaced, others are kept), or choose another --out")
+
+
+def _check_run_numbers(*, seed: int, checkpoint_every: int, max_seconds: float | None,
+                       protocol_overrides: dict[str, Any]) -> None:
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise DataValidationError(message)
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    need(is_int(seed) and seed >= 0, f"--seed must be an integer >= 0, got {seed!r}")
+    need(is_int(checkpoint_every) and checkpoint_every >= 0,
+         f"--checkpoint-every must be an integer >= 1 (0: only at the end), got {checkpoint_every!r}")
+    need(max_seconds is None or (isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool)
+                                 and 0 < max_seconds < float("inf")),
+         f"--max-seconds must be a positive number of seconds, got {max_seconds!r}")
+    for key, flag in (("n_models", "--models"), ("epochs", "--eval-epochs")):
+        if key in protocol_overrides:
+            value = protocol_overrides[key]
+            need(is_int(value) and value >= 1, f"{flag} must be an integer >= 1, got {value!r}")
+
+
+def check_eval_model(modality: Modality, model: str | None) -> None:
+    """Refuse an evaluation architecture the modality does not have, before any data is loaded."""
+    if model is not None and modality.model_names() and model not in modality.model_names():
+        raise UnknownNameError(f"{modality.name} evaluation model", model, modality.model_names())
 
 
 def distill(
@@ -87,14 +181,69 @@ def distill(
     data: RealData | None = None,
     max_seconds: float | None = None,
     callbacks: Sequence[Callback] = (),
+    overwrite: bool = False,
+    modality_name: str | None = None,
 ) -> RunOutcome:
     """Distill ``dataset`` with ``method_name`` into a summary of ``budget``, evaluate it and save the artifact.
 
-    Input is validated before any compute: the method name, the dataset, the config keys and the budget.
-    ``max_seconds`` ends the outer loop early once that much wall time has passed (the steps done are recorded).
+    Input is validated before any compute: the method name, the config (types and ranges), the device, the
+    evaluation model, the run's numbers, the output folder, the dataset and the budget. ``max_seconds`` ends the
+    outer loop early once that much wall time has passed (the steps done are recorded).
+
+    An ``out_dir`` that already holds a checkpoint, an artifact or other files is refused unless ``resume``
+    (continue its checkpoint) or ``overwrite``; while the run writes there it holds a lock, so a second run into
+    the same folder is refused.
     """
     method = build_method(method_name, overrides)
-    modality = resolve_modality(method, dataset)
+    protocol_overrides = dict(protocol_overrides or {})
+    _check_run_numbers(seed=seed, checkpoint_every=checkpoint_every, max_seconds=max_seconds,
+                       protocol_overrides=protocol_overrides)
+    device = check_device(device)
+    modality = resolve_modality(method, dataset, modality_name)
+    check_eval_model(modality, protocol_overrides.get("model"))
+    if out_dir is None:
+        return _distill(method, modality, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=None,
+                        resume=resume, evaluate=evaluate, protocol_overrides=protocol_overrides,
+                        checkpoint_every=checkpoint_every, progress=progress, device=device, data=data,
+                        max_seconds=max_seconds, callbacks=callbacks)
+    out = Path(out_dir)
+    check_out_dir(out, resume=resume, overwrite=overwrite)  # before the lock creates the folder
+    created = not out.exists()
+    try:
+        with OutputLock(out):
+            check_out_dir(out, resume=resume, overwrite=overwrite)  # again, now that no one else can write there
+            if overwrite and not resume:
+                for stale in (CHECKPOINT, LEGACY_CHECKPOINT):  # a fresh run must not leave another run's checkpoint
+                    (out / stale).unlink(missing_ok=True)
+            return _distill(method, modality, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=out,
+                            resume=resume, evaluate=evaluate, protocol_overrides=protocol_overrides,
+                            checkpoint_every=checkpoint_every, progress=progress, device=device, data=data,
+                            max_seconds=max_seconds, callbacks=callbacks)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run refused on its data leaves no empty folder behind
+        raise
+
+
+def _distill(
+    method: Method[Any],
+    modality: Modality,
+    *,
+    dataset: str,
+    budget: Budget,
+    seed: int,
+    root: str | None,
+    out_dir: Path | None,
+    resume: bool,
+    evaluate: bool,
+    protocol_overrides: dict[str, Any],
+    checkpoint_every: int,
+    progress: bool,
+    device: torch.device,
+    data: RealData | None,
+    max_seconds: float | None,
+    callbacks: Sequence[Callback],
+) -> RunOutcome:
     custom = modality.run(method, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=out_dir, resume=resume,
                           evaluate=evaluate, protocol_overrides=protocol_overrides,
                           checkpoint_every=checkpoint_every, progress=progress, device=device, data=data)
@@ -167,6 +316,11 @@ def evaluate_artifact(
     protocol, so a fresh process reproduces the stored accuracy."""
     modality = get_modality(artifact.modality)
     data = modality.load_dataset(artifact.dataset["name"], root=root, preprocessing=artifact.preprocessing)
+    classes = getattr(artifact.summary, "num_classes", data.num_classes)
+    if classes != data.num_classes:
+        raise DataValidationError(f"the artifact's summary has {classes} classes but dataset "
+                                  f"{artifact.dataset['name']!r} has {data.num_classes}; evaluate it on the data it "
+                                  "was distilled from")
     if protocol is None:
         protocol = (EvalProtocol.from_dict(artifact.evaluations[0]["protocol"]) if artifact.evaluations
                     else modality.default_protocol(data.describe(), artifact.summary))
