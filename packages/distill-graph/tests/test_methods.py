@@ -155,11 +155,11 @@ def test_resume_is_exact(tmp_path) -> None:
             progress=False, out_dir=tmp_path / "run")
     import json
 
-    from distill_core.distiller import CHECKPOINT
+    from distill_core.checkpoint import CHECKPOINT, load_state, save_state
 
-    state = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)
+    state = load_state(tmp_path / "run" / CHECKPOINT)
     state["config"]["steps"] = 4  # the same run, asked to go on
-    torch.save(state, tmp_path / "run" / CHECKPOINT)
+    save_state(tmp_path / "run" / CHECKPOINT, state)
     resumed = distill("gcond", dataset="sbm", budget=Budget(ipc=2), overrides=overrides, evaluate=False,
                       progress=False, out_dir=tmp_path / "run", resume=True)
     assert resumed.run.resumed_from == 2

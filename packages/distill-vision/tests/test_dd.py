@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from distill_core import Budget, DivergenceError, distill, evaluate_summary, get_modality
+from distill_core.checkpoint import CHECKPOINT, load_state
 from distill_core.testing import MethodContract
 from distill_vision.methods.dd import DD, native_protocol
 
@@ -56,5 +57,5 @@ def test_a_nan_meta_gradient_stops_the_run_and_keeps_the_last_good_checkpoint(tm
     with pytest.raises(DivergenceError, match="rolled back"):
         distill("dd", dataset="digits", budget=Budget(ipc=1), seed=0, evaluate=False, progress=False,
                 out_dir=tmp_path, overrides={"steps": 5, **FAST, "lr_init": 1e30})
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = load_state(tmp_path / CHECKPOINT)
     assert state["step"] == 0 and torch.isfinite(state["summary"]["x"]).all()

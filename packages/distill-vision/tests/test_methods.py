@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from distill_core.artifact import load_artifact
+from distill_core.checkpoint import CHECKPOINT, load_state, save_state
 from distill_core.data import Budget
 from distill_core.errors import DivergenceError
 from distill_core.runner import distill
@@ -51,7 +52,7 @@ def test_absurd_image_learning_rate_stops_cleanly(tmp_path: Path) -> None:
     with pytest.raises(DivergenceError, match="lr_summary"):
         distill("dm", dataset="digits", budget=Budget(ipc=1), out_dir=tmp_path / "run", progress=False,
                 overrides={"steps": 20, "lr_summary": 1e12, "model_kwargs": SMALL_NET}, checkpoint_every=1)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = load_state(tmp_path / "run" / CHECKPOINT)
     assert torch.isfinite(state["summary"]["x"]).all()
     assert float(state["summary"]["x"].abs().max()) < 1e3
 
@@ -79,9 +80,9 @@ def test_resume_continues_to_the_same_summary(tmp_path: Path) -> None:
     part = tmp_path / "p"
     distill("dm", dataset="digits", budget=Budget(ipc=1), out_dir=part, progress=False, evaluate=False,
             overrides={**cfg, "steps": 3})
-    state = torch.load(part / "checkpoint.pt", weights_only=False)
+    state = load_state(part / CHECKPOINT)
     state["config"]["steps"] = 6
-    torch.save(state, part / "checkpoint.pt")
+    save_state(part / CHECKPOINT, state)
     resumed = distill("dm", dataset="digits", budget=Budget(ipc=1), out_dir=part, resume=True, progress=False,
                       evaluate=False, overrides=cfg)
     assert resumed.run.resumed_from == 3
