@@ -205,6 +205,9 @@ def _load_artifact(directory: Path) -> Artifact:
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             bad = int((~torch.isfinite(tensor)).sum())
             raise _fail(directory, f"tensor {name!r} holds {bad} NaN/Inf values (a diverged or damaged run)")
+    x = tensors.get("x")
+    if x is not None and (x.dim() == 0 or len(x) == 0):
+        raise _fail(directory, f"the summary holds no samples (x has shape {list(x.shape)})")
     labels, classes = tensors.get("labels"), manifest["summary"].get("num_classes")
     if labels is not None and not labels.is_floating_point() and labels.numel() and isinstance(classes, int):
         if int(labels.min()) < 0 or int(labels.max()) >= classes:
