@@ -88,7 +88,8 @@ def run_cell(args: argparse.Namespace) -> dict[str, Any]:
                                            if args.variant else ""))
         out = distill(args.method, dataset=args.dataset, budget=Budget(total=args.budget), seed=args.seed,
                       overrides=overrides, progress=False, data=data, evaluate=False,
-                      out_dir=art_dir if args.method == "distill-cf" else None)
+                      out_dir=art_dir if args.method == "distill-cf" else None,
+                      overwrite=True)  # a re-run cell replaces its own artifact
         cell["artifact"] = str(art_dir.relative_to(HERE)) if args.method == "distill-cf" else None
         summary = out.artifact.summary
         cell["distill_wall_s"] = round(out.run.wall_s, 2)

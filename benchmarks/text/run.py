@@ -285,7 +285,8 @@ def run_cell(ds: str, method: str, budget: dict[str, int], data: Any, args: argp
     name = "dd-text" if method.startswith("dd-text") else method
     outcome = distill(name, dataset=SPECS[ds], budget=Budget(**budget), seed=args.seed, overrides=overrides,
                       evaluate=False, progress=args.progress, data=data, out_dir=out_dir, checkpoint_every=0,
-                      max_seconds=args.max_seconds or MAX_SECONDS.get(method))
+                      max_seconds=args.max_seconds or MAX_SECONDS.get(method),
+                      overwrite=True)  # a re-run cell replaces its own artifact
     distill_s = time.perf_counter() - t0
     summary = outcome.artifact.summary
     steps = outcome.run.steps

@@ -86,7 +86,8 @@ def cell(dataset: str, ipc: int, method: str, profile: str, seed: int, device: s
     keep = Path(os.environ.get("DISTILL_BENCH_ARTIFACTS", "/tmp/distill-vision-bench")) / (
         f"{dataset}-ipc{ipc}-{method}-{profile}-s{seed}")  # for re-evaluation with another protocol (distill eval)
     outcome = distill(method, dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides=overrides,
-                      protocol_overrides=protocol, progress=False, device=device, checkpoint_every=0, out_dir=keep)
+                      protocol_overrides=protocol, progress=False, device=device, checkpoint_every=0, out_dir=keep,
+                      overwrite=True)  # a re-run cell replaces its own artifact
     total = time.perf_counter() - start
     ev = outcome.evaluation
     assert ev is not None
