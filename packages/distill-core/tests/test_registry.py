@@ -65,7 +65,9 @@ def test_modalities() -> None:
 
 
 def test_dataset_resolution() -> None:
-    assert isinstance(modality_for_dataset("blobs"), ToyModality)
+    found = modality_for_dataset("blobs")
+    assert isinstance(found, ToyModality) and found.name == "toy"
+    assert found.load_dataset("blobs").describe()["n_train"] == 120  # the modality that claims it also reads it
     with pytest.raises(UnknownNameError, match=r"dataset 'bolbs' among choices \[.*'blobs'.*npz:PATH"):
         modality_for_dataset("bolbs")
 

@@ -58,6 +58,12 @@ class Callback:
 
     def after_run(self, distiller: Distiller) -> None: ...
 
+    def state_dict(self) -> dict[str, Any]:
+        """State to checkpoint with the run (a resumed run continues with it); stateless callbacks return ``{}``."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
 
 class TimeBudget(Callback):
     """End the run once ``seconds`` of wall time have passed (the steps done are recorded in the artifact)."""
@@ -190,7 +196,13 @@ class Distiller:
             "method_state": copy.deepcopy(self.method.state_dict()),  # a method may update its state in place
             "losses": list(self.losses),
             "dataset": self.fingerprint if self.out_dir is not None else None,
+            "callbacks": {self._callback_key(i, cb): st for i, cb in enumerate(self.callbacks)
+                          if (st := cb.state_dict())},
         }
+
+    @staticmethod
+    def _callback_key(index: int, callback: Callback) -> str:
+        return f"{index}:{type(callback).__name__}"
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.summary.load_state_dict(state["summary"])
@@ -198,6 +210,10 @@ class Distiller:
         self.method.load_state_dict(state["method_state"])
         self.step = int(state["step"])
         self.losses = list(state["losses"])
+        saved = state.get("callbacks") or {}
+        for i, cb in enumerate(self.callbacks):
+            if self._callback_key(i, cb) in saved:
+                cb.load_state_dict(copy.deepcopy(saved[self._callback_key(i, cb)]))
 
     def save_checkpoint(self, state: dict[str, Any] | None = None) -> None:
         path = self.checkpoint_path
@@ -308,8 +324,8 @@ class Distiller:
                     ) from exc
                 self.losses.append(loss)
                 self.step += 1
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)  # before update, which draws the bar
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
                 for cb in self.callbacks:
                     cb.after_step(self, self.step - 1, loss)
         finally:

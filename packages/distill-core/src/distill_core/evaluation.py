@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .data import RealData
 from .errors import DataValidationError, UnknownNameError
+from .objectives.classification import soft_cross_entropy
 from .runtime import retain_freed_memory
 from .synset import Summary
 
@@ -139,7 +140,7 @@ def _loss(logits: Tensor, targets: Tensor, label_kind: str, regression_loss: str
         if regression_loss != "ce_argmax":
             raise UnknownNameError("regression_loss", regression_loss, ["ce_argmax", "mse"])
         return F.cross_entropy(logits, targets.argmax(-1))
-    return -(targets * F.log_softmax(logits, -1)).sum(-1).mean()  # = cross-entropy for one-hot targets
+    return soft_cross_entropy(logits, targets)  # = cross-entropy for one-hot targets
 
 
 INITS = ("default", "xavier")

@@ -17,6 +17,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -28,6 +29,7 @@ from .errors import DataValidationError, DistillError, UnknownNameError
 from .synset import Summary
 
 if TYPE_CHECKING:
+    from .distiller import Callback
     from .modality import Modality
 
 __all__ = ["DEFAULT_RANGES", "Method", "MethodConfig", "Range", "StepContext", "config_from_dict", "field_range"]
@@ -227,13 +229,30 @@ class StepContext:
         """A seed drawn from the step's generator (e.g. one augmentation draw shared by real and synthetic)."""
         return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
 
-    def update(self, loss: Tensor) -> float:
-        """One optimizer step on the summary from ``loss``; raises ``FloatingPointError`` on non-finite values."""
-        value = float(loss.detach())
+    def sample_uniform(self, n: int) -> tuple[Tensor, Tensor]:
+        """``n`` training samples drawn uniformly with replacement (not class-balanced) and their labels, on the
+        device: the real targets of the kernel and unrolled methods (KIP, RFAD, FRePO, DD)."""
+        idx = torch.randint(0, len(self.data.y_train), (n,), generator=self.generator)
+        return self.data.x_train[idx].to(self.device), self.data.y_train[idx].to(self.device)
+
+    def update(self, loss: Tensor | float, *, backward: Callable[[], None] | None = None) -> float:
+        """One optimizer step on the summary from ``loss``; raises ``FloatingPointError`` on non-finite values.
+
+        Args:
+            loss: the outer loss (a 0-d tensor), or its value when ``backward`` computes the gradients.
+            backward: fills the summary parameters' ``.grad`` itself (called after ``zero_grad``), for methods whose
+                gradient is not one ``loss.backward()``, e.g. Distill-CF's chunked vector-Jacobian products.
+        """
+        value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
         if not math.isfinite(value):
             raise FloatingPointError(f"the outer loss is {value}")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if backward is not None:
+            backward()
+        elif isinstance(loss, Tensor):
+            loss.backward()
+        else:
+            raise TypeError("update() needs a loss tensor, or a backward function with a float loss")
         for name, p in self.summary.named_parameters():
             if p.grad is not None and not torch.isfinite(p.grad).all():
                 raise FloatingPointError(f"the gradient of summary parameter {name!r} is not finite")
@@ -295,6 +314,16 @@ class Method(Generic[C]):
     def run_step(self, summary: Summary, ctx: StepContext) -> float:
         """One outer iteration; the default is one optimizer step on :meth:`outer_loss`."""
         return ctx.update(self.outer_loss(summary, ctx))
+
+    def callbacks(self, data: RealData, device: torch.device) -> list[Callback]:
+        """Callbacks the method brings to its own run (e.g. a :class:`~distill_core.selection.ModelSelection` that
+        keeps the best candidate by validation). Their state is checkpointed with the run's."""
+        return []
+
+    def finalize(self, summary: Any, data: RealData) -> Summary:
+        """The summary to save, from the final summary or the candidate a model selection kept (the default returns
+        it unchanged; Distill-CF turns its kept sample into a sparse summary)."""
+        return summary
 
     # -- extra state (e.g. a model pool) ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -45,6 +45,11 @@ class Modality:
         stored artifact)."""
         raise UnknownNameError("dataset", spec, self.dataset_names())
 
+    def resolve_budget(self, budget: Budget, data: RealData) -> list[int]:
+        """Summary samples per class for ``budget`` (stored in the manifest); recommender data has one "class" of
+        users and overrides it."""
+        return budget.per_class(data)
+
     # -- models -------------------------------------------------------------------------------------------------
     def model_names(self) -> list[str]:
         return []

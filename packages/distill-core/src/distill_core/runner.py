@@ -23,6 +23,7 @@ from .files import LOCK_NAME, OutputLock
 from .method import Method, config_from_dict
 from .modality import Modality
 from .registry import get_method, get_modality, modality_for_dataset
+from .selection import ModelSelection
 
 __all__ = ["RunOutcome", "build_method", "check_device", "check_out_dir", "distill", "evaluate_artifact",
            "load_config_file", "resolve_modality"]
@@ -253,19 +254,24 @@ def _distill(
     if data is None:
         data = modality.load_dataset(dataset, root=root)
     validate_real_data(data)
-    sizes = budget.per_class(data)
-    logger.info("budget %s resolves to %d samples (%s per class)", budget.describe(), sum(sizes), sizes)
+    sizes = modality.resolve_budget(budget, data)
+    logger.debug("budget %s resolves to %d samples (%s per class)", budget.describe(), sum(sizes), sizes)
     t_load = time.perf_counter() - t0
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     summary = method.init_summary(data, budget=budget, modality=modality, generator=generator)
-    extra_callbacks = [*callbacks, *([TimeBudget(seconds=max_seconds)] if max_seconds else [])]
+    all_callbacks = [*method.callbacks(data, device), *callbacks,
+                     *([TimeBudget(seconds=max_seconds)] if max_seconds else [])]
     distiller = Distiller(method=method, data=data, summary=summary, modality=modality, seed=seed, out_dir=out_dir,
                           checkpoint_every=checkpoint_every, progress=progress, device=device,
-                          callbacks=extra_callbacks)
+                          callbacks=all_callbacks)
+    cpu0 = time.process_time()
     result = distiller.run(resume=resume)
+    cpu_s = time.process_time() - cpu0
+    selection = next((cb for cb in all_callbacks if isinstance(cb, ModelSelection)), None)
+    final = method.finalize(result.summary if selection is None else selection.chosen(result.summary), data)
     artifact = Artifact(
-        summary=result.summary.cpu(),
+        summary=final.cpu(),
         method=method.name,
         modality=modality.name,
         config=method.config.to_dict(),
@@ -279,8 +285,10 @@ def _distill(
             "steps_per_s": round(result.steps_per_s, 4),
             "final_loss": result.losses[-1] if result.losses else None,
             "resumed_from": result.resumed_from,
+            "distill_cpu_s": round(cpu_s, 2),
             "selection": "final",
             "max_seconds": max_seconds,
+            **(selection.describe() if selection is not None else {}),
         },
     )
     evaluation = None

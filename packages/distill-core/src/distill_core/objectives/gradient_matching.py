@@ -6,15 +6,64 @@ batch, same order and shapes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import UnknownNameError
 
-__all__ = ["GradientMetric", "gradient_match_distance", "layerwise_distance"]
+__all__ = ["GradientMetric", "classwise_gradient_match", "gradient_match_distance", "layerwise_distance",
+           "loop_schedule"]
+
+logger = logging.getLogger(__name__)
+
+#: DC's ``(outer_loop, inner_loop)`` per images-per-class (the reference implementation's ``get_loops``)
+DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+
+
+def loop_schedule(ipc: int) -> tuple[int, int]:
+    """DC's ``(outer_loop, inner_loop)`` for ``ipc``: matching steps per outer iteration, and inner epochs of the
+    network on the summary between them. Other budgets take the nearest tabulated one (ties: the smaller)."""
+    nearest = min(DC_LOOPS, key=lambda k: (abs(k - ipc), k))
+    if nearest != ipc:
+        logger.info("ipc %d is not in DC's loop schedule; using the loops of ipc %d: %s", ipc, nearest,
+                    DC_LOOPS[nearest])
+    return DC_LOOPS[nearest]
+
+
+def classwise_gradient_match(
+    net: nn.Module,
+    classes: Iterable[int],
+    losses: Callable[[int], tuple[Tensor, Tensor]],
+    *,
+    metric: GradientMetric = "ours",
+) -> Tensor:
+    """DC's matching loss: for every class, the distance between the network's parameter gradients of the real loss
+    (detached) and of the synthetic loss (differentiable, ``create_graph``), summed over classes.
+
+    Args:
+        net: the network whose trainable parameters' gradients are matched.
+        classes: the classes to match, in order (the order fixes the random draws inside ``losses``).
+        losses: ``c -> (real_loss, synthetic_loss)``, both 0-d tensors computed with ``net`` on class ``c``.
+        metric: see :func:`gradient_match_distance`.
+
+    Returns:
+        A 0-d tensor, differentiable in whatever the synthetic losses depend on.
+    """
+    params = [p for p in net.parameters() if p.requires_grad]
+    total: Tensor | None = None
+    for c in classes:
+        real_loss, syn_loss = losses(c)
+        g_real = [g.detach() for g in torch.autograd.grad(real_loss, params)]
+        g_syn = torch.autograd.grad(syn_loss, params, create_graph=True)
+        term = gradient_match_distance(g_real, g_syn, metric=metric)
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("classwise_gradient_match needs at least one class")
+    return total
 
 GradientMetric = Literal["ours", "mse", "cos"]
 
