@@ -146,3 +146,50 @@ def test_show_without_renderer_exits_2(capsys: pytest.CaptureFixture[str], tmp_p
                  "--no-progress"]) == 0
     code, _, err = _run(capsys, "show", str(tmp_path))
     assert code == 2 and "cannot draw" in err
+
+
+def test_compare_random_is_stored_and_is_the_random_baseline(capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    code, out, _ = _run(capsys, "run", TOY_DM, "--dataset", "blobs", "--ipc", "2", "--steps", "3", "--out",
+                        str(tmp_path / "a"), "--compare-random", "--json", *FAST)
+    report = _last_json(out)
+    stored = load_artifact(tmp_path / "a").extra["random_subset_evaluation"]
+    assert stored["accuracy_mean"] == report["random_accuracy_mean"] and stored["metric"] == "accuracy"
+    # the same subset as `distill run random` with the same seed, judged by the same protocol
+    assert main(["run", "random", "--dataset", "blobs", "--ipc", "2", "--out", str(tmp_path / "r"), *FAST]) == 0
+    capsys.readouterr()
+    code, out, _ = _run(capsys, "eval", str(tmp_path / "r"), "--protocol-from", str(tmp_path / "a"), "--json")
+    assert code == 0 and _last_json(out)["accuracies"] == stored["accuracies"]
+    assert out.count("random real") == 0 and "test accuracy" in out
+
+
+def test_protocol_from_evaluates_like_the_other_artifact(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["run", TOY_DM, "--dataset", "blobs", "--ipc", "2", "--steps", "3", "--out", str(tmp_path / "a"),
+                 *FAST]) == 0
+    assert main(["run", "random", "--dataset", "blobs", "--ipc", "2", "--out", str(tmp_path / "b"), "--no-progress",
+                 "--eval-model", "linear", "--models", "1", "--eval-epochs", "5", "--seed", "3"]) == 0
+    capsys.readouterr()
+    code, out, _ = _run(capsys, "eval", str(tmp_path / "a"), "--protocol-from", str(tmp_path / "b"), "--json")
+    report = _last_json(out)
+    other = load_artifact(tmp_path / "b").evaluations[0]
+    assert code == 0 and report["protocol"] == other["protocol"] and report["protocol"]["model"] == "linear"
+    assert "(1 x linear)" in out
+    code, _, err = _run(capsys, "eval", str(tmp_path / "a"), "--protocol-from", str(tmp_path / "missing"))
+    assert code == 2 and "no such artifact directory" in err
+
+
+def test_krr_is_an_evaluation_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from distill_core import evaluate_krr
+
+    assert main(["run", TOY_DM, "--dataset", "blobs", "--ipc", "2", "--steps", "3", "--out", str(tmp_path / "a"),
+                 *FAST]) == 0
+    capsys.readouterr()
+    code, out, _ = _run(capsys, "eval", str(tmp_path / "a"), "--model", "krr", "--json")
+    report = _last_json(out)
+    artifact = load_artifact(tmp_path / "a")
+    from distill_core import get_modality
+
+    direct = evaluate_krr(artifact.summary, get_modality("toy").load_dataset("blobs"), "fc_ntk")
+    assert code == 0 and report["protocol"]["model"] == "krr" and report["accuracies"] == [round(direct.accuracy, 3)]
+    code, _, err = _run(capsys, "eval", str(tmp_path / "a"), "--model", "krr:rbf")
+    assert code == 2 and "'krr:fc_nngp'" in err

@@ -20,7 +20,7 @@ from typing import Any
 from .artifact import load_artifact
 from .data import Budget
 from .errors import DistillError
-from .evaluation import EvalProtocol
+from .evaluation import EvalProtocol, EvalResult
 
 __all__ = ["main"]
 
@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--epochs", type=_int_at_least(1))
     ev.add_argument("--root", help="folder holding the dataset files")
     ev.add_argument("--device", default="cpu")
+    ev.add_argument("--protocol-from", metavar="ARTIFACT",
+                    help="evaluate exactly as ARTIFACT was evaluated (its stored protocol and seed), to compare two "
+                    "artifacts of one dataset")
     ev.add_argument("--save", action="store_true", help="append the result to the artifact's manifest")
     ev.add_argument("--json", action="store_true")
 
@@ -167,7 +170,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                       root=args.root, out_dir=out, resume=args.resume, evaluate=not args.no_eval,
                       protocol_overrides=protocol_overrides, checkpoint_every=args.checkpoint_every,
                       progress=not args.no_progress, device=args.device, max_seconds=args.max_seconds,
-                      overwrite=args.overwrite, modality_name=args.modality)
+                      overwrite=args.overwrite, modality_name=args.modality, compare_random=args.compare_random)
     summary = outcome.artifact.summary
     print(f"{args.method} on {args.dataset}: {summary.budget} samples ({outcome.artifact.extra['budget_per_class']} "
           f"per class), {outcome.run.steps} steps in {outcome.run.wall_s:.1f} s")
@@ -178,27 +181,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     }
     if outcome.evaluation is not None:
         ev = outcome.evaluation
-        print(f"  summary      test accuracy {ev}")
-        report.update(accuracy_mean=round(ev.mean, 3), accuracy_std=round(ev.std, 3),
-                      protocol=ev.protocol.to_dict(), labels=ev.label_kind, eval_wall_s=round(ev.wall_s, 2))
+        print(f"  summary      test {ev.metric} {ev}")
+        report.update(_result_fields(ev), protocol=ev.protocol.to_dict(), labels=ev.label_kind,
+                      eval_wall_s=round(ev.wall_s, 2))
         if getattr(ev, "metrics", None):  # modalities reporting more than one number (recsys: per-learner metrics)
             report["metrics"] = ev.metrics
-        if args.compare_random and args.method != "random":
-            baseline = distill("random", dataset=args.dataset, budget=budget, seed=args.seed, root=args.root,
-                               out_dir=None, evaluate=False, progress=False, device=args.device,
-                               data=outcome.data)
-            from .evaluation import evaluate_summary
-            from .registry import get_modality
-
-            rnd = evaluate_summary(baseline.artifact.summary, outcome.data,
-                                   modality=get_modality(outcome.artifact.modality), protocol=ev.protocol,
-                                   seed=args.seed, device=args.device)
-            print(f"  random real  test accuracy {rnd}")
-            report.update(random_accuracy_mean=round(rnd.mean, 3), random_accuracy_std=round(rnd.std, 3))
+        rnd = outcome.random_evaluation
+        if rnd is not None:
+            print(f"  random real  test {rnd.metric} {rnd}")
+            report.update({f"random_{k}": v for k, v in _result_fields(rnd).items() if k != "metric"})
     print(f"  artifact: {outcome.out_dir}" + (f"  picture: {outcome.picture}" if outcome.picture else ""))
     if args.json:
         print(json.dumps(report))
     return 0
+
+
+def _result_fields(result: EvalResult) -> dict[str, Any]:
+    """The JSON fields of a result, named after its metric (``accuracy_mean`` only where it is an accuracy)."""
+    key = "accuracy" if result.metric == "accuracy" else "value"
+    return {"metric": result.metric, f"{key}_mean": round(result.mean, 3), f"{key}_std": round(result.std, 3)}
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -209,6 +210,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     artifact = load_artifact(args.artifact)
     check_eval_model(get_modality(artifact.modality), args.model)
     stored = artifact.evaluations[0] if artifact.evaluations else None
+    if args.protocol_from:
+        other = load_artifact(args.protocol_from)
+        if not other.evaluations:
+            raise DistillError(f"{args.protocol_from} holds no evaluation to copy the protocol from; evaluate it "
+                               "first with `distill eval ... --save`")
+        if other.dataset.get("name") != artifact.dataset.get("name"):
+            raise DistillError(f"{args.protocol_from} was evaluated on {other.dataset.get('name')!r}, not on "
+                               f"{artifact.dataset.get('name')!r}; compare artifacts of one dataset")
+        stored = other.evaluations[0]
+        print(f"note: evaluating with the protocol of {args.protocol_from} ({stored['protocol'].get('model')})")
     protocol = EvalProtocol.from_dict(stored["protocol"]) if stored else None
     changes: dict[str, Any] = {}
     if args.models is not None:
@@ -224,16 +235,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result, _ = evaluate_artifact(artifact, root=args.root, protocol=protocol, device=args.device,
                                   seed=int(stored.get("seed", 0)) if stored else 0)
-    print(f"{artifact.method} ({artifact.dataset['name']}, {artifact.summary.budget} samples): test accuracy {result}")
-    if stored and not changes:
-        print(f"  stored: {stored['accuracy_mean']:.2f} +- {stored['accuracy_std']:.2f} %")
+    print(f"{artifact.method} ({artifact.dataset['name']}, {artifact.summary.budget} samples): test {result.metric} "
+          f"{result}")
+    if stored and not changes and not args.protocol_from:
+        print(f"  stored: {stored['accuracy_mean']:.2f} +- {stored['accuracy_std']:.2f}")
     if args.save:
         artifact.add_evaluation(args.artifact, result.to_dict())
     if args.json:
         print(json.dumps({"artifact": args.artifact, "method": artifact.method,
                           "dataset": artifact.dataset["name"], "budget": artifact.summary.budget,
-                          "accuracy_mean": round(result.mean, 3), "accuracy_std": round(result.std, 3),
-                          "accuracies": [round(a, 3) for a in result.accuracies],
+                          **_result_fields(result), "accuracies": [round(a, 3) for a in result.accuracies],
                           "protocol": result.protocol.to_dict(), "labels": result.label_kind,
                           "wall_s": round(time.perf_counter() - start, 2)}))
     return 0

@@ -98,6 +98,7 @@ class EvalResult:
     label_kind: str
     wall_s: float
     seed: int
+    metric: str = "accuracy"  # what ``accuracies`` hold: test accuracy in %, or e.g. nDCG@10 for recommenders
 
     @property
     def mean(self) -> float:
@@ -109,6 +110,7 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "metric": self.metric,
             "accuracy_mean": round(self.mean, 3),
             "accuracy_std": round(self.std, 3),
             "accuracies": [round(a, 3) for a in self.accuracies],
@@ -119,7 +121,8 @@ class EvalResult:
         }
 
     def __str__(self) -> str:
-        return f"{self.mean:.2f} +- {self.std:.2f} % ({len(self.accuracies)} x {self.protocol.model})"
+        unit = " %" if self.metric == "accuracy" else ""
+        return f"{self.mean:.2f} +- {self.std:.2f}{unit} ({len(self.accuracies)} x {self.protocol.model})"
 
 
 @torch.no_grad()
@@ -144,6 +147,22 @@ def _loss(logits: Tensor, targets: Tensor, label_kind: str, regression_loss: str
 
 
 INITS = ("default", "xavier")
+
+#: evaluation "models" that are kernel ridge regression with the summary as support set (the survey's second column)
+KRR_MODELS = ("krr", "krr:fc_ntk", "krr:fc_nngp")
+
+
+def _evaluate_with_krr(summary: Summary, data: RealData, protocol: EvalProtocol, *, seed: int,
+                       device: torch.device | str) -> EvalResult:
+    """KRR test accuracy (deterministic: one number whatever ``n_models``) as an :class:`EvalResult`."""
+    from .evaluation_krr import evaluate_krr
+
+    if type(summary) is not Summary or not summary.x.is_floating_point():
+        raise DataValidationError(f"--model {protocol.model} (kernel ridge regression) needs a summary of dense "
+                                  f"feature vectors, not a {summary.summary_type!r} summary; use a trained model")
+    kernel = protocol.model.partition(":")[2] or "fc_ntk"
+    result = evaluate_krr(summary, data, kernel, device=device)
+    return EvalResult([result.accuracy], protocol, summary.label_kind, result.wall_s, seed)
 
 
 def xavier_init_(model: nn.Module) -> nn.Module:
@@ -227,6 +246,8 @@ def evaluate_summary(
             f"data uses {data.preprocessing.kinds or ['none']}; load the test data with the artifact's "
             "preprocessing (`distill eval DIR` does this automatically)"
         )
+    if protocol.model in KRR_MODELS:
+        return _evaluate_with_krr(summary, data, protocol, seed=seed, device=device)
     x_syn = summary.materialize()[0]
     if tuple(x_syn.shape[1:]) != data.sample_shape:
         raise DataValidationError(f"summary samples have shape {tuple(x_syn.shape[1:])} but the test data "

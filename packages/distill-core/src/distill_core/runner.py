@@ -40,6 +40,7 @@ class RunOutcome:
     data: RealData
     picture: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    random_evaluation: EvalResult | None = None  # with ``compare_random``
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -160,8 +161,11 @@ def _check_run_numbers(*, seed: int, checkpoint_every: int, max_seconds: float |
 
 def check_eval_model(modality: Modality, model: str | None) -> None:
     """Refuse an evaluation architecture the modality does not have, before any data is loaded."""
-    if model is not None and modality.model_names() and model not in modality.model_names():
-        raise UnknownNameError(f"{modality.name} evaluation model", model, modality.model_names())
+    from .evaluation import KRR_MODELS
+
+    known = [*modality.model_names(), *KRR_MODELS]
+    if model is not None and modality.model_names() and model not in known:
+        raise UnknownNameError(f"{modality.name} evaluation model", model, known)
 
 
 def distill(
@@ -184,12 +188,16 @@ def distill(
     callbacks: Sequence[Callback] = (),
     overwrite: bool = False,
     modality_name: str | None = None,
+    compare_random: bool = False,
 ) -> RunOutcome:
     """Distill ``dataset`` with ``method_name`` into a summary of ``budget``, evaluate it and save the artifact.
 
     Input is validated before any compute: the method name, the config (types and ranges), the device, the
     evaluation model, the run's numbers, the output folder, the dataset and the budget. ``max_seconds`` ends the
     outer loop early once that much wall time has passed (the steps done are recorded).
+
+    ``compare_random`` also evaluates a random real subset of the same size with the same protocol and seed, and
+    stores its result in the manifest beside the summary's (``extra["random_subset_evaluation"]``).
 
     An ``out_dir`` that already holds a checkpoint, an artifact or other files is refused unless ``resume``
     (continue its checkpoint) or ``overwrite``; while the run writes there it holds a lock, so a second run into
@@ -206,7 +214,7 @@ def distill(
         return _distill(method, modality, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=None,
                         resume=resume, evaluate=evaluate, protocol_overrides=protocol_overrides,
                         checkpoint_every=checkpoint_every, progress=progress, device=device, data=data,
-                        max_seconds=max_seconds, callbacks=callbacks)
+                        max_seconds=max_seconds, callbacks=callbacks, compare_random=compare_random)
     out = Path(out_dir)
     check_out_dir(out, resume=resume, overwrite=overwrite)  # before the lock creates the folder
     created = not out.exists()
@@ -219,7 +227,7 @@ def distill(
             return _distill(method, modality, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=out,
                             resume=resume, evaluate=evaluate, protocol_overrides=protocol_overrides,
                             checkpoint_every=checkpoint_every, progress=progress, device=device, data=data,
-                            max_seconds=max_seconds, callbacks=callbacks)
+                            max_seconds=max_seconds, callbacks=callbacks, compare_random=compare_random)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run refused on its data leaves no empty folder behind
@@ -244,6 +252,7 @@ def _distill(
     data: RealData | None,
     max_seconds: float | None,
     callbacks: Sequence[Callback],
+    compare_random: bool = False,
 ) -> RunOutcome:
     custom = modality.run(method, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=out_dir, resume=resume,
                           evaluate=evaluate, protocol_overrides=protocol_overrides,
@@ -291,7 +300,7 @@ def _distill(
             **(selection.describe() if selection is not None else {}),
         },
     )
-    evaluation = None
+    evaluation = random_evaluation = None
     if evaluate:
         protocol = modality.default_protocol(data.describe(), artifact.summary)
         if protocol_overrides:
@@ -299,6 +308,14 @@ def _distill(
         evaluation = evaluate_summary(artifact.summary, data, modality=modality, protocol=protocol, seed=seed,
                                       device=device, progress=progress)
         artifact.evaluations.append(evaluation.to_dict())
+        if compare_random and method.name != "random":
+            subset = build_method("random").init_summary(data, budget=budget, modality=modality,
+                                                         generator=torch.Generator().manual_seed(seed))
+            random_evaluation = evaluate_summary(subset, data, modality=modality, protocol=protocol, seed=seed,
+                                                 device=device, progress=progress)
+            artifact.extra["random_subset_evaluation"] = {
+                "what": "a random real subset of the same size (seeded like the run), the same protocol",
+                **random_evaluation.to_dict()}
     picture = None
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -308,7 +325,7 @@ def _distill(
         except NotImplementedError:
             picture = None
     return RunOutcome(artifact, result, evaluation, out, data, picture,
-                      {"load_s": t_load, "distill_s": result.wall_s})
+                      {"load_s": t_load, "distill_s": result.wall_s}, random_evaluation)
 
 
 def evaluate_artifact(
