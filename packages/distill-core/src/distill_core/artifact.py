@@ -1,9 +1,9 @@
 """The artifact format: a directory holding ``manifest.json`` and ``tensors.safetensors``.
 
-The manifest is self-describing (lesson 8): format version, library versions, method and its full config,
-dataset, budget, preprocessing, seed, the summary's tensor shapes and every evaluation result with its protocol
-(lesson 1). Writes are atomic (a temporary directory/file renamed into place), so an interrupted save never
-destroys an older artifact. Loading validates everything and fails with :class:`ArtifactError` naming the fix.
+The manifest is self-describing (readable without this library): format version, library versions, method and its
+full config, dataset, budget, preprocessing, seed, the summary's tensor shapes and every evaluation result with its
+protocol. Writes are atomic (a temporary directory/file renamed into place), so an interrupted save never destroys an
+older artifact. Loading validates everything and fails with :class:`ArtifactError` naming the fix.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Real labelled data as the distillers see it, and its validation.
 
 Every loader of every modality returns a :class:`RealData`; :func:`validate_real_data` runs before any compute so
-that a custom dataset fails up front with the fix in the message (lesson 9), not deep inside a forward pass.
+that a custom dataset fails up front with the fix in the message , not deep inside a forward pass.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class Budget:
     """A requested summary size: ``ipc`` samples per class, or a ``total`` (or a ``ratio`` of the training set)
     spread over classes in proportion to their frequency with at least one per class (as GCond does).
 
-    :meth:`per_class` resolves it; the resolved sizes are printed and stored (lesson 10).
+    :meth:`per_class` resolves it; the resolved sizes are printed and stored, since "IPC 10" and "a budget of 100" differ on imbalanced data.
     """
 
     ipc: int | None = None

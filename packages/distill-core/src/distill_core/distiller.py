@@ -4,7 +4,7 @@ It owns the optimizer over the summary, per-step seeding, callbacks (progress ba
 evaluation, logging) and the divergence guard: after every step the loss, the gradients and the summary must be
 finite and the summary within ``divergence_factor`` of its initial scale; otherwise the summary is rolled back to
 the last good step, that state is checkpointed, and :class:`~distill_core.errors.DivergenceError` says what to
-change (lesson 4).
+change.
 """
 
 from __future__ import annotations

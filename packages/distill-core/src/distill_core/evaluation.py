@@ -1,9 +1,10 @@
 """The evaluation protocol: train fresh models on a summary, test them on the real test set.
 
-Follows the DC/DSA/DM papers' ``evaluate_synset`` (../shared/HYPERPARAMS.md section 1): SGD with momentum 0.9 and
-weight decay 5e-4, learning rate x0.1 after half the epochs, batch 256, optional (non-Siamese) augmentation, several
-fresh models, mean +- std. The protocol is a dataclass stored next to every result (lesson 1), and results state
-the label kind, augmentation and epochs (lesson 14).
+Follows ``evaluate_synset`` of the DC/DSA/DM reference implementation (VICO-UoE/DatasetCondensation, utils.py):
+SGD with momentum 0.9 and weight decay 5e-4, learning rate x0.1 after half the epochs, batch 256, optional
+(non-Siamese) augmentation, several fresh models, mean +- std. The protocol is a dataclass stored next to every
+result, so a number is never separated from how it was obtained; results state the label kind, augmentation and
+epochs, which change accuracies by several points between papers.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class EvalProtocol:
         batch_size: minibatch size over the summary.
         schedule: ``"step_half"`` (x0.1 after half the epochs, as the papers) or ``"constant"``.
         augment: augmentation name resolved by the modality, or ``None``.
-        n_models: fresh models trained and tested (>= 3 by default, lesson 11).
+        n_models: fresh models trained and tested (>= 3 by default: one model's accuracy varies by a point or more between seeds).
         use_learned_lr: train with the summary's learned inner learning rate (DD's native protocol).
         selection: ``"final"`` (the model after the last epoch is tested; no test-set peeking).
         regression_loss: how a summary with real-valued (``"regression"``, e.g. KIP/RFAD) targets trains a network:

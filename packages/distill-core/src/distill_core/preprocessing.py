@@ -1,5 +1,6 @@
 """Preprocessing that travels with the data: fitted on the training split, stored in the artifact, applied to
-test data automatically and inverted for display (lesson 2 of ../shared/LESSONS.md).
+test data automatically and inverted for display (a ZCA-whitened summary scored against un-whitened test data is
+the classic silent error of the reference scripts).
 
 A :class:`Preprocessing` is an ordered list of steps. Each step is fitted on training data only, serialises to a
 JSON-able description plus tensors, and can be inverted.

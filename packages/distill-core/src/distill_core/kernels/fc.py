@@ -23,8 +23,8 @@ where before the first dense layer :math:`\hat\Sigma = \Sigma_0`, :math:`\dot\Si
     \hat\Sigma = \frac{\sqrt{\Sigma(x,x)\Sigma(x',x') - \Sigma(x,x')^2} + (\pi - \theta)\Sigma(x,x')}{2\pi},
     \qquad \dot\Sigma = \frac{\pi - \theta}{2\pi}.
 
-For ``depth=1`` this is exactly the infinite-width autoencoder kernel of Distill-CF / ∞-AE
-(../shared/HYPERPARAMS.md section 8). Defaults ``w_var=2, b_var=0.01`` are KIP's ``W_std=√2, b_std=0.1``.
+For ``depth=1`` this is exactly the infinite-width autoencoder kernel of Distill-CF / ∞-AE (noveens/distill_cf,
+one hidden ReLU layer). Defaults ``w_var=2, b_var=0.01`` are KIP's ``W_std=√2, b_std=0.1``.
 
 Everything is computed in ``block_size x block_size`` tiles of the output, so peak memory is bounded by the block
 size (plus the output itself), and is differentiable with respect to both inputs (the arc-cosine is evaluated

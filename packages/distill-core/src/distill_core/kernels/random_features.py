@@ -4,7 +4,7 @@ The NNGP of a network whose last layer is a dense readout (weight variance ``σ_
 top of a random feature map ``φ`` is :math:`K(x, x') = σ_w^2\\,\\mathbb{E}_φ[φ(x)\\cdot φ(x')] / D + σ_b^2`. RFAD
 estimates the expectation with ``M`` randomly initialised networks (the readout removed): the features of all
 models are concatenated and divided by :math:`\\sqrt{M D}`, and :math:`K = σ_w^2 Φ_1 Φ_2^T + σ_b^2`
-(RFAD's ``2 Φ Φᵀ + 0.01``; ../shared/HYPERPARAMS.md section 4). The estimate is unbiased for the finite-width
+(RFAD's ``2 Φ Φᵀ + 0.01``, yolky/RFAD). The estimate is unbiased for the finite-width
 network's NNGP and converges to the infinite-width NNGP as the width and ``M`` grow.
 """
 
