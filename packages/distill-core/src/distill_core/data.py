@@ -145,7 +145,8 @@ class Budget:
     """A requested summary size: ``ipc`` samples per class, or a ``total`` (or a ``ratio`` of the training set)
     spread over classes in proportion to their frequency with at least one per class (as GCond does).
 
-    :meth:`per_class` resolves it; the resolved sizes are printed and stored, since "IPC 10" and "a budget of 100" differ on imbalanced data.
+    :meth:`per_class` resolves it; the resolved sizes are printed and stored, since "IPC 10" and "a budget of 100"
+    differ on imbalanced data.
     """
 
     ipc: int | None = None

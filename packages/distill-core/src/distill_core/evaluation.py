@@ -52,7 +52,8 @@ class EvalProtocol:
         batch_size: minibatch size over the summary.
         schedule: ``"step_half"`` (x0.1 after half the epochs, as the papers) or ``"constant"``.
         augment: augmentation name resolved by the modality, or ``None``.
-        n_models: fresh models trained and tested (>= 3 by default: one model's accuracy varies by a point or more between seeds).
+        n_models: fresh models trained and tested (>= 3 by default: one model's accuracy varies by a point or more
+            between seeds).
         use_learned_lr: train with the summary's learned inner learning rate (DD's native protocol).
         selection: ``"final"`` (the model after the last epoch is tested; no test-set peeking).
         regression_loss: how a summary with real-valued (``"regression"``, e.g. KIP/RFAD) targets trains a network:

@@ -2,7 +2,8 @@
 
 A :class:`Summary` is an ``nn.Module`` whose parameters are what the outer loop optimises: the synthetic samples,
 optionally learnable labels and an optional learnable inner learning rate (kept positive through a softplus, so a
-large step cannot make it negative and diverge). Hard class assignments are always kept (``labels``) because matching objectives work class by class.
+large step cannot make it negative and diverge). Hard class assignments are always kept (``labels``) because
+matching objectives work class by class.
 The preprocessing the samples live in travels with the summary.
 """
 
