@@ -136,3 +136,92 @@ def test_sparse_npz_loader(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load(f"sparse:{tmp_path / 'm.npz'}").n_items <= 20
+
+
+def _rows(n_users: int = 4, n_items: int = 5) -> list[tuple[int, int]]:
+    return [(u, i) for u in range(n_users) for i in range(n_items)]
+
+
+def test_csv_nan_and_other_bad_ratings_are_refused_with_the_row_count(tmp_path):
+    body = "".join(f"{u},{i},{'nan' if (u + i) % 4 == 0 else 3}\n" for u, i in _rows())
+    (tmp_path / "nan.csv").write_text("user,item,rating\n" + body)
+    with pytest.raises(DataValidationError, match=r"5 of 20 rows have a NaN rating \(first on line 2\).*fill in or "
+                                                  r"drop those rows"):
+        load_csv(tmp_path / "nan.csv")
+    for bad, message in (("inf", "infinite rating"), ("-2", "negative rating"), ("", "not a number"),
+                         ("five", "not a number")):
+        (tmp_path / "bad.csv").write_text("user,item,rating\n" + "".join(
+            f"{u},{i},{bad if (u, i) == (1, 1) else 4}\n" for u, i in _rows()))
+        with pytest.raises(DataValidationError, match=message):
+            load_csv(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("first_line", ["text,label", "userId,movieId,rating", "user,item,rating,timestamp",
+                                        "item,user", "u0,i0", "user"])
+def test_csv_header_other_than_user_item_rating_is_refused(tmp_path, first_line):
+    """Another header, or a header-less file of string ids (whose first interaction would become the header)."""
+    path = tmp_path / "x.csv"
+    path.write_text(first_line + "\n" + "".join(f"u{u},i{i}\n" for u, i in _rows()))
+    with pytest.raises(DataValidationError, match=r"neither the header user,item\[,rating\].*write the header "
+                                                  r"user,item or user,item,rating"):
+        load_csv(path)
+
+
+def test_csv_headerless_file_must_hold_integer_ids_and_header_is_case_insensitive(tmp_path):
+    (tmp_path / "mixed.csv").write_text("".join(f"{u},{i}\n" for u, i in _rows()) + "u9,3\n")
+    with pytest.raises(DataValidationError, match=r"line 21 has the id 'u9', but a file without a header must hold "
+                                                  "integer ids"):
+        load_csv(tmp_path / "mixed.csv")
+    (tmp_path / "upper.csv").write_text("User, Item ,RATING\n" + "".join(f"{u},{i},1\n" for u, i in _rows()))
+    data = load_csv(tmp_path / "upper.csv")
+    assert (data.n_users, data.n_items) == (4, 5)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"user,item\n1,2\n\x00\x01\x02", "binary file"),
+    (b"user,item\n\xff\xfe1,2\n", "not UTF-8"),
+    (b"user,item,rating\n1,2,3\n1,3,4\n1,4,4\n2,", "line 5 has 2 column"),
+    (b"user,item\n1,2\n1,,\n", "line 3 has 3 column"),
+    (b"user,item\n1,2\n ,3\n", "empty user or item"),
+])
+def test_corrupt_csv_files_are_refused(tmp_path, content, message):
+    (tmp_path / "x.csv").write_bytes(content)
+    with pytest.raises(DataValidationError, match=message):
+        load_csv(tmp_path / "x.csv")
+
+
+def test_csv_huge_and_non_ascii_digit_ids_are_kept_as_strings(tmp_path):
+    rows = [(f"{10**30 + u}", f"{i}") for u, i in _rows()] + [("²", "1"), ("²", "2"), ("²", "3")]
+    (tmp_path / "x.csv").write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in rows), encoding="utf-8")
+    data = load_csv(tmp_path / "x.csv")
+    assert data.n_users == 5 and "²" in set(data.user_ids.tolist())
+    (tmp_path / "neg.csv").write_text("user,item\n" + "".join(f"-{10**30 + u},{i}\n" for u, i in _rows()))
+    with pytest.raises(DataValidationError, match="20 negative user ids"):
+        load_csv(tmp_path / "neg.csv")
+
+
+def test_corrupt_npz_and_movielens_files_are_refused(tmp_path, monkeypatch):
+    m = sp.random(30, 20, density=0.3, random_state=0, format="csr")
+    sp.save_npz(tmp_path / "m.npz", m)
+    raw = (tmp_path / "m.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataValidationError, match=r"not a readable scipy\.sparse \.npz.*save_npz"):
+        load_sparse_npz(tmp_path / "cut.npz")
+    np.savez(tmp_path / "plain.npz", x=np.ones(3))
+    with pytest.raises(DataValidationError, match=r"not a readable scipy\.sparse \.npz"):
+        load_sparse_npz(tmp_path / "plain.npz")
+    bad = m.copy()
+    bad.data[0] = np.nan
+    sp.save_npz(tmp_path / "nan.npz", bad)
+    with pytest.raises(DataValidationError, match="1 NaN/Inf values"):
+        load_sparse_npz(tmp_path / "nan.npz")
+    (tmp_path / "recbole-1.2.1-py3-none-any.whl").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(DataValidationError, match="not a readable wheel"):
+        load_movielens_100k(tmp_path / "recbole-1.2.1-py3-none-any.whl")
+    (tmp_path / "ml-100k.inter").write_text("user_id:token\titem_id:token\trating:float\n1\t2\t3\n1\tx\t4\n")
+    with pytest.raises(DataValidationError, match="line 3 is not a user_id, item_id, rating row"):
+        load_movielens_100k(tmp_path / "ml-100k.inter")
+    (tmp_path / "movielens-1m").mkdir()
+    (tmp_path / "movielens-1m" / "ratings_numpy.npz").write_bytes(raw[:100])
+    with pytest.raises(DataValidationError, match="corrupt or truncated"):
+        load_movielens_1m(tmp_path)

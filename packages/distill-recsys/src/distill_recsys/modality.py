@@ -45,7 +45,25 @@ class RecsysModality(Modality):
         return list(datasets.DATASETS)
 
     def claims(self, spec: str) -> bool:
-        return spec in datasets.DATASETS or spec.startswith(datasets.PREFIXES)
+        """The named sets and the ``ml-100k:`` / ``sparse:`` / ``tsv:`` / ``csv:`` paths, except a ``csv:`` file
+        whose header names ``text`` and ``label`` columns (labelled texts, which distill-text reads).
+
+        ``csv:`` is shared with distill-text, so the file's first line decides: an interaction header
+        ``user,item[,rating]`` or a header-less row of integer ids is ours, a ``text,label`` header is not. A file
+        that is missing, unreadable or starts with any other line is claimed too: its loader then names the
+        expected header (with both modalities claiming it, ``distill run`` asks for ``--modality``). Never raises.
+        """
+        try:
+            if spec in datasets.DATASETS or spec.startswith(("tsv:", "sparse:", "ml-100k:")):
+                return True
+            if not spec.startswith("csv:"):
+                return False
+            path = Path(spec[len("csv:"):])
+            if not path.exists() and "?" in str(path):  # distill-text's options follow a '?'
+                path = Path(str(path).partition("?")[0])
+            return datasets.csv_header_kind(path) != "text"
+        except Exception:  # a claim is a yes/no question; the loader reports what is wrong with the file
+            return spec.startswith(datasets.PREFIXES)
 
     def load_dataset(self, spec: str, *, root: str | None = None,  # type: ignore[override]
                      preprocessing: Preprocessing | None = None) -> InteractionData:
