@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import shutil
@@ -139,3 +140,61 @@ def test_cache_is_reused_and_a_foreign_cache_is_rebuilt(tiny_dir: Path, caplog: 
 
     with safe_open(b.extra["cache"], framework="pt") as handle:
         assert json.loads(json.dumps(handle.metadata()))["L"] == "12"
+
+
+def _texts(n: int = 6) -> str:
+    return "".join(f"sentence number {i},{i % 2}\n" for i in range(n))
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("train.jsonl", b'{"text": "caf\xe9", "label": 0}\n', r"cannot be read as JSONL \(UnicodeDecodeError"),
+    ("train.jsonl.gz", gzip.compress(b'{"text": "a", "label": 0}\n' * 50)[:40], r"cannot be read as JSONL"),
+    ("train.jsonl", b"[" * 100_000 + b"\n", r"cannot be read as JSONL \(RecursionError"),
+    ("train.jsonl", b'{"text": "a", "label": ' + b"9" * 5000 + b"}\n", r":1 is not valid JSON"),
+    ("train.jsonl", b"", "has no rows"),
+    ("train.csv", b"text,label\n", "has no rows"),
+    ("train.csv", ("text,label\n" + _texts() + "cut here").encode(), r"train\.csv:8: the row has fewer cells"),
+    ("train.csv", b"text,label\n\xff\xfe,0\n", r"cannot be read as CSV \(UnicodeDecodeError"),
+])
+def test_corrupt_text_files_fail_with_the_file_and_fix(tmp_path: Path, name: str, content: bytes,
+                                                       message: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    kind = "csv" if ".csv" in name else "jsonl"
+    with pytest.raises(DataValidationError, match=message) as info:
+        read_texts(parse_spec(f"{kind}:{tmp_path / name}"))
+    assert str(tmp_path / name) in str(info.value)
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (["0", "1", "nan", "1"], r":4: the label 'nan' is a number but not an integer"),
+    (["0", "1", "1.5", "0"], r":4: the label '1.5' is a number but not an integer"),
+    (["pos", "neg", "3", "pos"], r"mix integers \('3', line 4\) and class names \('pos', line 2\)"),
+    (["pos", "neg", " ", "pos"], r":4: the label is empty"),
+    (["0", "1", "1000000", "0"], r"name 1000001 classes 0\.\.1000000, but only 3 of them occur"),
+])
+def test_bad_csv_labels_fail_with_the_line_and_fix(tmp_path: Path, labels: list[str], message: str) -> None:
+    rows = "".join(f"text {i},{label}\n" for i, label in enumerate(labels * 2))
+    (tmp_path / "train.csv").write_text("text,label\n" + rows, encoding="utf-8")
+    (tmp_path / "test.csv").write_text("text,label\nsome text,0\n" if labels[0] == "0" else "text,label\nt,pos\n")
+    with pytest.raises(DataValidationError, match=message):
+        read_texts(parse_spec(f"csv:{tmp_path / 'train.csv'}"))
+
+
+@pytest.mark.parametrize(("label", "message"), [
+    ("NaN", "the label nan is a float, not an integer or a class name"),
+    ("1.0", "the label 1.0 is a float"),
+    ("null", "the label None is a NoneType"),
+    ("true", "the label True is a bool"),
+    ('""', "the label is empty"),
+])
+def test_bad_jsonl_labels_fail_with_the_line_and_fix(tmp_path: Path, label: str, message: str) -> None:
+    lines = [f'{{"text": "text {i}", "label": {i % 2}}}' for i in range(6)] + [f'{{"text": "x", "label": {label}}}']
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataValidationError, match=rf"train\.jsonl:7: {message}.*integer 0\.\.K-1 or a class name"):
+        read_texts(parse_spec(f"jsonl:{tmp_path / 'train.jsonl'}"))
+
+
+def test_seed_option_must_fit_a_generator() -> None:
+    for bad in ("-1", str(2**64)):
+        with pytest.raises(DataValidationError, match=r"seed must be in 0\.\.2\*\*63-1"):
+            parse_spec(f"sst2?seed={bad}")

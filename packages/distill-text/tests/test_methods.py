@@ -4,9 +4,6 @@ is caught."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -18,14 +15,24 @@ from distill_text.methods.dd_text import inner_lr_limit, soft_cross_entropy
 from distill_text.modality import native_protocol, plain_protocol
 from distill_text.testing import write_toy_dataset
 
-_DIR = Path(tempfile.mkdtemp(prefix="distill-text-contract-"))
-SPEC = f"jsonl:{write_toy_dataset(_DIR, seed=10)}?L=16"
 PLAIN = {"model": "meanpool", "epochs": 30, "lr": 1.0, "n_models": 2}
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The contract tests' toy set (seed 10), written once per module into pytest's temporary folder."""
+    return f"jsonl:{write_toy_dataset(tmp_path_factory.mktemp('contract'), seed=10)}?L=16"
+
+
+@pytest.fixture(autouse=True)
+def _contract_dataset(request: pytest.FixtureRequest, spec: str) -> None:
+    """The MethodContract classes read ``dataset`` from the class; point it at the fixture's file."""
+    if request.cls is not None and issubclass(request.cls, MethodContract):
+        request.cls.dataset = spec
 
 
 class TestDDTextContract(MethodContract):
     method = "dd-text"
-    dataset = SPEC
     ipc = 1
     overrides = {"steps": 12, "learner": "meanpool", "inner_steps": 5, "batch_real": 32, "lr_init": 0.5,
                  "lr_summary": 0.05}
@@ -34,7 +41,6 @@ class TestDDTextContract(MethodContract):
 
 class TestTextGMContract(MethodContract):
     method = "text-gm"
-    dataset = SPEC
     ipc = 1
     overrides = {"steps": 10, "model": "meanpool", "batch_real": 32, "lr_summary": 100.0}
     protocol_overrides = PLAIN
@@ -42,14 +48,13 @@ class TestTextGMContract(MethodContract):
 
 class TestTextDMContract(MethodContract):
     method = "text-dm"
-    dataset = SPEC
     ipc = 1
     overrides = {"steps": 10, "model": "meanpool", "batch_real": 32, "lr_summary": 10.0}
     protocol_overrides = PLAIN
 
 
-def test_dd_text_summary_carries_soft_labels_lr_and_view() -> None:
-    outcome = distill("dd-text", dataset=SPEC, budget=Budget(ipc=1), evaluate=False, progress=False,
+def test_dd_text_summary_carries_soft_labels_lr_and_view(spec: str) -> None:
+    outcome = distill("dd-text", dataset=spec, budget=Budget(ipc=1), evaluate=False, progress=False,
                       overrides={"steps": 3, "learner": "meanpool", "inner_steps": 3, "batch_real": 16})
     summary = outcome.artifact.summary
     assert summary.label_kind == "soft" and summary.lr is not None and float(summary.lr.detach()) > 0
@@ -60,9 +65,9 @@ def test_dd_text_summary_carries_soft_labels_lr_and_view() -> None:
     assert set(summary.x[..., -1].unique().tolist()) <= {0.0, 1.0}
 
 
-def test_native_protocol_reproduces_the_inner_loop() -> None:
+def test_native_protocol_reproduces_the_inner_loop(spec: str) -> None:
     """Training with the stored native protocol is the same computation as the unrolled inner loop (lesson 12)."""
-    outcome = distill("dd-text", dataset=SPEC, budget=Budget(ipc=2), evaluate=False, progress=False,
+    outcome = distill("dd-text", dataset=spec, budget=Budget(ipc=2), evaluate=False, progress=False,
                       overrides={"steps": 2, "learner": "textcnn", "inner_steps": 4, "batch_real": 16, "lr_init": 0.02,
                                  "init_mode": "fixed", "init_seed": 3})
     summary, data = outcome.artifact.summary, outcome.data
@@ -79,9 +84,9 @@ def test_native_protocol_reproduces_the_inner_loop() -> None:
         torch.testing.assert_close(p.detach(), final[name].detach(), rtol=1e-3, atol=1e-4)
 
 
-def test_dd_text_huge_inner_lr_is_caught() -> None:
+def test_dd_text_huge_inner_lr_is_caught(spec: str) -> None:
     with pytest.raises(DivergenceError, match=r"non-finite|not finite|diverged"):
-        distill("dd-text", dataset=SPEC, budget=Budget(ipc=1), evaluate=False, progress=False,
+        distill("dd-text", dataset=spec, budget=Budget(ipc=1), evaluate=False, progress=False,
                 overrides={"steps": 3, "learner": "textcnn", "inner_steps": 5, "batch_real": 16, "lr_init": 1e30})
 
 
@@ -121,19 +126,20 @@ def test_inner_lr_limit_is_two_over_the_largest_hessian_eigenvalue(num_classes: 
     assert inner_lr_limit(net, torch.zeros(6, 1, 1), num_classes) == pytest.approx(expected, rel=1e-6)
 
 
-def test_dd_text_warns_when_the_inner_lr_is_far_above_its_stability_limit(caplog: pytest.LogCaptureFixture) -> None:
+def test_dd_text_warns_when_the_inner_lr_is_far_above_its_stability_limit(
+        spec: str, caplog: pytest.LogCaptureFixture) -> None:
     overrides = {"steps": 1, "learner": "textcnn", "inner_steps": 2, "batch_real": 8}
     with caplog.at_level("WARNING", logger="distill_text.methods.dd_text"):
-        distill("dd-text", dataset=SPEC, budget=Budget(ipc=1), evaluate=False, progress=False,
+        distill("dd-text", dataset=spec, budget=Budget(ipc=1), evaluate=False, progress=False,
                 overrides={**overrides, "lr_init": 1e-6})
         assert "stability limit" not in caplog.text
-        distill("dd-text", dataset=SPEC, budget=Budget(ipc=1), evaluate=False, progress=False,
+        distill("dd-text", dataset=spec, budget=Budget(ipc=1), evaluate=False, progress=False,
                 overrides={**overrides, "lr_init": 0.5})
     assert "stability limit" in caplog.text
 
 
-def test_evaluation_protocols_and_cross_architecture() -> None:
-    outcome = distill("random", dataset=SPEC, budget=Budget(ipc=5), evaluate=False, progress=False)
+def test_evaluation_protocols_and_cross_architecture(spec: str) -> None:
+    outcome = distill("random", dataset=spec, budget=Budget(ipc=5), evaluate=False, progress=False)
     modality = get_modality("text")
     for model in ("textcnn", "transformer", "meanpool", "minilm-head"):
         result = evaluate_summary(outcome.artifact.summary, outcome.data, modality=modality,

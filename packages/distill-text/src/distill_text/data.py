@@ -24,6 +24,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +107,8 @@ def parse_spec(spec: str) -> TextSpec:
     for key in ("max_train", "max_test"):
         if key in options and options[key] < 1:
             raise DataValidationError(f"{key} must be >= 1, got {options[key]}")
+    if "seed" in options and not 0 <= options["seed"] < 2**63:
+        raise DataValidationError(f"seed must be in 0..2**63-1, got {options['seed']}")
     for prefix in ("jsonl", "csv"):
         if base.startswith(prefix + ":"):
             path = base[len(prefix) + 1:]
@@ -129,6 +133,45 @@ def _open(path: Path) -> Any:
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
+_JSONL_FIX = "write one JSON object with a 'text' string and a 'label' (an integer 0..K-1 or a class name) per line"
+_CSV_FIX = "write a UTF-8 CSV whose header names 'text' and 'label' columns, then one text,label row per line"
+_INTEGER = re.compile(r"[-+]?[0-9]{1,18}", re.ASCII)
+#: what a broken file raises while it is read: not there or unreadable, truncated or corrupt gzip, not UTF-8, a
+#: malformed CSV (NUL bytes, an over-long field), JSON nested deeper than the interpreter's recursion limit
+_READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error, RecursionError)
+
+
+def _read_rows(path: Path, kind: str) -> tuple[list[str], list[int | str]]:
+    """``(texts, labels)`` of a JSON-lines or CSV file; labels are ints or (non-empty) strings.
+
+    Raises:
+        DataValidationError: an unreadable, binary, truncated or malformed file, missing columns or keys, non-string
+            texts, missing / empty / non-integer numeric labels, or no rows at all.
+    """
+    fix = _JSONL_FIX if kind == "jsonl" else _CSV_FIX
+    try:
+        texts, labels = _read_jsonl(path) if kind == "jsonl" else _read_csv(path)
+    except _READ_ERRORS as exc:
+        raise DataValidationError(f"{path} cannot be read as {kind.upper()} ({type(exc).__name__}: "
+                                  f"{str(exc)[:200]}); {fix}") from exc
+    if not texts:
+        raise DataValidationError(f"{path} has no rows; {fix}")
+    return texts, labels
+
+
+def _label(value: Any, where: str, fix: str) -> int | str:
+    """A label as an int or a non-empty string; numbers that are not integers (1.5, NaN, inf) are refused."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise DataValidationError(f"{where}: the label is empty; {fix}")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    shown = repr(value)[:40]
+    raise DataValidationError(f"{where}: the label {shown} is a {type(value).__name__}, not an integer or a class "
+                              f"name; {fix}")
+
+
 def _read_jsonl(path: Path) -> tuple[list[Any], list[Any]]:
     texts, labels = [], []
     with _open(path) as handle:
@@ -137,24 +180,76 @@ def _read_jsonl(path: Path) -> tuple[list[Any], list[Any]]:
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataValidationError(f"{path}:{line_no} is not valid JSON ({exc})") from exc
+            except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
+                raise DataValidationError(f"{path}:{line_no} is not valid JSON ({str(exc)[:120]}); {_JSONL_FIX} "
+                                          "(a cut-off file ends in a broken line)") from exc
             if not isinstance(row, dict) or "text" not in row or "label" not in row:
                 raise DataValidationError(f"{path}:{line_no}: every line must be an object with 'text' and "
-                                          "'label' keys")
+                                          f"'label' keys; {_JSONL_FIX}")
+            if not isinstance(row["text"], str):
+                raise DataValidationError(f"{path}:{line_no}: the text is a {type(row['text']).__name__}, not a "
+                                          f"string; {_JSONL_FIX}")
             texts.append(row["text"])
-            labels.append(row["label"])
+            labels.append(_label(row["label"], f"{path}:{line_no}", _JSONL_FIX))
     return texts, labels
 
 
 def _read_csv(path: Path) -> tuple[list[Any], list[Any]]:
+    """Texts and labels of a CSV file; labels that all look like integers become integers."""
+    texts: list[str] = []
+    labels: list[tuple[int, str]] = []
     with _open(path) as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or "text" not in reader.fieldnames or "label" not in reader.fieldnames:
+            shown = None if reader.fieldnames is None else [str(f)[:40] for f in reader.fieldnames[:10]]
             raise DataValidationError(f"{path}: the CSV file needs a header with 'text' and 'label' columns, got "
-                                      f"{reader.fieldnames}")
-        rows = list(reader)
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+                                      f"{shown}; {_CSV_FIX}")
+        for row in reader:
+            text, label = row["text"], row["label"]
+            if text is None or label is None:  # DictReader fills the cells a short row lacks with None
+                raise DataValidationError(f"{path}:{reader.line_num}: the row has fewer cells than the header "
+                                          f"(a cut-off file ends in a short row); {_CSV_FIX}")
+            texts.append(text)
+            labels.append((reader.line_num, str(_label(label.strip(), f"{path}:{reader.line_num}", _CSV_FIX))))
+    integer = [bool(_INTEGER.fullmatch(v)) for _, v in labels]
+    if all(integer):
+        return texts, [int(v) for _, v in labels]
+    for (line_no, value), is_int in zip(labels, integer):
+        if not is_int and _is_number(value):
+            raise DataValidationError(f"{path}:{line_no}: the label {value[:40]!r} is a number but not an integer "
+                                      "0..K-1; labels must be integers 0..K-1 or class names")
+    if any(integer):
+        (num_line, num), (name_line, name) = (labels[integer.index(flag)] for flag in (True, False))
+        raise DataValidationError(f"{path}: the labels mix integers ({num[:40]!r}, line {num_line}) and class names "
+                                  f"({name[:40]!r}, line {name_line}); use all integers 0..K-1 or all class names")
+    return texts, [v for _, v in labels]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def starts_like_interactions(path: str | os.PathLike[str]) -> bool:
+    """Whether a CSV file starts like a recommender interaction file rather than labelled texts: its first
+    non-blank line is the header ``user,item[,rating]`` or a header-less row of integer ids (comma, tab or
+    semicolon separated). Only the file's start is read; an unreadable file gives ``False``. Never raises."""
+    try:
+        path = Path(path)
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
+            raw = handle.read(1 << 16)
+        line = next((ln for ln in raw.removeprefix(b"\xef\xbb\xbf").split(b"\n") if ln.strip()), b"")
+        first = line.decode("utf-8")
+        delimiter = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
+        cells = [c.strip() for c in next(csv.reader([first], delimiter=delimiter), [])]
+    except Exception:  # a claim must never raise: an unreadable file is left to the loader's message
+        return False
+    if tuple(c.lower() for c in cells) in (("user", "item"), ("user", "item", "rating")):
+        return True
+    return len(cells) in (2, 3) and all(re.fullmatch(r"-?[0-9]+", c, re.ASCII) for c in cells[:2])
 
 
 def _sibling_test(path: Path) -> Path | None:
@@ -193,18 +288,24 @@ def _map_labels(train: list[Any], test: list[Any], where: str,
         low, high = min(values), max(values)
         k = num_classes if num_classes is not None else max(train) + 1
         if low < 0 or high >= k:
-            raise DataValidationError(f"{where}: labels lie in [{low}, {high}] but must be 0..{k - 1}; relabel the "
-                                      "classes as 0..K-1 or use string labels")
+            raise DataValidationError(f"{where}: labels lie in [{_short(low)}, {_short(high)}] but must be "
+                                      f"0..{_short(k - 1)}; relabel the classes as 0..K-1 or use string labels")
         unseen = sorted(set(test) - set(train))
         if unseen:
-            raise DataValidationError(f"{where}: test labels {unseen} never occur in the training file; remove "
+            raise DataValidationError(f"{where}: test labels {unseen[:10]} never occur in the training file; remove "
                                       "those rows or add training examples of those classes")
+        if num_classes is None and len(set(train)) < k:
+            # also what keeps a label like 10**18 from asking for 10**18 classes
+            raise DataValidationError(f"{where}: integer labels name {_short(k)} classes 0..{_short(k - 1)}, but "
+                                      f"only {len(set(train))} of them occur in the training texts; relabel the "
+                                      "classes as 0..K-1 without gaps or use string labels")
         return list(train), list(test), [str(c) for c in range(k)]
     if kinds <= {str}:
         names = sorted(set(train))
         unseen = sorted(set(test) - set(names))
         if unseen:
-            raise DataValidationError(f"{where}: test labels {unseen} never occur in the training file; remove "
+            shown = [u[:40] for u in unseen[:10]]
+            raise DataValidationError(f"{where}: test labels {shown} never occur in the training file; remove "
                                       "those rows or add training examples of those classes")
         index = {n: i for i, n in enumerate(names)}
         return [index[v] for v in train], [index[v] for v in test], names
@@ -212,12 +313,10 @@ def _map_labels(train: list[Any], test: list[Any], where: str,
                               f"{sorted(k.__name__ for k in kinds)}")
 
 
-def _coerce_csv_labels(labels: list[Any]) -> list[Any]:
-    """CSV cells are strings; labels that all look like integers become integers."""
-    try:
-        return [int(v) for v in labels]
-    except ValueError:
-        return labels
+def _short(number: int) -> str:
+    """A number for a message: huge ones are abbreviated."""
+    text = str(number)
+    return text if len(text) <= 20 else f"{text[:8]}...({len(text)} digits)"
 
 
 def read_texts(spec: TextSpec, *, root: str | os.PathLike[str] | None = None
@@ -239,8 +338,8 @@ def read_texts(spec: TextSpec, *, root: str | os.PathLike[str] | None = None
             raise DataValidationError(
                 f"{spec.name}: {train_path} or {test_path} not found; pass --root FOLDER holding {info.folder}/ (or "
                 "set DISTILL_TEXT_ROOT), e.g. the shared data folder ../shared/data/text")
-        tr_t, tr_l = _read_jsonl(train_path)
-        te_t, te_l = _read_jsonl(test_path)
+        tr_t, tr_l = _read_rows(train_path, "jsonl")
+        te_t, te_l = _read_rows(test_path, "jsonl")
         tr_t, tr_l = _drop_empty(tr_t, tr_l, str(train_path))
         te_t, te_l = _drop_empty(te_t, te_l, str(test_path))
         y_tr, y_te, _ = _map_labels(tr_l, te_l, spec.name, len(info.class_names))
@@ -248,16 +347,18 @@ def read_texts(spec: TextSpec, *, root: str | os.PathLike[str] | None = None
     path = Path(spec.name).expanduser()
     if not path.is_file():
         raise DataValidationError(f"{spec.kind}:{path}: no such file")
-    reader = _read_jsonl if spec.kind == "jsonl" else _read_csv
-    tr_t, tr_l = reader(path)
+    tr_t, tr_l = _read_rows(path, spec.kind)
     test_path = _sibling_test(path)
     if test_path is not None:
-        te_t, te_l = reader(test_path)
+        te_t, te_l = _read_rows(test_path, spec.kind)
         logger.info("%s: using the held-out test file %s", path, test_path)
     else:
         fraction = float(spec.options.get("test_fraction", 0.2))
         if not 0 < fraction < 1:
             raise DataValidationError(f"test_fraction must be in (0, 1), got {fraction}")
+        if len(tr_t) < 3:
+            raise DataValidationError(f"{path} holds {len(tr_t)} text(s), too few to hold out a test split; add "
+                                      f"texts or put a test{path.suffix} file beside a train{path.suffix} file")
         order = torch.randperm(len(tr_t), generator=torch.Generator().manual_seed(seed)).tolist()
         n_test = max(1, round(fraction * len(tr_t)))
         test_idx, train_idx = order[:n_test], order[n_test:]
@@ -265,8 +366,6 @@ def read_texts(spec: TextSpec, *, root: str | os.PathLike[str] | None = None
         tr_t, tr_l = [tr_t[i] for i in train_idx], [tr_l[i] for i in train_idx]
         logger.info("%s: no test file beside it; held out a seeded %.0f%% split (%d texts)", path, 100 * fraction,
                     n_test)
-    if spec.kind == "csv":
-        tr_l, te_l = _coerce_csv_labels(tr_l), _coerce_csv_labels(te_l)
     tr_t, tr_l = _drop_empty(tr_t, tr_l, str(path))
     te_t, te_l = _drop_empty(te_t, te_l, str(test_path or path))
     y_tr, y_te, names = _map_labels(tr_l, te_l, str(path), None)

@@ -19,7 +19,7 @@ from distill_core.modality import Modality
 from distill_core.preprocessing import Preprocessing
 from distill_core.synset import Summary
 
-from .data import NAMED_SETS, load_text_data, parse_spec
+from .data import NAMED_SETS, load_text_data, parse_spec, starts_like_interactions
 from .models import FrozenEncoderHead, MeanPoolLinear, TextCNN, TransformerClassifier, split_mask
 from .summary import TextSummary
 
@@ -72,8 +72,17 @@ class TextModality(Modality):
         return sorted(NAMED_SETS)
 
     def claims(self, spec: str) -> bool:
-        base = spec.partition("?")[0]
-        return base in NAMED_SETS or base.startswith(("jsonl:", "csv:"))
+        """The named sets, ``jsonl:`` paths and ``csv:`` paths, except a CSV file that starts like recommender
+        interactions (the header ``user,item[,rating]`` or a header-less row of integer ids, which distill-recsys
+        reads; a text CSV always starts with a header naming ``text`` and ``label``). A missing or unreadable
+        file is claimed: the loader then says what is wrong with it. Never raises."""
+        try:
+            base = spec.partition("?")[0]
+            if base in NAMED_SETS or base.startswith("jsonl:"):
+                return True
+            return base.startswith("csv:") and not starts_like_interactions(base[len("csv:"):])
+        except Exception:  # a claim is a yes/no question; the loader reports what is wrong with the spec
+            return spec.startswith(("jsonl:", "csv:"))
 
     def load_dataset(self, spec: str, *, root: str | None = None,
                      preprocessing: Preprocessing | None = None) -> RealData:
