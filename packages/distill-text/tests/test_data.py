@@ -198,3 +198,8 @@ def test_seed_option_must_fit_a_generator() -> None:
     for bad in ("-1", str(2**64)):
         with pytest.raises(DataValidationError, match=r"seed must be in 0\.\.2\*\*63-1"):
             parse_spec(f"sst2?seed={bad}")
+
+
+def test_missing_user_file_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match=r"no such file; pass csv:PATH with the path of an existing CSV"):
+        read_texts(parse_spec(f"csv:{tmp_path / 'nope.csv'}"))

@@ -346,7 +346,9 @@ def read_texts(spec: TextSpec, *, root: str | os.PathLike[str] | None = None
         return tr_t, y_tr, te_t, y_te, list(info.class_names)
     path = Path(spec.name).expanduser()
     if not path.is_file():
-        raise DataValidationError(f"{spec.kind}:{path}: no such file")
+        what = "JSON-lines" if spec.kind == "jsonl" else "CSV"
+        raise DataValidationError(f"{spec.kind}:{path}: no such file; pass {spec.kind}:PATH with the path of an "
+                                  f"existing {what} file of texts and labels")
     tr_t, tr_l = _read_rows(path, spec.kind)
     test_path = _sibling_test(path)
     if test_path is not None:
