@@ -28,7 +28,7 @@ def blocks():
 
 def _run(method, data, seed=0, budget=6, overrides=None, **kw):
     return distill(method, dataset="csv:unused", budget=Budget(total=budget), seed=seed, data=data, progress=False,
-                   overrides=overrides, **kw)
+                   overrides=overrides, modality_name="recsys", **kw)
 
 
 def test_loss_decreases_and_deterministic(blocks):

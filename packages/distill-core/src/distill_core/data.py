@@ -94,7 +94,14 @@ def tensor_digest(*tensors: Tensor) -> str:
 
 def data_fingerprint(data: RealData) -> dict[str, Any]:
     """What identifies the training data of a run: its name, shapes, classes and a content hash of the training
-    split. A checkpoint stores it, and resuming on other data is refused."""
+    split. A checkpoint stores it, and resuming on other data is refused.
+
+    Data types that are not :class:`RealData` (recommender interaction matrices) supply their own
+    ``fingerprint()`` with the same meaning.
+    """
+    custom = getattr(data, "fingerprint", None)
+    if callable(custom):
+        return dict(custom())
     return {"name": data.name, "n_train": len(data.y_train), "sample_shape": list(data.sample_shape),
             "num_classes": data.num_classes, "train_sha": tensor_digest(data.x_train, data.y_train)}
 

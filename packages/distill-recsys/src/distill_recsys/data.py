@@ -220,6 +220,15 @@ class InteractionData:
                                       f"for a {self.n_users} x {self.n_items} matrix")
         self._propensity: np.ndarray | None = None
 
+    def fingerprint(self) -> dict[str, Any]:
+        """Name, shape and a content hash of the training interactions (a resumed run must see the same data)."""
+        from distill_core.data import tensor_digest
+
+        train = self.train.tocsr()
+        parts = [torch.from_numpy(np.ascontiguousarray(a)) for a in (train.indptr, train.indices, train.data)]
+        return {"name": self.name, "n_users": self.n_users, "n_items": self.n_items, "nnz": int(train.nnz),
+                "train_sha": tensor_digest(*parts)}
+
     # -- views -----------------------------------------------------------------------------------------------------
     @property
     def n_users(self) -> int:
