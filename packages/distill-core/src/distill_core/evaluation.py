@@ -240,6 +240,10 @@ def evaluate_summary(
         DataValidationError: when the summary's preprocessing differs from the test data's (e.g. a ZCA-whitened
             summary against un-whitened test data), or the sample shapes differ.
     """
+    custom = modality.evaluate(summary, data, protocol=protocol, seed=seed, device=torch.device(device),
+                               progress=progress)
+    if custom is not None:
+        return custom
     if protocol.n_models < 1:  # (epochs may be 0: closed-form learners such as recsys' train no epochs)
         raise DataValidationError(f"the protocol trains {protocol.n_models} models; ask for at least 1 (--models)")
     if not summary.preprocessing.same_as(data.preprocessing):

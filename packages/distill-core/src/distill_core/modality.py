@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .data import RealData
 from .errors import UnknownNameError
-from .evaluation import EvalProtocol
+from .evaluation import EvalProtocol, EvalResult
 from .preprocessing import Preprocessing
 from .synset import Summary
 
@@ -44,6 +44,24 @@ class Modality:
         """Load ``spec``; when ``preprocessing`` is given apply it instead of fitting a new one (evaluation of a
         stored artifact)."""
         raise UnknownNameError("dataset", spec, self.dataset_names())
+
+    def adapt_method(self, method: Method[Any]) -> Method[Any]:
+        """The method to run on this modality's data: the given one (default), or the modality's own version of an
+        any-modality baseline (recommender data maps ``random`` to ``random-users``); refuse methods that cannot run
+        on it with a :class:`~distill_core.errors.DataValidationError`."""
+        return method
+
+    def validate_data(self, data: RealData) -> RealData:
+        """Check loaded data before any compute (default: :func:`~distill_core.data.validate_real_data`)."""
+        from .data import validate_real_data
+
+        return validate_real_data(data)
+
+    def evaluate(self, summary: Summary, data: RealData, *, protocol: EvalProtocol, seed: int,
+                 device: torch.device, progress: bool) -> EvalResult | None:
+        """A whole evaluation of the modality's own (e.g. several recommender learners at once); ``None`` (the
+        default) trains ``protocol.n_models`` models through :meth:`fit_and_score`."""
+        return None
 
     def resolve_budget(self, budget: Budget, data: RealData) -> list[int]:
         """Summary samples per class for ``budget`` (stored in the manifest); recommender data has one "class" of

@@ -15,7 +15,7 @@ import torch
 
 from .artifact import MANIFEST, Artifact
 from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
-from .data import Budget, RealData, validate_real_data
+from .data import Budget, RealData
 from .distiller import Callback, Distiller, RunResult, TimeBudget
 from .errors import DataValidationError, UnknownNameError
 from .evaluation import EvalProtocol, EvalResult, evaluate_summary
@@ -209,6 +209,7 @@ def distill(
                        protocol_overrides=protocol_overrides)
     device = check_device(device)
     modality = resolve_modality(method, dataset, modality_name)
+    method = modality.adapt_method(method)
     check_eval_model(modality, protocol_overrides.get("model"))
     if out_dir is None:
         return _distill(method, modality, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=None,
@@ -262,7 +263,7 @@ def _distill(
     t0 = time.perf_counter()
     if data is None:
         data = modality.load_dataset(dataset, root=root)
-    validate_real_data(data)
+    data = modality.validate_data(data)
     sizes = modality.resolve_budget(budget, data)
     logger.debug("budget %s resolves to %d samples (%s per class)", budget.describe(), sum(sizes), sizes)
     t_load = time.perf_counter() - t0
@@ -309,7 +310,7 @@ def _distill(
                                       device=device, progress=progress)
         artifact.evaluations.append(evaluation.to_dict())
         if compare_random and method.name != "random":
-            subset = build_method("random").init_summary(data, budget=budget, modality=modality,
+            subset = modality.adapt_method(build_method("random")).init_summary(data, budget=budget, modality=modality,
                                                          generator=torch.Generator().manual_seed(seed))
             random_evaluation = evaluate_summary(subset, data, modality=modality, protocol=protocol, seed=seed,
                                                  device=device, progress=progress)
