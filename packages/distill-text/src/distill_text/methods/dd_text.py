@@ -25,6 +25,7 @@ from torch.func import functional_call
 from distill_core.data import Budget, RealData
 from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.modality import Modality
+from distill_core.objectives import soft_cross_entropy
 from distill_core.objectives.unrolled import init_params, unrolled_sgd
 from distill_core.registry import register_method
 from distill_core.synset import Summary
@@ -34,15 +35,6 @@ from ._common import init_text_summary
 __all__ = ["DDText", "DDTextConfig", "inner_lr_limit", "soft_cross_entropy"]
 
 logger = logging.getLogger(__name__)
-
-
-def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    """``mean_i -sum_c targets_ic log softmax(logits_i)_c`` (cross-entropy for one-hot targets).
-
-    Shapes:
-        logits, targets: ``(n, num_classes)``; returns a scalar.
-    """
-    return -(targets * F.log_softmax(logits, -1)).sum(-1).mean()
 
 
 def inner_lr_limit(net: nn.Module, x: Tensor, num_classes: int) -> float:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from distill_core.data import Budget, RealData
 from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.modality import Modality
-from distill_core.objectives import mean_embedding_distance
+from distill_core.objectives import classwise_mean_embedding_distance
 from distill_core.registry import register_method
 from distill_core.synset import Summary
 
@@ -64,11 +64,13 @@ class TextDM(Method[TextDMConfig]):
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
         """Sum over classes of ``||mean f(x_real_c) - mean f(x_syn_c)||^2`` for a fresh random learner ``f``."""
         net = self.embedder(ctx)
-        loss = summary.x.new_zeros(())
-        for c in range(summary.num_classes):
+        e_real, y_real, e_syn, y_syn = [], [], [], []
+        for c in range(summary.num_classes):  # per class, as the reference draws its real batches
             x_real = ctx.sample_real(c, self.config.batch_real)
             with torch.no_grad():
-                e_real = net.embed(x_real)  # type: ignore[operator]
-            e_syn = net.embed(summary.x[summary.class_mask(c)])  # type: ignore[operator]
-            loss = loss + mean_embedding_distance(e_real, e_syn)
-        return loss
+                e_real.append(net.embed(x_real))  # type: ignore[operator]
+            e_syn.append(net.embed(summary.x[summary.class_mask(c)]))  # type: ignore[operator]
+            y_real.append(torch.full((len(x_real),), c, device=x_real.device))
+            y_syn.append(torch.full((len(e_syn[-1]),), c, device=x_real.device))
+        return classwise_mean_embedding_distance(torch.cat(e_real), torch.cat(y_real), torch.cat(e_syn),
+                                                 torch.cat(y_syn), summary.num_classes)
