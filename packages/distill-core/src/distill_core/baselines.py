@@ -21,7 +21,6 @@ from torch import Tensor
 from .data import Budget, ClassIndex, RealData
 from .method import Method, MethodConfig
 from .modality import Modality
-from .registry import register_method
 from .synset import Summary
 
 __all__ = ["CoresetConfig", "Herding", "KCenter", "RandomSubset", "herding_select", "k_center_select"]
@@ -90,21 +89,18 @@ class _Coreset(Method[CoresetConfig]):
         return 0.0
 
 
-@register_method("random")
 class RandomSubset(_Coreset):
     """Random real samples, ``ipc`` per class."""
 
     selection = "random"
 
 
-@register_method("herding")
 class Herding(_Coreset):
     """Herding in the modality's feature space (Welling 2009)."""
 
     selection = "herding"
 
 
-@register_method("kcenter")
 class KCenter(_Coreset):
     """Greedy k-center in the modality's feature space (Sener & Savarese 2018)."""
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .callbacks import Callback
 from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT, load_state, save_state
 from .data import ClassIndex, RealData, data_fingerprint
 from .errors import DataValidationError, DivergenceError
@@ -47,22 +48,6 @@ def json_equal(value: Any) -> Any:
 def step_seed(seed: int, step: int) -> int:
     """The seed of outer step ``step`` of a run seeded with ``seed``."""
     return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
-
-
-class Callback:
-    """Hooks fired by :class:`Distiller` (``before_run`` / ``after_step`` / ``after_run``)."""
-
-    def before_run(self, distiller: Distiller) -> None: ...
-
-    def after_step(self, distiller: Distiller, step: int, loss: float) -> None: ...
-
-    def after_run(self, distiller: Distiller) -> None: ...
-
-    def state_dict(self) -> dict[str, Any]:
-        """State to checkpoint with the run (a resumed run continues with it); stateless callbacks return ``{}``."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class TimeBudget(Callback):

@@ -29,7 +29,7 @@ from .errors import DataValidationError, DistillError, UnknownNameError
 from .synset import Summary
 
 if TYPE_CHECKING:
-    from .distiller import Callback
+    from .callbacks import Callback
     from .modality import Modality
 
 __all__ = ["DEFAULT_RANGES", "Method", "MethodConfig", "Range", "StepContext", "config_from_dict", "field_range"]

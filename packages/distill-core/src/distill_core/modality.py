@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from .data import RealData
 from .errors import UnknownNameError
-from .evaluation import EvalProtocol, EvalResult
 from .preprocessing import Preprocessing
+from .protocol import EvalProtocol, EvalResult
 from .synset import Summary
 
 if TYPE_CHECKING:
@@ -91,10 +91,10 @@ class Modality:
     ) -> float:
         """Train one fresh ``protocol.model`` on the summary and return its test accuracy in percent.
 
-        The default trains on ``summary.materialize()`` with :func:`~distill_core.evaluation.train_classifier`
+        The default trains on ``summary.materialize()`` with :func:`~distill_core.training.train_classifier`
         and tests on ``data.x_test``; modalities whose models need more than samples (graphs) override it.
         """
-        from .evaluation import accuracy, init_model_, train_classifier
+        from .training import accuracy, init_model_, train_classifier
 
         x_syn, targets = (t.to(device) for t in summary.materialize())
         model = self.build_model(protocol.model, sample_shape=data.sample_shape, num_classes=data.num_classes,

@@ -1,8 +1,10 @@
 """Registries of methods and modalities.
 
-Built-in methods register with :func:`register_method`; installed modality packages expose theirs through the
-entry-point groups ``distill.methods`` (``name = "package.module:Class"``) and ``distill.modalities``, loaded
-lazily so that a missing optional package never breaks the others.
+Methods and modalities are found through the entry-point groups ``distill.methods`` (``name =
+"package.module:Class"``, distill-core's own baselines included) and ``distill.modalities`` of the installed
+packages, loaded lazily so that a missing optional package never breaks the others; the entry point's name is the
+method's name. :func:`register_method` / :func:`register_modality` add classes defined at run time (tests,
+notebooks), never the packages' own.
 """
 
 from __future__ import annotations
@@ -56,15 +58,11 @@ def _entry_points(group: str) -> dict[str, metadata.EntryPoint]:
 
 def list_methods() -> list[str]:
     """Names of every built-in and installed method."""
-    from . import baselines  # noqa: F401  (registers the coreset baselines)
-
     return sorted(set(_METHODS) | set(_entry_points(METHOD_GROUP)))
 
 
 def get_method(name: str) -> type[Method[Any]]:
     """The method class registered as ``name``; unknown names fail with the list of choices."""
-    from . import baselines  # noqa: F401
-
     if name not in _METHODS:
         eps = _entry_points(METHOD_GROUP)
         if name not in eps:

@@ -13,16 +13,15 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .distiller import Callback
+from .callbacks import Callback, Loop
 
 if TYPE_CHECKING:
-    from .distiller import Distiller
     from .synset import Summary
 
 __all__ = ["ModelSelection"]
 
 
-def _summary_state(distiller: Distiller) -> dict[str, Any]:
+def _summary_state(distiller: Loop) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in distiller.summary.state_dict().items()}
 
 
@@ -43,11 +42,11 @@ class ModelSelection(Callback):
     def __init__(
         self,
         *,
-        validate: Callable[[Distiller, int], Mapping[str, float]],
+        validate: Callable[[Loop, int], Mapping[str, float]],
         metric: str,
         due: Callable[[int], bool] | int,
-        candidate: Callable[[Distiller], Any] | None = None,
-        initial: Callable[[Distiller], Mapping[str, Any]] | None = None,
+        candidate: Callable[[Loop], Any] | None = None,
+        initial: Callable[[Loop], Mapping[str, Any]] | None = None,
         rule: str = "",
         higher_is_better: bool = True,
     ) -> None:
@@ -64,21 +63,21 @@ class ModelSelection(Callback):
         self._total = 0
 
     # -- hooks --------------------------------------------------------------------------------------------------
-    def before_run(self, distiller: Distiller) -> None:
+    def before_run(self, distiller: Loop) -> None:
         self._total = distiller.method.config.steps
         if self.initial is not None and not self.history:
             self.history.append({"step": distiller.step, "candidate": False, **self.initial(distiller)})
 
-    def after_step(self, distiller: Distiller, step: int, loss: float) -> None:
+    def after_step(self, distiller: Loop, step: int, loss: float) -> None:
         done = step + 1
         if self.due(done) or done == self._total:
             self.consider(distiller, done)
 
-    def after_run(self, distiller: Distiller) -> None:
+    def after_run(self, distiller: Loop) -> None:
         if self.kept is None:  # no step was validated (e.g. zero steps): the final state is the only candidate
             self.consider(distiller, distiller.step)
 
-    def consider(self, distiller: Distiller, step: int) -> bool:
+    def consider(self, distiller: Loop, step: int) -> bool:
         """Validate now; keep the candidate when it beats the best so far. Returns whether it was kept."""
         scores = dict(self.validate(distiller, step))
         if self.metric not in scores:

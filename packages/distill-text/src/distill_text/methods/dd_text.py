@@ -27,7 +27,6 @@ from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.modality import Modality
 from distill_core.objectives import soft_cross_entropy
 from distill_core.objectives.unrolled import init_params, unrolled_sgd
-from distill_core.registry import register_method
 from distill_core.synset import Summary
 
 from ._common import init_text_summary
@@ -100,7 +99,6 @@ class DDTextConfig(MethodConfig):
     checkpoint: bool = field(default=False, metadata={"help": "recompute inner steps in backward (less memory)"})
 
 
-@register_method("dd-text")
 class DDText(Method[DDTextConfig]):
     """Dataset distillation through T unrolled SGD steps with TBPTT, soft labels and a learned lr (Wang 2018)."""
 

@@ -17,7 +17,6 @@ from distill_core.data import Budget, RealData
 from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.modality import Modality
 from distill_core.objectives import classwise_mean_embedding_distance
-from distill_core.registry import register_method
 from distill_core.synset import Summary
 
 from ._common import init_text_summary
@@ -43,7 +42,6 @@ class TextDMConfig(MethodConfig):
     batch_real: int = field(default=256, metadata={"help": "real sequences per class and step"})
 
 
-@register_method("text-dm")
 class TextDM(Method[TextDMConfig]):
     """Distribution matching of random-learner embeddings of token sequences (Zhao & Bilen, WACV 2023)."""
 

@@ -20,7 +20,6 @@ from distill_core.data import Budget, RealData
 from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.modality import Modality
 from distill_core.objectives import classwise_gradient_match, loop_schedule, soft_cross_entropy, train_on_summary
-from distill_core.registry import register_method
 from distill_core.synset import Summary
 
 from ._common import init_text_summary
@@ -50,7 +49,6 @@ class TextGMConfig(MethodConfig):
     metric: Literal["ours", "mse", "cos"] = field(default="ours", metadata={"help": "gradient distance"})
 
 
-@register_method("text-gm")
 class TextGM(Method[TextGMConfig]):
     """Gradient matching (DC) of a fresh learner's gradients on real and synthetic token sequences."""
 
