@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import DataValidationError
 
-__all__ = ["user_cache_dir"]
+__all__ = ["user_cache_dir", "user_data_dir"]
 
 
 def _cache_root() -> Path:
@@ -56,3 +56,12 @@ def user_cache_dir(*parts: str) -> Path:
             pass
         _check_private(path)
     return path
+
+
+def user_data_dir(*parts: str) -> Path:
+    """Where named datasets are looked for when no ``--root`` is given: ``$XDG_DATA_HOME/distill/PARTS...``
+    (default ``~/.local/share/distill/...``). Not created: a loader that finds nothing there names the folder and
+    the files to put in it."""
+    base = os.environ.get("XDG_DATA_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
+    return root.joinpath("distill", *parts)

@@ -4,7 +4,7 @@ Every transform is differentiable w.r.t. the images. In Siamese mode (``seed`` g
 strategy is chosen and ONE parameter draw is shared by the whole batch, so the real and the synthetic batch of a
 class, augmented with the same seed, see exactly the same transformation. Without a seed (evaluation / inner
 training) parameters are drawn per sample. Parameter ranges are the reference's ``ParamDiffAug``
-(../shared/HYPERPARAMS.md section 1): scale 1.2, rotate 15 degrees, crop/translate 0.125, cutout 0.5, flip 0.5,
+(VICO-UoE/DatasetCondensation utils.py): scale 1.2, rotate 15 degrees, crop/translate 0.125, cutout 0.5, flip 0.5,
 brightness 1.0, saturation 2.0, contrast 0.5.
 """
 

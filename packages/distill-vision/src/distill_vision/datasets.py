@@ -2,7 +2,7 @@
 
 Every loader returns raw images as float tensors ``(N, C, H, W)`` in [0, 1] and integer labels; :func:`load` then
 fits the preprocessing on the training split only (channel mean/std, optionally ZCA) and applies it to both splits
-(lesson 2), or applies a given stored preprocessing (evaluation of an artifact).
+(never on test data), or applies a given stored preprocessing (evaluation of an artifact).
 
 Specs: ``digits`` (scikit-learn), ``fashion-mnist`` (Debian package dataset-fashion-mnist), ``mnist``
 (``--root`` or ``DISTILL_MNIST_ROOT``: train.npz and test.npz), ``cifar10:PATH`` (a ``cifar-10-batches-py`` folder),
@@ -35,6 +35,7 @@ from torch import Tensor
 
 from distill_core.data import RealData, validate_real_data
 from distill_core.errors import DataValidationError, UnknownNameError, require
+from distill_core.paths import user_data_dir
 from distill_core.preprocessing import ChannelNormalization, Preprocessing, ZCAWhitening
 
 __all__ = ["DATASETS", "RawImages", "load", "npz_keys", "parse_spec", "read_cifar_batch", "read_npz_images"]
@@ -94,13 +95,13 @@ def _fashion_mnist(root: str | None) -> RawImages:
 
 
 def _mnist(root: str | None) -> RawImages:
-    folder = Path(root or os.environ.get("DISTILL_MNIST_ROOT", "../shared/data/mnist"))
+    folder = Path(root or os.environ.get("DISTILL_MNIST_ROOT") or user_data_dir("mnist"))
     out = []
     for split in ("train", "test"):
         path = folder / f"{split}.npz"
         if not _is_file(path):
-            raise DataValidationError(f"MNIST file {path} not found; pass --root DIR with train.npz and test.npz "
-                                      "(keys x uint8 (N, 28, 28), y) or set DISTILL_MNIST_ROOT")
+            raise DataValidationError(f"MNIST file {path} not found; put train.npz and test.npz (keys x uint8 "
+                                      f"(N, 28, 28), y) in {folder}, or pass --root DIR, or set DISTILL_MNIST_ROOT")
         arrays = _read_npz(path, ("x", "y"), {}, "MNIST file")
         y = arrays["y"].reshape(-1)
         integral = y.dtype.kind in "iu" or (y.dtype.kind == "f" and bool(np.all(np.isfinite(y) & (y == np.round(y)))))

@@ -2,11 +2,12 @@
 
 ConvNet is the field's standard (DC, DSA, DM, MTT, ...): ``depth`` blocks of conv3x3 -> instance norm
 (GroupNorm(C, C)) -> ReLU -> avg-pool 2x2, then a linear classifier; 28x28 single-channel inputs get padding 3 in
-the first conv so features are computed as for 32x32 (VICO-UoE/DatasetCondensation networks.py, see
-../shared/HYPERPARAMS.md section 1). MLP, LeNet and a ResNet-18-style net serve cross-architecture evaluation.
+the first conv so features are computed as for 32x32 (VICO-UoE/DatasetCondensation networks.py). MLP, LeNet and a
+ResNet-18-style net serve cross-architecture evaluation.
 
-``ARCHITECTURE_DEFAULTS`` holds per-architecture defaults (lesson 6 of ../shared/LESSONS.md): evaluation and image
-learning rates that the papers tuned per architecture. :func:`check_architecture_defaults` warns when a method
+``ARCHITECTURE_DEFAULTS`` holds per-architecture defaults: evaluation and image learning rates that the papers
+tuned per architecture (a ConvNet's image learning rate used with an MLP silently costs accuracy).
+:func:`check_architecture_defaults` warns when a method
 switches architecture but keeps another architecture's settings.
 """
 
@@ -77,7 +78,7 @@ def build_model(name: str, *, sample_shape: tuple[int, ...], num_classes: int, *
 
 
 def check_architecture_defaults(model: str, *, lr_images: float, reference_key: str = "dc_lr_images") -> None:
-    """Warn when ``lr_images`` is another architecture's default rather than ``model``'s (lesson 6)."""
+    """Warn when ``lr_images`` is another architecture's default rather than ``model``'s."""
     own = ARCHITECTURE_DEFAULTS.get(model, {}).get(reference_key)
     if own is None or math.isclose(lr_images, own):
         return

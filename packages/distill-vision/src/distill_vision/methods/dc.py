@@ -1,7 +1,7 @@
 """Dataset Condensation with Gradient Matching (DC: Zhao, Mopuri & Bilen, ICLR 2021,
 https://arxiv.org/abs/2006.05929).
 
-Algorithm 1 of the paper, with the reference implementation's settings (../shared/HYPERPARAMS.md section 1):
+Algorithm 1 of the paper, with the reference implementation's settings (VICO-UoE/DatasetCondensation ``main.py``):
 every outer iteration draws a freshly initialised network; then ``outer_loop`` times: for every class, the
 layer-wise cosine distance between the gradient of the loss on a real batch of the class (detached) and on the
 class's synthetic images is summed over classes and minimised by one SGD step on the images; between those steps
@@ -10,7 +10,6 @@ the network is trained for ``inner_loop`` epochs on the current synthetic set.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,28 +18,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill_core.method import Method, MethodConfig, StepContext
-from distill_core.objectives import gradient_match_distance
+from distill_core.objectives import classwise_gradient_match, loop_schedule, soft_cross_entropy, train_on_summary
 from distill_core.synset import Summary
 
 from ..augment import DSA
 from ..models import check_architecture_defaults
 
 __all__ = ["DC", "DCConfig", "loop_schedule"]
-
-logger = logging.getLogger(__name__)
-
-#: (outer_loop, inner_loop) per IPC from the reference implementation (utils.py get_loops)
-_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
-
-
-def loop_schedule(ipc: int) -> tuple[int, int]:
-    """``(outer_loop, inner_loop)`` of the reference for ``ipc``; other IPCs take the nearest tabulated one."""
-    nearest = min(_LOOPS, key=lambda k: (abs(k - ipc), k))
-    if nearest != ipc:
-        logger.info("ipc %d is not in the reference schedule; using the loops of ipc %d: %s", ipc, nearest,
-                    _LOOPS[nearest])
-    return _LOOPS[nearest]
-
 
 @dataclass
 class DCConfig(MethodConfig):
@@ -80,35 +64,23 @@ class DC(Method[DCConfig]):
 
     def matching_loss(self, net: nn.Module, summary: Summary, ctx: StepContext) -> Tensor:
         """Sum over classes of the gradient distance between a real batch and the class's synthetic images."""
-        params = [p for p in net.parameters() if p.requires_grad]
-        loss = summary.x.new_zeros(())
-        for c in range(ctx.data.num_classes):
-            mask = summary.class_mask(c)
-            seed = ctx.new_seed()
+
+        def class_losses(c: int) -> tuple[Tensor, Tensor]:
+            seed = ctx.new_seed()  # one Siamese augmentation draw shared by the real and the synthetic images
             x_real = self._augment(ctx.sample_real(c, self.config.batch_real), seed)
             y_real = torch.full((len(x_real),), c, device=ctx.device)
-            g_real = torch.autograd.grad(F.cross_entropy(net(x_real), y_real), params)
-            g_real = [g.detach() for g in g_real]
-            x_syn = self._augment(summary.x[mask], seed)
-            logits = net(x_syn)
-            targets = summary.targets()[mask]
-            syn_loss = -(targets * F.log_softmax(logits, -1)).sum(-1).mean()
-            g_syn = torch.autograd.grad(syn_loss, params, create_graph=True)
-            loss = loss + gradient_match_distance(g_real, g_syn, metric=self.config.metric)
-        return loss
+            mask = summary.class_mask(c)
+            return (F.cross_entropy(net(x_real), y_real),
+                    soft_cross_entropy(net(self._augment(summary.x[mask], seed)), summary.targets()[mask]))
+
+        return classwise_gradient_match(net, range(ctx.data.num_classes), class_losses, metric=self.config.metric)
 
     def train_inner(self, net: nn.Module, summary: Summary, ctx: StepContext, optimizer: torch.optim.Optimizer) -> None:
         """``inner_loop`` epochs of SGD on the current synthetic set (non-Siamese DSA when enabled)."""
-        x_syn, targets = (t.detach() for t in summary.materialize())
-        for _ in range(self.inner_loop):
-            order = torch.randperm(len(x_syn), generator=ctx.generator).to(ctx.device)
-            for start in range(0, len(x_syn), self.config.batch_train):
-                idx = order[start:start + self.config.batch_train]
-                xb = x_syn[idx] if self.dsa is None else self.dsa(x_syn[idx], generator=ctx.generator)
-                loss = -(targets[idx] * F.log_softmax(net(xb), -1)).sum(-1).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+        x_syn, targets = summary.materialize()
+        augment = None if self.dsa is None else (lambda xb: self.dsa(xb, generator=ctx.generator))  # type: ignore[misc]
+        train_on_summary(net, x_syn, targets, epochs=self.inner_loop, batch_size=self.config.batch_train,
+                         optimizer=optimizer, generator=ctx.generator, augment=augment)
 
     def run_step(self, summary: Summary, ctx: StepContext) -> float:
         net = ctx.fresh_model(self.config.model, **self.config.model_kwargs).train()

@@ -7,11 +7,12 @@ normal weights, zero biases: the reference's ``unknown_init``) and trained funct
 scored by cross-entropy on a real batch and the loss is back-propagated through the unrolled steps into the images
 and the learning rate (``distill_core.objectives.unrolled_sgd``; ``truncate`` keeps only the last k steps, TBPTT,
 and ``checkpoint`` recomputes steps in the backward pass). Adam with betas (0.5, 0.999) on images and learning
-rate (../shared/HYPERPARAMS.md section 6).
+rate (SsnL/dataset-distillation).
 
 Deviations: one learned learning rate shared by all steps (the reference learns one per step); the StepLR decay of
 the outer learning rate is not applied. Evaluate with both the native protocol (``EvalProtocol`` with
-``use_learned_lr=True``, no momentum, batches of one group) and plain minibatch training (lesson 12):
+``use_learned_lr=True``, no momentum, batches of one group) and plain minibatch training (DD's images are tuned to
+their own schedule and read very differently under the other):
 :func:`native_protocol` builds the former.
 """
 
@@ -91,6 +92,5 @@ class DD(Method[DDConfig]):
         final = unrolled_sgd(net, params, summary.x, summary.labels, steps=steps, lr=lr, loss_fn=F.cross_entropy,
                              truncate=cfg.truncate, checkpoint=cfg.checkpoint,
                              schedule=[groups[t % len(groups)] for t in range(steps)])
-        idx = torch.randint(0, len(ctx.data.y_train), (cfg.batch_real,), generator=ctx.generator)
-        x_real, y_real = ctx.data.x_train[idx].to(ctx.device), ctx.data.y_train[idx].to(ctx.device)
+        x_real, y_real = ctx.sample_uniform(cfg.batch_real)
         return F.cross_entropy(torch.func.functional_call(net, final, (x_real,)), y_real)

@@ -2,7 +2,7 @@
 
 Every outer iteration samples a freshly initialised ConvNet whose parameters are frozen; for each class, a real
 batch and the class's synthetic images are augmented with the same Siamese DSA draw and embedded, and the loss adds
-the squared distance between the mean embeddings (../shared/HYPERPARAMS.md section 2). The real branch runs
+the squared distance between the mean embeddings (VICO-UoE/DatasetCondensation ``main_DM.py``). The real branch runs
 without autograd (``torch.inference_mode``) in chunks, with the norm-ReLU-pool blocks compiled into one loop
 (:mod:`distill_vision.fused`), which is where the speed of this implementation comes from.
 """
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from distill_core.data import RealData
 from distill_core.method import Method, MethodConfig, StepContext
-from distill_core.objectives import mean_embedding_distance
+from distill_core.objectives import classwise_mean_embedding_distance
 from distill_core.synset import Summary
 
 from ..augment import DSA
@@ -92,11 +92,14 @@ class DM(Method[DMConfig]):
 
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
         net = self.embedder(ctx)
-        loss = summary.x.new_zeros(())
+        real_means, e_syn, y_syn = [], [], []
         for c in range(ctx.data.num_classes):
-            seed = ctx.new_seed()
-            e_real = self.real_mean_embedding(net, ctx.sample_real(c, self.config.batch_real), seed)
+            seed = ctx.new_seed()  # one Siamese augmentation draw shared by the class's real and synthetic images
+            real_means.append(self.real_mean_embedding(net, ctx.sample_real(c, self.config.batch_real), seed))
             x_syn = self._augment(summary.x[summary.class_mask(c)], seed)
-            e_syn = net.embed(x_syn.contiguous(memory_format=self.memory_format))  # type: ignore[operator]
-            loss = loss + mean_embedding_distance(e_real.unsqueeze(0), e_syn)
-        return loss
+            e_syn.append(net.embed(x_syn.contiguous(memory_format=self.memory_format)))  # type: ignore[operator]
+            y_syn.append(torch.full((len(x_syn),), c, device=x_syn.device))
+        # the real side enters as one mean row per class (computed in chunks without autograd): its mean is itself
+        classes = torch.arange(ctx.data.num_classes, device=summary.x.device)
+        return classwise_mean_embedding_distance(torch.stack(real_means), classes, torch.cat(e_syn), torch.cat(y_syn),
+                                                 ctx.data.num_classes)

@@ -7,7 +7,7 @@ member, embeds a real target batch (no gradient) and the summary images (with gr
 regression with the linear kernel on those features (ridge ``1e-6 · trace(K)/n``), and minimises the squared error
 plus a label-margin regulariser w.r.t. the images and the learned soft labels. Then the member takes one Adam step
 (MSE on the learned labels) on the summary, or is re-initialised once it has done ``max_online_updates`` steps;
-finally a random member becomes current (../shared/HYPERPARAMS.md section 5). The pool (weights, optimiser states,
+finally a random member becomes current (yongchao97/FRePO). The pool (weights, optimiser states,
 step counts, current member) is the method state saved in checkpoints, so resumed runs are exact.
 
 Deviations: Adam replaces LAMB for the summary (no LAMB in torch) and its cosine decay is not applied; the pool uses
@@ -146,8 +146,7 @@ class FRePO(Method[FRePOConfig]):
         for p in model.parameters():
             p.requires_grad_(False)
         try:
-            idx = torch.randint(0, len(ctx.data.y_train), (cfg.target_batch,), generator=ctx.generator)
-            x_t, y_t = ctx.data.x_train[idx].to(ctx.device), ctx.data.y_train[idx].to(ctx.device)
+            x_t, y_t = ctx.sample_uniform(cfg.target_batch)
             with torch.no_grad():
                 f_t = model.embed(x_t)  # type: ignore[operator]
             x_s = summary.x

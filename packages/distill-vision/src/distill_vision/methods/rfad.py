@@ -6,7 +6,7 @@ no normalisation, Gaussian init ``N(0, 2/fan_in)``, biases ``N(0, 0.1²)``). The
 by ``sqrt(M · D)``, give the random-feature estimate of the ConvNet's NNGP, ``K = 2 ΦΦᵀ + 0.01``. Random real
 target batches are predicted by kernel ridge regression from the summary (ridge ``5e-3 · trace(K)/n``) and the loss
 is the cross-entropy of the Platt-scaled predictions ``exp(s) · K_ts α`` (``s`` learned, init 0), or ``0.5 · MSE``
-to centred one-hot labels without Platt scaling (../shared/HYPERPARAMS.md section 4).
+to centred one-hot labels without Platt scaling (yolky/RFAD).
 
 Deviations from the reference, all documented in the config: Adam replaces AdaBelief (not in torch); the optional
 learnable d x d input transform is not implemented; early stopping on a validation split is left to the caller.
@@ -115,11 +115,9 @@ class RFAD(Method[RFADConfig]):
         phi_s = kernel.features(summary.x)
         targets = summary.targets() if cfg.learn_labels else summary.targets().detach()
         alpha = krr_solve(random_feature_kernel(phi_s, phi_s), targets, reg=cfg.reg, float64=cfg.float64)
-        n_train = len(ctx.data.y_train)
         total = summary.x.new_zeros(())
         for _ in range(cfg.n_batches):
-            idx = torch.randint(0, n_train, (cfg.target_batch,), generator=ctx.generator)
-            x_t, y_t = ctx.data.x_train[idx], ctx.data.y_train[idx].to(ctx.device)
+            x_t, y_t = ctx.sample_uniform(cfg.target_batch)
             with torch.no_grad():  # target features: constants, one block at a time
                 phi_t = torch.cat([kernel.features(x_t[i:i + cfg.block_size].to(ctx.device))
                                    for i in range(0, len(x_t), cfg.block_size)])
