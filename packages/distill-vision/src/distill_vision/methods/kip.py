@@ -1,15 +1,15 @@
-"""KIP: Kernel Inducing Points (Nguyen, Chen & Lee, ICLR 2021, https://arxiv.org/abs/2011.00050; with ConvNet
-kernels: Nguyen, Novak, Xiao & Lee, NeurIPS 2021, https://arxiv.org/abs/2107.13034).
+"""KIP: Kernel Inducing Points (Nguyen, Chen & Lee, ICLR 2021, https://arxiv.org/abs/2011.00050; with ConvNet kernels:
+Nguyen, Novak, Xiao & Lee, NeurIPS 2021, https://arxiv.org/abs/2107.13034).
 
-The support set (images and centred one-hot labels ``one_hot - 1/C``) starts as a class-balanced random real
-sample. Every step draws a class-balanced real target batch, predicts its labels by kernel ridge regression from
-the support set with an infinite-width kernel (ridge ``1e-6 · trace(K_ss)/n``) and minimises
-``0.5 · mean((pred - y_target)²)`` with Adam over the support images (and labels with ``learn_labels``), as in the
-paper's reference notebooks (google-research/kip). Kernels: the analytic NTK (default, ``depth`` 1, ``σ_w² = 2``,
-``σ_b² = 0.01``) or NNGP of a fully-connected ReLU network, RFAD's random-feature ConvNet NNGP (``conv_rf``,
-redrawn every step), the empirical NTK of one fresh finite ConvNet (``conv_entk``), or the analytic infinite-width
-ConvNet NTK / NNGP (``cntk`` / ``cnngp``, :mod:`distill_vision.cntk`; the paper's ConvNet kernels: conv3x3 -> ReLU -> 2x2 avg-pool
-blocks and a dense readout, ``σ_w² = 2``, ``σ_b² = 0.01``), whose cost is ``(H·W)²`` per image pair.
+The support set (images and centred one-hot labels ``one_hot - 1/C``) starts as a class-balanced random real sample.
+Every step draws a class-balanced real target batch, predicts its labels by kernel ridge regression from the support set
+with an infinite-width kernel (ridge ``1e-6 · trace(K_ss)/n``) and minimises ``0.5 · mean((pred - y_target)²)`` with
+Adam over the support images (and labels with ``learn_labels``), as in the paper's reference notebooks
+(google-research/kip). Kernels: the analytic NTK (default, ``depth`` 1, ``σ_w² = 2``, ``σ_b² = 0.01``) or NNGP of a
+fully-connected ReLU network, RFAD's random-feature ConvNet NNGP (``conv_rf``, redrawn every step), the empirical NTK of
+one fresh finite ConvNet (``conv_entk``), or the analytic infinite-width ConvNet NTK / NNGP (``cntk`` / ``cnngp``,
+:mod:`distill_vision.cntk`; the paper's ConvNet kernels: conv3x3 -> ReLU -> 2x2 avg-pool blocks and a dense readout,
+``σ_w² = 2``, ``σ_b² = 0.01``), whose cost is ``(H·W)²`` per image pair.
 """
 
 from __future__ import annotations
