@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from distill_core.data import RealData
 from distill_core.errors import DataValidationError, UnknownNameError
+from distill_core.paths import user_data_dir
 
 from .encoder import Encoder, load_encoder
 
@@ -122,11 +123,12 @@ def parse_spec(spec: str) -> TextSpec:
 
 # -- reading texts ---------------------------------------------------------------------------------------------
 def default_root() -> Path:
-    """``$DISTILL_TEXT_ROOT``, else ``../shared/data/text`` relative to the current directory."""
+    """``$DISTILL_TEXT_ROOT``, else the user's data folder ``$XDG_DATA_HOME/distill/text`` (default
+    ``~/.local/share/distill/text``), holding one folder per named set (``sst2/``, ``trec/``, ...)."""
     env = os.environ.get("DISTILL_TEXT_ROOT")
     if env:
         return Path(env)
-    return Path("..") / "shared" / "data" / "text"
+    return user_data_dir("text")
 
 
 def _open(path: Path) -> Any:
@@ -336,8 +338,9 @@ def read_texts(spec: TextSpec, *, root: str | os.PathLike[str] | None = None
         train_path, test_path = folder / f"{info.train}.jsonl.gz", folder / f"{info.test}.jsonl.gz"
         if not train_path.is_file() or not test_path.is_file():
             raise DataValidationError(
-                f"{spec.name}: {train_path} or {test_path} not found; pass --root FOLDER holding {info.folder}/ (or "
-                "set DISTILL_TEXT_ROOT), e.g. the shared data folder ../shared/data/text")
+                f"{spec.name}: {train_path} or {test_path} not found; put {info.folder}/{info.train}.jsonl.gz and "
+                f"{info.folder}/{info.test}.jsonl.gz (gzipped JSON lines with text and label) in {default_root()}, or "
+                "pass --root FOLDER holding them, or set DISTILL_TEXT_ROOT")
         tr_t, tr_l = _read_rows(train_path, "jsonl")
         te_t, te_l = _read_rows(test_path, "jsonl")
         tr_t, tr_l = _drop_empty(tr_t, tr_l, str(train_path))

@@ -8,7 +8,7 @@ SGD steps on the summary (embeddings, softmax of the learnable soft labels, lear
 scores the final weights by cross-entropy on a class-balanced real batch, and back-propagates through the last
 ``k`` inner steps (truncated back-propagation through time, core's :func:`~distill_core.objectives.unrolled.
 unrolled_sgd`). Adam with betas (0.5, 0.999) updates embeddings, label logits and the raw learning rate
-(../shared/HYPERPARAMS.md section 6).
+(SsnL/dataset-distillation, text experiments).
 """
 
 from __future__ import annotations
