@@ -192,3 +192,16 @@ def test_model_selection_state_is_checkpointed_and_resumed(selecting: type, tmp_
     resumed = distill("test_selecting", out_dir=tmp_path / "r", resume=True, **kw).artifact
     assert resumed.extra["kept_step"] == 4 and resumed.extra["val_history"] == straight.extra["val_history"]
     assert torch.equal(resumed.summary.x, straight.summary.x)
+
+
+def test_grid_rows_are_labelled() -> None:
+    from distill_core.imaging import label_rows, make_grid, text_image
+
+    one = text_image("1")
+    assert one.shape == (5, 3) and one[:, 1].eq(0).all() and one[0, 2] == 1.0  # the stem of a "1" is ink
+    assert text_image("Ab?").shape == (5, 11) and text_image("?").eq(1.0).all()  # unknown characters are blank
+    grid = make_grid(torch.rand(4, 1, 8, 8), nrow=2)
+    labelled = label_rows(grid, ["0 zero", "1 one"], tile=8)
+    margin = labelled.shape[2] - grid.shape[2]
+    assert margin == 4 * 6 - 1 + 4 and torch.equal(labelled[:, :, margin:], grid)
+    assert labelled[:, 2:7, 2:margin].lt(1).any() and labelled[:, 12:17, 2:margin].lt(1).any()  # ink in both rows

@@ -15,7 +15,7 @@ from distill_core.artifact import Artifact
 from distill_core.data import RealData
 from distill_core.errors import UnknownNameError
 from distill_core.evaluation import EvalProtocol
-from distill_core.imaging import make_grid, save_png
+from distill_core.imaging import label_rows, make_grid, save_png
 from distill_core.modality import Modality
 from distill_core.preprocessing import Preprocessing
 from distill_core.synset import Summary
@@ -92,7 +92,8 @@ class VisionModality(Modality):
         return torch.cat([net.embed(x[i:i + 512]) for i in range(0, len(x), 512)])
 
     def render(self, artifact: Artifact, path: Path) -> Path:
-        """A PNG grid: one row per class, its synthetic images left to right, preprocessing inverted."""
+        """A PNG grid: one row per class, labelled with the class index and name, its synthetic images left to right,
+        preprocessing inverted."""
         summary = artifact.summary
         x = summary.preprocessing.invert(summary.x.detach().float())
         lo, hi = x.amin(dim=(1, 2, 3), keepdim=True), x.amax(dim=(1, 2, 3), keepdim=True)
@@ -107,5 +108,8 @@ class VisionModality(Modality):
         grid = make_grid(torch.cat(tiles), nrow=columns)
         if grid.shape[0] not in (1, 3):
             grid = grid[:3] if grid.shape[0] > 3 else grid[:1]
+        names = list(artifact.dataset.get("class_names") or range(summary.num_classes))
+        grid = label_rows(grid, [f"{c} {names[c]}" if str(names[c]) != str(c) else str(c)
+                                 for c in range(summary.num_classes)], tile=x.shape[-2])
         scale = max(1, math.ceil(64 / x.shape[-1]))
         return save_png(grid, path, scale=scale)
