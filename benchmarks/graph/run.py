@@ -3,11 +3,14 @@
 Each cell condenses with one method, trains GCN models on the condensed graph with GCond's protocol (600 epochs,
 best validation epoch on the original graph) and tests them on the original graph's test nodes. Results are merged
 into ``results.json`` cell by cell (so an interrupted run keeps what it finished) and ``results.md`` is regenerated
-from it.
+from it; every row records the machine's load average (``benchmarks/harness.py``).
+
+Data: ``--root DIR`` (a folder holding Cora/raw and CiteSeer/raw), else ``DISTILL_PLANETOID_ROOT``, else
+``$DISTILL_DATA_ROOT/planetoid``.
 
 Usage (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/graph/run.py --cells cora:70 citeseer:60 --methods random gcond doscond
+    OMP_NUM_THREADS=1 python benchmarks/graph/run.py --root DIR --cells cora:70 citeseer:60 --methods random gcond
     OMP_NUM_THREADS=1 python benchmarks/graph/run.py --whole-graph cora citeseer
     OMP_NUM_THREADS=1 python benchmarks/graph/run.py --cross-arch cora:70:gcond
     OMP_NUM_THREADS=1 python benchmarks/graph/run.py --scaling
@@ -19,10 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
-import resource
-import subprocess
+import statistics
 import sys
 import time
 import warnings
@@ -32,9 +32,13 @@ from typing import Any
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import harness  # noqa: E402
+
 RESULTS = HERE / "results.json"
 REPORT = HERE / "results.md"
-ROOT = os.environ.get("DISTILL_PLANETOID_ROOT", str(HERE.parents[2] / "shared/data/planetoid"))
+#: the Planetoid folder, set by main() from --root (resolved only when a cell loads data)
+ROOT_FLAG: str | None = None
 
 #: The papers' budgets: nodes (ratio of the whole graph as in GCond's tables).
 BUDGETS = {"cora": {35: "1.3%", 70: "2.6%", 140: "5.2%"}, "citeseer": {30: "0.9%", 60: "1.8%", 120: "3.6%"}}
@@ -61,45 +65,36 @@ METHOD_CONFIG: dict[str, dict[str, Any]] = {
 }
 
 
+#: the key of a row in each list of results.json
+KEYS = {"cells": ("dataset", "nodes", "method"), "cross_arch": ("dataset", "nodes", "method", "model"),
+        "scaling": ("graph", "method"), "epoch_times": ("dataset", "nodes", "method"),
+        "seed_runs": ("dataset", "nodes", "method", "seed")}
+
+
 def _load(path: Path = RESULTS) -> dict[str, Any]:
-    if path.is_file():
-        return json.loads(path.read_text())
-    return {"cells": [], "whole_graph": {}, "cross_arch": [], "scaling": []}
+    return harness.load_json(path, lambda: {"cells": [], "whole_graph": {}, "cross_arch": [], "scaling": []})
 
 
 def _save(results: dict[str, Any], path: Path = RESULTS) -> None:
     """Write ``path`` atomically (and ``results.md`` when it is the main results file). Concurrent runners use
     separate files (``--results``) merged afterwards with ``--merge``."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, path)
+    harness.save_json(path, results)
     if path == RESULTS:
         REPORT.write_text(render(results))
 
 
 def merge_into(results: dict[str, Any], other: dict[str, Any]) -> None:
-    for row in other.get("cells", []):
-        _merge(results["cells"], row, ("dataset", "nodes", "method"))
-    for row in other.get("cross_arch", []):
-        _merge(results["cross_arch"], row, ("dataset", "nodes", "method", "model"))
-    for row in other.get("scaling", []):
-        _merge(results["scaling"], row, ("graph", "method"))
+    for table, keys in KEYS.items():
+        for row in other.get(table, []):
+            harness.merge_row(results.setdefault(table, []), row, keys)
     results["whole_graph"].update(other.get("whole_graph", {}))
-    for row in other.get("epoch_times", []):
-        _merge(results.setdefault("epoch_times", []), row, ("dataset", "nodes", "method"))
-    for row in other.get("seed_runs", []):
-        _merge(results.setdefault("seed_runs", []), row, ("dataset", "nodes", "method", "seed"))
-
-
-def _merge(rows: list[dict[str, Any]], row: dict[str, Any], keys: tuple[str, ...]) -> None:
-    rows[:] = [r for r in rows if tuple(r.get(k) for k in keys) != tuple(row.get(k) for k in keys)]
-    rows.append(row)
 
 
 def _data(name: str):  # type: ignore[no-untyped-def]
     from distill_core.registry import get_modality
 
-    return get_modality("graph").load_dataset(name, root=ROOT)
+    root = harness.data_root(ROOT_FLAG, env="DISTILL_PLANETOID_ROOT", sub="planetoid", what="Planetoid graphs")
+    return get_modality("graph").load_dataset(name, root=root)
 
 
 def run_cell(dataset: str, nodes: int, method: str, *, models: int, seed: int) -> dict[str, Any]:
@@ -127,7 +122,7 @@ def run_cell(dataset: str, nodes: int, method: str, *, models: int, seed: int) -
         "accuracies": [round(a, 2) for a in ev.accuracies], "eval_s": round(ev.wall_s, 1),
         "per_class": outcome.artifact.extra["budget_per_class"], "edges": int(summary.describe()["num_edges"]),
         "structure": summary.describe().get("structure"), "wall_s": round(time.perf_counter() - start, 1),
-        "protocol": ev.protocol.to_dict(), "seed": seed,
+        "protocol": ev.protocol.to_dict(), "seed": seed, **harness.machine_context(),
     }
 
 
@@ -139,10 +134,9 @@ def run_whole(dataset: str, *, models: int, seed: int) -> dict[str, Any]:
     protocol = get_modality("graph").default_protocol(data.describe(), None).with_(n_models=models)
     start = time.perf_counter()
     accs = whole_graph_accuracy(data, protocol, seed=seed)
-    import statistics
-
     return {"accuracy_mean": round(statistics.fmean(accs), 2), "accuracy_std": round(statistics.pstdev(accs), 2),
-            "accuracies": [round(a, 2) for a in accs], "eval_s": round(time.perf_counter() - start, 1)}
+            "accuracies": [round(a, 2) for a in accs], "eval_s": round(time.perf_counter() - start, 1),
+            **harness.machine_context()}
 
 
 def run_cross(dataset: str, nodes: int, method: str, *, models: int, seed: int) -> list[dict[str, Any]]:
@@ -161,12 +155,17 @@ def run_cross(dataset: str, nodes: int, method: str, *, models: int, seed: int) 
         ev = evaluate_summary(outcome.artifact.summary, data, modality=modality, protocol=protocol, seed=seed)
         rows.append({"dataset": dataset, "nodes": nodes, "method": method, "model": protocol.model,
                      "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2),
-                     "distill_s": round(outcome.run.wall_s, 1)})
+                     "distill_s": round(outcome.run.wall_s, 1), **harness.machine_context()})
     return rows
 
 
 def scaling_one(spec: str, method: str) -> dict[str, Any]:
-    """Time of one outer step and the process's peak memory on one graph (run in a fresh process)."""
+    """Time of one outer step and the process's peak memory on one graph (run in a fresh process).
+
+    The Distiller is built by hand, not through ``distill()``: the row separates the setup (propagation, operators)
+    and first step from the later steps, which needs two ``run()`` calls on one Distiller (``distill()`` runs the
+    setup before any callback sees the clock).
+    """
     from torch_geometric.data import Data
     from torch_geometric.utils import to_undirected
 
@@ -206,10 +205,9 @@ def scaling_one(spec: str, method: str) -> dict[str, Any]:
     start = time.perf_counter()
     distiller.run()
     per_step = (time.perf_counter() - start) / 2
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"graph": spec, "method": method, "nodes": int(graph.num_nodes), "edges": int(graph.edge_index.shape[1]),
             "features": int(graph.x.shape[1]), "s_per_step": round(per_step, 3), "setup_and_first_s": round(first, 2),
-            "peak_rss_mb": round(peak_mb)}
+            **harness.cell_context()}
 
 
 def epoch_times(dataset: str, nodes: int) -> list[dict[str, Any]]:
@@ -226,8 +224,13 @@ def epoch_times(dataset: str, nodes: int) -> list[dict[str, Any]]:
                 overrides={"steps": steps}, evaluate=False)
         rows.append({"dataset": dataset, "nodes": nodes, "method": method, "epochs": steps,
                      "cpu_s_per_epoch": round((time.process_time() - cpu) / steps, 3),
-                     "wall_s_per_epoch": round((time.perf_counter() - wall) / steps, 3)})
+                     "wall_s_per_epoch": round((time.perf_counter() - wall) / steps, 3),
+                     **harness.machine_context()})
     return rows
+
+
+#: the order of methods in the tables
+ORDER = ["random", "herding", "kcenter", "gcond-x", "gcond", "doscond", "gcdm"]
 
 
 def _render_seed_runs(runs: list[dict[str, Any]]) -> list[str]:
@@ -235,8 +238,6 @@ def _render_seed_runs(runs: list[dict[str, Any]]) -> list[str]:
     drawn with the same seeds."""
     if not runs:
         return []
-    import statistics
-
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for r in runs:
         groups.setdefault((r["dataset"], r["nodes"], r["method"]), []).append(r)
@@ -244,19 +245,26 @@ def _render_seed_runs(runs: list[dict[str, Any]]) -> list[str]:
     out = ["", "## Over condensation seeds", "",
            "One condensation per seed (for random: one draw of nodes per seed), each evaluated by 5 GCN runs; the "
            "spread over seeds includes the condensation, DosCond's seeded Bernoulli draw of the evaluated graph and "
-           "the GCN runs. 'vs random' compares the means over the same seeds.", "",
-           "| dataset | budget | method | seeds | accuracy per seed % | mean +- std over seeds | vs random | edges |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    order = ["random", "herding", "kcenter", "gcond-x", "gcond", "doscond", "gcdm"]
-    for key in sorted(groups, key=lambda k: (k[0], k[1], order.index(k[2]) if k[2] in order else 99)):
-        rows = sorted(groups[key], key=lambda r: r["seed"])
-        accs = [r["accuracy_mean"] for r in rows]
-        std = statistics.pstdev(accs) if len(accs) > 1 else 0.0
+           "the GCN runs. 'vs random' compares the means over the same seeds.", ""]
+
+    def runs_of(key: tuple[str, int, str]) -> list[dict[str, Any]]:
+        return sorted(groups[key], key=lambda r: r["seed"])
+
+    def spread(key: tuple[str, int, str]) -> str:
+        accs = [r["accuracy_mean"] for r in runs_of(key)]
+        return f"{means[key]:.1f} +- {statistics.pstdev(accs) if len(accs) > 1 else 0.0:.1f}"
+
+    def vs_random(key: tuple[str, int, str]) -> str:
         rnd = means.get((key[0], key[1], "random"))
-        delta = f"{means[key] - rnd:+.1f}" if rnd is not None and key[2] != "random" else ""
-        out.append(f"| {key[0]} | {key[1]} | {key[2]} | {', '.join(str(r['seed']) for r in rows)} | "
-                   f"{' / '.join(f'{a:.1f}' for a in accs)} | {means[key]:.1f} +- {std:.1f} | {delta} | "
-                   f"{' / '.join(str(r['edges']) for r in rows)} |")
+        return f"{means[key] - rnd:+.1f}" if rnd is not None and key[2] != "random" else ""
+
+    out += harness.md_table([
+        ("dataset", lambda k: k[0]), ("budget", lambda k: k[1]), ("method", lambda k: k[2]),
+        ("seeds", lambda k: ", ".join(str(r["seed"]) for r in runs_of(k))),
+        ("accuracy per seed %", lambda k: " / ".join(f"{r['accuracy_mean']:.1f}" for r in runs_of(k))),
+        ("mean +- std over seeds", spread), ("vs random", vs_random),
+        ("edges", lambda k: " / ".join(str(r["edges"]) for r in runs_of(k)))],
+        sorted(groups, key=lambda k: (k[0], k[1], ORDER.index(k[2]) if k[2] in ORDER else 99)))
     return out
 
 
@@ -278,25 +286,29 @@ def render(results: dict[str, Any]) -> str:
            "nodes, so that budget is requested as `--budget 140`.", ""]
     whole = results.get("whole_graph", {})
     if whole:
-        out += ["## Whole graph (upper bound)", "", "| dataset | ours (GCN) | paper |", "| --- | --- | --- |"]
-        for name, row in sorted(whole.items()):
-            out.append(f"| {name} | {row['accuracy_mean']:.1f} +- {row['accuracy_std']:.1f} "
-                       f"({len(row['accuracies'])} runs) | {PAPER_WHOLE.get(name, '–')} |")
+        out += ["## Whole graph (upper bound)", ""]
+        out += harness.md_table([
+            ("dataset", lambda item: item[0]),
+            ("ours (GCN)", lambda item: f"{item[1]['accuracy_mean']:.1f} +- {item[1]['accuracy_std']:.1f} "
+                                        f"({len(item[1]['accuracies'])} runs)"),
+            ("paper", lambda item: PAPER_WHOLE.get(item[0], "–"))], sorted(whole.items()))
         out.append("")
-    out += ["## Accuracy and condensation time", "",
-            "| dataset | budget | method | GCN accuracy % | paper | vs random | epochs | condense s (wall) | "
-            "condense CPU s | s / epoch | edges | runs |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    order = ["random", "herding", "kcenter", "gcond-x", "gcond", "doscond", "gcdm"]
     randoms = {(c["dataset"], c["nodes"]): c["accuracy_mean"] for c in cells if c["method"] == "random"}
-    for c in sorted(cells, key=lambda c: (c["dataset"], c["nodes"], order.index(c["method"])
-                                          if c["method"] in order else 99)):
+
+    def vs_random(c: dict[str, Any]) -> str:
         rnd = randoms.get((c["dataset"], c["nodes"]))
-        delta = f"{c['accuracy_mean'] - rnd:+.1f}" if rnd is not None and c["method"] != "random" else ""
-        paper = PAPER.get((c["dataset"], c["nodes"], c["method"]), "–")
-        out.append(f"| {c['dataset']} | {c['nodes']} ({c['ratio']}) | {c['method']} | {c['accuracy_mean']:.1f} +- "
-                   f"{c['accuracy_std']:.1f} | {paper} | {delta} | {c['steps']} | {c['distill_s']} | "
-                   f"{c.get('distill_cpu_s', '–')} | {c['s_per_step']} | {c['edges']} | {len(c['accuracies'])} |")
+        return f"{c['accuracy_mean'] - rnd:+.1f}" if rnd is not None and c["method"] != "random" else ""
+
+    out += ["## Accuracy and condensation time", ""]
+    out += harness.md_table([
+        ("dataset", "dataset"), ("budget", lambda c: f"{c['nodes']} ({c['ratio']})"), ("method", "method"),
+        ("GCN accuracy %", lambda c: f"{c['accuracy_mean']:.1f} +- {c['accuracy_std']:.1f}"),
+        ("paper", lambda c: PAPER.get((c["dataset"], c["nodes"], c["method"]), "–")), ("vs random", vs_random),
+        ("epochs", "steps"), ("condense s (wall)", "distill_s"),
+        ("condense CPU s", lambda c: c.get("distill_cpu_s", "–")), ("s / epoch", "s_per_step"), ("edges", "edges"),
+        ("runs", lambda c: len(c["accuracies"]))],
+        sorted(cells, key=lambda c: (c["dataset"], c["nodes"], ORDER.index(c["method"])
+                                     if c["method"] in ORDER else 99)))
     out.append("")
     gcond = {(c["dataset"], c["nodes"]): c for c in cells if c["method"] == "gcond"}
     ratios = []
@@ -327,20 +339,21 @@ def render(results: dict[str, Any]) -> str:
     epochs = results.get("epoch_times", [])
     if epochs:
         gcond_cpu = {(r["dataset"], r["nodes"]): r["cpu_s_per_epoch"] for r in epochs if r["method"] == "gcond"}
-        out += ["", "## Time per epoch (CPU seconds of this process, and wall seconds under the shared load)", "",
-                "| dataset | budget | method | CPU s / epoch | wall s / epoch | CPU time vs GCond |",
-                "| --- | --- | --- | --- | --- | --- |"]
-        for r in epochs:
+
+        def vs_gcond(r: dict[str, Any]) -> str:
             ref = gcond_cpu.get((r["dataset"], r["nodes"]))
-            ratio = f"{r['cpu_s_per_epoch'] / ref:.3f}" if ref else "–"
-            out.append(f"| {r['dataset']} | {r['nodes']} | {r['method']} | {r['cpu_s_per_epoch']} | "
-                       f"{r['wall_s_per_epoch']} | {ratio} |")
+            return f"{r['cpu_s_per_epoch'] / ref:.3f}" if ref else "–"
+
+        out += ["", "## Time per epoch (CPU seconds of this process, and wall seconds under the shared load)", ""]
+        out += harness.md_table([("dataset", "dataset"), ("budget", "nodes"), ("method", "method"),
+                                 ("CPU s / epoch", "cpu_s_per_epoch"), ("wall s / epoch", "wall_s_per_epoch"),
+                                 ("CPU time vs GCond", vs_gcond)], epochs)
     cross = results.get("cross_arch", [])
     if cross:
-        out += ["", "## Cross-architecture (GCond's tester: dropout 0, same 600-epoch fit)", "",
-                "| dataset | budget | method | model | accuracy % |", "| --- | --- | --- | --- | --- |"]
-        out += [f"| {r['dataset']} | {r['nodes']} | {r['method']} | {r['model']} | {r['accuracy_mean']:.1f} +- "
-                f"{r['accuracy_std']:.1f} |" for r in cross]
+        out += ["", "## Cross-architecture (GCond's tester: dropout 0, same 600-epoch fit)", ""]
+        out += harness.md_table([("dataset", "dataset"), ("budget", "nodes"), ("method", "method"), ("model", "model"),
+                                 ("accuracy %", lambda r: f"{r['accuracy_mean']:.1f} +- {r['accuracy_std']:.1f}")],
+                                cross)
     scaling = results.get("scaling", [])
     if scaling:
         out += ["", "## Scaling: one outer step (10 synthetic nodes per class, outer 1, inner 0)", "",
@@ -348,12 +361,11 @@ def render(results: dict[str, Any]) -> str:
                 "Cora and CiteSeer have 1,433- and 3,703-d features, so compare the random graphs with each other: "
                 "10x the edges costs 3-4.4x the time per step (fixed costs dominate the smaller graph) and the peak "
                 "memory stays under 0.7 GB, i.e. no N x N matrix (one would need 40 GB at 10^5 nodes). GCond's row "
-                "uses its SGC backbone (features propagated once), DosCond's a GCN on exact 2-hop class batches.", "",
-                "| graph | nodes | edges | method | s / outer step | setup + first step s | peak RSS MB |",
-                "| --- | --- | --- | --- | --- | --- | --- |"]
-        out += [f"| {r['graph']} | {r['nodes']} | {r['edges']} | {r['method']} | {r['s_per_step']} | "
-                f"{r['setup_and_first_s']} | {r['peak_rss_mb']} |" for r in sorted(scaling, key=lambda r: (
-                    r["method"], r["edges"]))]
+                "uses its SGC backbone (features propagated once), DosCond's a GCN on exact 2-hop class batches.", ""]
+        out += harness.md_table([("graph", "graph"), ("nodes", "nodes"), ("edges", "edges"), ("method", "method"),
+                                 ("s / outer step", "s_per_step"), ("setup + first step s", "setup_and_first_s"),
+                                 ("peak RSS MB", "peak_rss_mb")],
+                                sorted(scaling, key=lambda r: (r["method"], r["edges"])))
     out += _render_seed_runs(results.get("seed_runs", []))
     problems = results.get("problems", [])
     if problems:
@@ -382,17 +394,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", nargs="*", type=Path, default=[], help="merge these JSON files into results.json")
     parser.add_argument("--not-run", nargs="*", default=None, help="lines for the 'Not run' section")
     parser.add_argument("--problems", nargs="*", default=None, help="lines for the 'Known problems' section")
+    parser.add_argument("--root", default=None, help="Planetoid folder (Cora/raw, CiteSeer/raw); default "
+                        "$DISTILL_PLANETOID_ROOT, else $DISTILL_DATA_ROOT/planetoid")
     args = parser.parse_args(argv)
+    global ROOT_FLAG
+    ROOT_FLAG = args.root
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.scaling_one:
-        print(json.dumps(scaling_one(*args.scaling_one)))
+        harness.emit(scaling_one(*args.scaling_one))
         return 0
     results = _load(args.results)
-    results["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch " \
-                         f"{torch.__version__}, 1 thread"
-    if args.merge or args.report or args.not_run is not None or args.problems is not None:
+    if args.report and not (args.merge or args.not_run is not None or args.problems is not None):
+        # the JSON stays as it is; another --results file gets its markdown beside it
+        (REPORT if args.results == RESULTS else args.results.with_suffix(".md")).write_text(render(results))
+        return 0
+    if args.merge or args.not_run is not None or args.problems is not None:
         for path in args.merge:
             merge_into(results, _load(path))
         if args.not_run is not None:
@@ -401,38 +419,38 @@ def main(argv: list[str] | None = None) -> int:
             results["problems"] = args.problems
         _save(results, args.results)
         return 0
+    m = harness.machine()
+    results["machine"] = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, 1 thread"
     for name in args.whole_graph:
         results["whole_graph"][name] = run_whole(name, models=args.models, seed=args.seed)
         _save(results, args.results)
         print("whole", name, results["whole_graph"][name], flush=True)
-    # (table, key, dataset, nodes, method, seed): --cells rows (one seed) and --seed-runs rows (one per seed)
-    jobs = [("cells", ("dataset", "nodes", "method"), *cell.split(":"), method, args.seed)
-            for cell in args.cells for method in args.methods]
-    jobs += [("seed_runs", ("dataset", "nodes", "method", "seed"), *spec.split(":"), seed)
-             for spec in args.seed_runs for seed in args.seeds]
-    for table, key, dataset, nodes, method, seed in jobs:
+    # (table, dataset, nodes, method, seed): --cells rows (one seed) and --seed-runs rows (one per seed)
+    jobs = [("cells", *cell.split(":"), method, args.seed) for cell in args.cells for method in args.methods]
+    jobs += [("seed_runs", *spec.split(":"), seed) for spec in args.seed_runs for seed in args.seeds]
+    for table, dataset, nodes, method, seed in jobs:
         row = run_cell(dataset, int(nodes), method, models=args.models, seed=seed)
-        _merge(results.setdefault(table, []), row, key)
+        harness.merge_row(results.setdefault(table, []), row, KEYS[table])
         _save(results, args.results)
-        print(json.dumps({k: row[k] for k in (*key, "accuracy_mean", "accuracy_std", "distill_s")}), flush=True)
+        print(json.dumps({k: row[k] for k in (*KEYS[table], "accuracy_mean", "accuracy_std", "distill_s")}),
+              flush=True)
     for spec in args.epoch_times:
         dataset, nodes = spec.split(":")
-        results.setdefault("epoch_times", [])
         for row in epoch_times(dataset, int(nodes)):
-            _merge(results["epoch_times"], row, ("dataset", "nodes", "method"))
+            harness.merge_row(results.setdefault("epoch_times", []), row, KEYS["epoch_times"])
         _save(results, args.results)
     for spec in args.cross_arch:
         dataset, nodes, method = spec.split(":")
         for row in run_cross(dataset, int(nodes), method, models=args.models, seed=args.seed):
-            _merge(results["cross_arch"], row, ("dataset", "nodes", "method", "model"))
+            harness.merge_row(results.setdefault("cross_arch", []), row, KEYS["cross_arch"])
         _save(results, args.results)
     if args.scaling:
         for spec in ("cora", "citeseer", "10000x100000", "100000x1000000"):
             for method in ("gcond", "doscond"):
-                proc = subprocess.run([sys.executable, __file__, "--scaling-one", spec, method], capture_output=True,
-                                      text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-                row = json.loads(proc.stdout.strip().splitlines()[-1])
-                _merge(results["scaling"], row, ("graph", "method"))
+                row = harness.run_cell(__file__, "--scaling-one", spec, method,
+                                       *(["--root", args.root] if args.root else []), env={"OMP_NUM_THREADS": "1"})
+                assert row is not None
+                harness.merge_row(results.setdefault("scaling", []), row, KEYS["scaling"])
                 _save(results, args.results)
                 print(json.dumps(row), flush=True)
     return 0

@@ -1,19 +1,23 @@
 """Peak extra memory of blocked KRR prediction as the real target set grows (MNIST train images as targets,
 100 support images, FC NTK): blocked (1024 targets per block) vs one unblocked kernel.
 
-Each configuration runs in a fresh subprocess; the peak resident set size is reset (``/proc/self/clear_refs``)
-after the data is loaded, so the reported number is the working memory of the prediction itself.
+Each configuration runs in a fresh subprocess (``harness.run_cell``); the peak resident set size is reset
+(``/proc/self/clear_refs``) after the data is loaded, so the reported number is the working memory of the
+prediction itself. This is the one benchmark that does not read peak memory as ``harness.peak_rss_mb``
+(``ru_maxrss``): that peak cannot be reset, and loading MNIST peaks far above the few MB a blocked prediction adds.
 
-Usage: OMP_NUM_THREADS=2 python benchmarks/meta/krr_memory.py [--mnist /work/shared/data/mnist]
+Usage: OMP_NUM_THREADS=2 python benchmarks/meta/krr_memory.py --root DIR   (the folder of MNIST's train.npz and
+test.npz; default: $DISTILL_MNIST_ROOT, else $DISTILL_DATA_ROOT/mnist)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness
 
 CHILD = r"""
 import json, sys, time, torch
@@ -44,21 +48,20 @@ print(json.dumps({"targets": m, "block_size": block, "extra_peak_MB": round(stat
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mnist", default="/work/shared/data/mnist")
+    parser.add_argument("--root", "--mnist", default=None, help="MNIST folder (train.npz, test.npz)")
     args = parser.parse_args()
+    root = harness.data_root(args.root, env="DISTILL_MNIST_ROOT", sub="mnist", what="MNIST")
     rows = []
     for m in (10_000, 30_000, 60_000):
         for block in (1024, m):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(m), str(block), args.mnist], check=True,
-                                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
-            row = json.loads(out)
+            row = harness.run_cell("-c", CHILD, m, block, root)
+            assert row is not None
             row["mode"] = "blocked" if block < m else "unblocked"
+            row.update({**harness.machine_context(), "threads": 2})  # the child runs 2 torch threads
             rows.append(row)
             print(row, flush=True)
     result = {"setup": "MNIST, 100 support images, FC NTK depth 1, no_grad; 2 threads; shared machine", "rows": rows}
-    path = Path(__file__).parent / "results"
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "krr_memory.json").write_text(json.dumps(result, indent=2))
+    harness.save_json(Path(__file__).parent / "results" / "krr_memory.json", result, indent=2)
 
 
 if __name__ == "__main__":

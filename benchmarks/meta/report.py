@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness
 
 HERE = Path(__file__).parent / "results"
 
@@ -15,9 +18,22 @@ def native(row: dict) -> str:
     return f"{row['dd_native_lenet_acc']} (lenet)" if "dd_native_lenet_acc" in row else "–"
 
 
+def _convnet(r: dict) -> str:  # type: ignore[type-arg]
+    if "convnet_acc" not in r:
+        return "–"
+    return f"{r['convnet_acc']:.2f} ± {r['convnet_std']:.2f} ({r['convnet_models']}, {r.get('convnet_epochs', 300)})"
+
+
+METHOD_COLUMNS: list[harness.Column] = [
+    ("run", "run"), ("dataset", "dataset"), ("IPC", "ipc"), ("method", "method"), ("steps", "steps"),
+    ("distill s", "distill_s"), ("KRR acc (FC NTK)", lambda r: f"{r['krr_fc_ntk_acc']:.2f}"),
+    ("KRR acc at init", lambda r: r.get("krr_fc_ntk_acc_init", "–")), ("ConvNet acc (models, epochs)", _convnet),
+    ("DD native (inner net)", native),
+    ("learned lr", lambda r: round(r["learned_lr"], 4) if "learned_lr" in r else "–")]
+
+
 def _load(name: str) -> dict | None:  # type: ignore[type-arg]
-    path = HERE / name
-    return json.loads(path.read_text()) if path.is_file() else None
+    return harness.load_json(HERE / name)
 
 
 def main() -> None:
@@ -30,36 +46,34 @@ def main() -> None:
                     ("fc_ntk_depth3", "FC NTK d3"), ("fc_ntk_depth3_compiled", "FC NTK d3 compiled"),
                     ("fc_nngp_depth1", "FC NNGP d1")]
         variants = [(k, label) for k, label in variants if f"{k}_gflops" in ks["kernel"][0]]
-        lines += [f"## Kernel throughput, {threads} thread(s) ({ks['note']})", "",
-                  "| tile (n1 x n2 x d) | matmul GFLOP/s | "
-                  + " | ".join(f"{label} (fraction)" for _, label in variants) + " |",
-                  "|---|---|" + "---|" * len(variants)]
-        for r in ks["kernel"]:
-            cells = [f"{r[f'{k}_gflops']:.1f} ({r[f'{k}_fraction_of_matmul']:.2f})" for k, _ in variants]
-            lines.append(f"| {r['shape']} | {r['matmul_gflops']:.1f} | " + " | ".join(cells) + " |")
-        lines += ["", "| KRR support | targets | float64 | KRR GFLOP/s | n x n matmul GFLOP/s | seconds |",
-                  "|---|---|---|---|---|---|"]
-        for r in ks["krr"]:
-            lines.append(f"| {r['n_support']} | {r['n_targets']} | {r['float64']} | {r['krr_gflops']:.1f} | "
-                         f"{r['matmul_nxn_gflops']:.1f} | {r['seconds']:.3f} |")
+        lines += [f"## Kernel throughput, {threads} thread(s) ({ks['note']})", ""]
+        lines += harness.md_table([
+            ("tile (n1 x n2 x d)", "shape"), ("matmul GFLOP/s", lambda r: f"{r['matmul_gflops']:.1f}"),
+            *((f"{label} (fraction)", lambda r, k=k: f"{r[f'{k}_gflops']:.1f} ({r[f'{k}_fraction_of_matmul']:.2f})")
+              for k, label in variants)], ks["kernel"], compact=True)
+        lines.append("")
+        lines += harness.md_table([
+            ("KRR support", "n_support"), ("targets", "n_targets"), ("float64", "float64"),
+            ("KRR GFLOP/s", lambda r: f"{r['krr_gflops']:.1f}"),
+            ("n x n matmul GFLOP/s", lambda r: f"{r['matmul_nxn_gflops']:.1f}"),
+            ("seconds", lambda r: f"{r['seconds']:.3f}")], ks["krr"], compact=True)
         lines.append("")
     km = _load("krr_memory.json")
     if km:
-        lines += [f"## KRR prediction memory vs target-set size ({km['setup']})", "",
-                  "| targets | mode | block | extra peak MB | targets MB | seconds |", "|---|---|---|---|---|---|"]
-        for r in km["rows"]:
-            lines.append(f"| {r['targets']} | {r['mode']} | {r['block_size']} | {r['extra_peak_MB']} | "
-                         f"{r['targets_MB']} | {r['seconds']} |")
+        lines += [f"## KRR prediction memory vs target-set size ({km['setup']})", ""]
+        lines += harness.md_table([("targets", "targets"), ("mode", "mode"), ("block", "block_size"),
+                                   ("extra peak MB", "extra_peak_MB"), ("targets MB", "targets_MB"),
+                                   ("seconds", "seconds")], km["rows"], compact=True)
         lines.append("")
     tb = _load("tbptt_memory.json")
     if tb:
-        lines += [f"## TBPTT memory ({tb['setup']})", "", "| T | k | checkpoint | saved for backward (MB) | seconds |",
-                  "|---|---|---|---|---|"]
-        for r in tb["rows"]:
-            lines.append(f"| {r['T']} | {r['k']} | {r['checkpoint']} | {r['saved_MB']} | {r['seconds']} |")
+        lines += [f"## TBPTT memory ({tb['setup']})", ""]
+        lines += harness.md_table([("T", "T"), ("k", "k"), ("checkpoint", "checkpoint"),
+                                   ("saved for backward (MB)", "saved_MB"), ("seconds", "seconds")], tb["rows"],
+                                  compact=True)
         lines.append("")
     paths = sorted(HERE.glob("**/meta_results.json"))
-    metas = [json.loads(p.read_text()) for p in paths]
+    metas = [harness.load_json(p) for p in paths]
     for path, m in zip(paths, metas):
         for r in m["rows"]:
             r["run"] = path.parent.name
@@ -71,26 +85,14 @@ def main() -> None:
                   "Folder `results/` (and `fmnist10/`, `mnist/`): the first runs, whose ConvNet column trained on "
                   "regression labels with 0.5 MSE; `convnet_ce/` and `convnet_ce_mnist/` (fourth session): re-runs "
                   "with the current default, cross-entropy on each regression target's argmax class, 300 epochs, 3 "
-                  "models.", "",
-                  "| run | dataset | IPC | method | steps | distill s | KRR acc (FC NTK) | KRR acc at init | "
-                  "ConvNet acc (models, epochs) | DD native (inner net) | learned lr |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in meta["rows"]:
-            conv = "–"
-            if "convnet_acc" in r:
-                conv = (f"{r['convnet_acc']:.2f} ± {r['convnet_std']:.2f} "
-                        f"({r['convnet_models']}, {r.get('convnet_epochs', 300)})")
-            lines.append(f"| {r['run']} | {r['dataset']} | {r['ipc']} | {r['method']} | {r['steps']} | "
-                         f"{r['distill_s']} | "
-                         f"{r['krr_fc_ntk_acc']:.2f} | {r.get('krr_fc_ntk_acc_init', '–')} | {conv} | "
-                         f"{native(r)} | "
-                         f"{round(r['learned_lr'], 4) if 'learned_lr' in r else '–'} |")
+                  "models.", ""]
+        lines += harness.md_table(METHOD_COLUMNS, meta["rows"], compact=True)
         lines.append("")
         budgets = {r["method"]: r["budget"] for r in reversed(meta["rows"])}  # the first row of each method wins
         lines.append("Budgets (overrides of the paper defaults): " + "; ".join(
             f"{method}: {budget}" for method, budget in sorted(budgets.items())))
     lines += time_to_accuracy_section(_load("time_to_accuracy.json"))
-    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    harness.write_markdown(HERE / "RESULTS.md", lines)
     print("\n".join(lines))
 
 
@@ -99,14 +101,14 @@ def time_to_accuracy_section(tta: dict | None) -> list[str]:  # type: ignore[typ
     if not tta:
         return []
     lines = ["", f"## Accuracy against distillation time ({tta['dataset']} IPC {tta['ipc']}, {tta['threads']} thread; "
-             f"{tta['protocol']})", "",
-             "| method | budget | step | distill CPU s | distill wall s | ConvNet acc | KRR acc (FC NTK) |",
-             "|---|---|---|---|---|---|---|"]
-    for name, run in tta["runs"].items():
-        budget = ", ".join(f"{k}={v}" for k, v in run["budget"].items() if k != "_method")
-        for p in run["points"]:
-            lines.append(f"| {name} | {budget} | {p['step']} | {p['distill_cpu_s']} | {p['distill_wall_s']} | "
-                         f"{p['convnet_acc']:.2f} ± {p['convnet_std']:.2f} | {p['krr_fc_ntk_acc']:.2f} |")
+             f"{tta['protocol']})", ""]
+    points = [(name, ", ".join(f"{k}={v}" for k, v in run["budget"].items() if k != "_method"), p)
+              for name, run in tta["runs"].items() for p in run["points"]]
+    lines += harness.md_table([
+        ("method", lambda x: x[0]), ("budget", lambda x: x[1]), ("step", lambda x: x[2]["step"]),
+        ("distill CPU s", lambda x: x[2]["distill_cpu_s"]), ("distill wall s", lambda x: x[2]["distill_wall_s"]),
+        ("ConvNet acc", lambda x: f"{x[2]['convnet_acc']:.2f} ± {x[2]['convnet_std']:.2f}"),
+        ("KRR acc (FC NTK)", lambda x: f"{x[2]['krr_fc_ntk_acc']:.2f}")], points, compact=True)
     match = tta.get("rfad_time_to_kip_cntk_final_acc")
     if match:
         lines += ["", f"RFAD reaches KIP-CNTK's final ConvNet accuracy ({match['kip_cntk_acc']:.2f} after "

@@ -6,18 +6,23 @@ The CPU budgets (steps and reduced widths/batches, stated per method below and i
 papers' (KIP 1000+ steps with 5000 targets, RFAD 8 x 256-channel nets, FRePO 500k steps, DD 400 epochs): this shows
 the mechanics and the direction on a shared 2-core machine, not the published numbers.
 
+Data: ``--root NAME=DIR`` per dataset (``--root mnist=DIR --root fashion-mnist=DIR``), else distill-vision's
+``DISTILL_MNIST_ROOT`` / ``DISTILL_FASHION_MNIST_ROOT``, else ``$DISTILL_DATA_ROOT/NAME``; a missing folder stops
+the run with that message. Every row records the machine's load average (``benchmarks/harness.py``).
+
 Usage:
     OMP_NUM_THREADS=2 python benchmarks/meta/run_meta.py --datasets fashion-mnist mnist --ipc 1 10 \
-        [--convnet-ipc 1] [--methods random kip rfad frepo dd] [--out benchmarks/meta/results]
+        --root fashion-mnist=DIR --root mnist=DIR [--convnet-ipc 1] [--methods random kip rfad frepo dd] \
+        [--out benchmarks/meta/results]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import platform
+import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +32,34 @@ from distill_core import Budget, EvalProtocol, distill, evaluate_summary, get_mo
 from distill_core.evaluation_krr import evaluate_krr
 from distill_vision.methods.dd import native_protocol
 
-ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/work/shared/data/mnist"}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness
+
+#: distill-vision's own variables for each dataset's folder (after --root NAME=DIR, before $DISTILL_DATA_ROOT/NAME)
+ROOT_ENVS = {"fashion-mnist": "DISTILL_FASHION_MNIST_ROOT", "mnist": "DISTILL_MNIST_ROOT"}
+
+
+def add_root_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", action="append", default=[], metavar="NAME=DIR",
+                        help="a dataset's folder (a bare DIR for a single dataset); default: "
+                             f"{' / '.join(f'${v}' for v in ROOT_ENVS.values())}, else $DISTILL_DATA_ROOT/NAME")
+
+
+def dataset_roots(specs: Sequence[str], datasets: Iterable[str]) -> dict[str, str]:
+    """The folder of each dataset (stops with a message naming the flag and variables when one is missing)."""
+    return harness.named_roots(specs, datasets, envs=ROOT_ENVS)
+
+
+def parse_one_dataset(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Any]:
+    """For the single-dataset scripts (step_time*, time_to_accuracy): add ``--dataset``, ``--threads`` and
+    ``--root``, parse, set torch's threads and load the dataset; returns the arguments and the data."""
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--threads", type=int, default=1)
+    add_root_argument(parser)
+    args = parser.parse_args()
+    root = dataset_roots(args.root, [args.dataset])[args.dataset]
+    torch.set_num_threads(args.threads)
+    return args, get_modality("vision").load_dataset(args.dataset, root=root)
 
 #: CPU budgets per method (overrides of the paper defaults)
 BUDGETS: dict[str, dict[str, Any]] = {
@@ -70,7 +102,7 @@ def run(dataset: str, ipc: int, method: str, *, convnet: bool, n_models: int, se
     name = overrides.pop("_method", method)
     t0 = time.perf_counter()
     out = distill(name, dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides=overrides or None,
-                  root=ROOTS[dataset], evaluate=False, progress=False, data=data)
+                  evaluate=False, progress=False, data=data)
     distill_s = time.perf_counter() - t0
     summary = out.artifact.summary
     row: dict[str, Any] = {"dataset": dataset, "ipc": ipc, "method": method, "budget": overrides,
@@ -81,7 +113,7 @@ def run(dataset: str, ipc: int, method: str, *, convnet: bool, n_models: int, se
     row["krr_fc_ntk_acc"] = round(krr.accuracy, 2)
     if name == "kip":  # the random-real initialisation of the same run (step 0)
         init = distill("kip", dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides={**overrides, "steps": 0},
-                       root=ROOTS[dataset], evaluate=False, progress=False, data=out.data)
+                       evaluate=False, progress=False, data=out.data)
         row["krr_fc_ntk_acc_init"] = round(evaluate_krr(init.artifact.summary, out.data, "fc_ntk").accuracy, 2)
         if convnet and convnet_init:  # the same random real images with regression labels (with the default
             # cross-entropy-on-argmax evaluation this equals the random row; it mattered with the 0.5-MSE protocol)
@@ -105,6 +137,7 @@ def run(dataset: str, ipc: int, method: str, *, convnet: bool, n_models: int, se
                                    protocol=native_protocol(summary, model=inner, n_models=n_models))
             row["dd_native_acc"] = round(nat.mean, 2)
             row["dd_native_model"] = inner
+    row.update(harness.machine_context())
     logging.info("%s", row)
     return row
 
@@ -124,16 +157,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    add_root_argument(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    roots = dataset_roots(args.root, args.datasets)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "meta_results.json"
-    rows: list[dict[str, Any]] = json.loads(path.read_text())["rows"] if path.is_file() else []
+    rows: list[dict[str, Any]] = harness.load_json(path, {"rows": []})["rows"]
     done = {(r["dataset"], r["ipc"], r["method"]) for r in rows}
     for dataset in args.datasets:
-        data = get_modality("vision").load_dataset(dataset, root=ROOTS[dataset])
+        data = get_modality("vision").load_dataset(dataset, root=roots[dataset])
         for ipc in args.ipc:
             for method in args.methods:
                 if (dataset, ipc, method) in done:
@@ -142,10 +177,9 @@ def main() -> None:
                                                        or dataset in args.convnet_datasets)
                 rows.append(run(dataset, ipc, method, convnet=convnet, n_models=args.n_models, seed=args.seed,
                                 data=data, epochs=args.convnet_epochs, convnet_init=args.convnet_init))
-                path.write_text(json.dumps({"threads": args.threads, "torch": torch.__version__,
-                                            "machine": platform.machine(),
-                                            "note": "shared 2-core machine, other jobs running", "rows": rows},
-                                           indent=2))
+                harness.save_json(path, {"threads": args.threads, "torch": torch.__version__,
+                                         "machine": harness.machine()["cpu"],
+                                         "note": "shared 2-core machine, other jobs running", "rows": rows}, indent=2)
     for r in rows:
         if r["method"] == "kip":
             rfad = next((x for x in rows if x["method"] == "rfad" and x["dataset"] == r["dataset"]

@@ -10,23 +10,24 @@ smallest size, eager. The forward kernel alone (no gradient; what KRR evaluation
 Results: ``results/step_time_cntk.json``.
 
 Usage:
-    OMP_NUM_THREADS=1 python benchmarks/meta/step_time_cntk.py --steps 1 --rounds 2
+    OMP_NUM_THREADS=1 python benchmarks/meta/step_time_cntk.py --steps 1 --rounds 2 --root DIR
+
+``--root DIR``: the dataset's folder (else as run_meta.py: distill-vision's variable or $DISTILL_DATA_ROOT/NAME).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from run_meta import BUDGETS, ROOTS  # type: ignore[import-not-found]
+from run_meta import BUDGETS, harness, parse_one_dataset  # type: ignore[import-not-found]
 
-from distill_core import Budget, distill, get_modality
+from distill_core import Budget, distill
 from distill_vision.cntk import CNTK
 
 # KIP's ConvNet (Nguyen et al. 2021): 3 x [conv3x3 -> ReLU -> avg-pool 2x2], dense readout of the 3x3 map
@@ -38,12 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--kip-targets", type=int, nargs="+", default=[10, 30])
-    parser.add_argument("--dataset", default="fashion-mnist")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    data = get_modality("vision").load_dataset(args.dataset, root=ROOTS[args.dataset])
+    args, data = parse_one_dataset(parser)
     variants: dict[str, tuple[str, dict[str, Any]]] = {"rfad": ("rfad", dict(BUDGETS["rfad"]))}
     for n in args.kip_targets:
         variants[f"kip_cntk_t{n}"] = ("kip", {**KIP_CNTK, "conv_compile": True, "target_batch": n})
@@ -53,7 +50,7 @@ def main() -> None:
         if budget.get("conv_compile"):
             start = time.perf_counter()
             distill(method, dataset=args.dataset, budget=Budget(ipc=1), seed=99, overrides={**budget, "steps": 1},
-                    root=ROOTS[args.dataset], evaluate=False, progress=False, data=data, checkpoint_every=0)
+                    evaluate=False, progress=False, data=data, checkpoint_every=0)
             warmup[variant] = round(time.perf_counter() - start, 1)
             print("warm-up", variant, warmup[variant], flush=True)
     with torch.no_grad():  # compile the gradient-free forward of the kernel-only timing below
@@ -64,7 +61,7 @@ def main() -> None:
         for variant, (method, budget) in variants.items():
             wall, cpu = time.perf_counter(), time.process_time()
             out = distill(method, dataset=args.dataset, budget=Budget(ipc=1), seed=rnd,
-                          overrides={**budget, "steps": args.steps}, root=ROOTS[args.dataset], evaluate=False,
+                          overrides={**budget, "steps": args.steps}, evaluate=False,
                           progress=False, data=data, checkpoint_every=0)
             times["wall"][variant].append((time.perf_counter() - wall) / out.run.steps)
             times["cpu"][variant].append((time.process_time() - cpu) / out.run.steps)
@@ -87,7 +84,7 @@ def save(args: argparse.Namespace, n_support: int, times: dict[str, dict[str, li
     """Medians, the per-target cost fit and the RFAD ratios of what has been measured so far, as JSON."""
     result: dict[str, Any] = {
         "dataset": args.dataset, "ipc": 1, "support": n_support, "steps_per_run": args.steps,
-        "rounds_requested": args.rounds, "threads": args.threads, "load_avg_1min": round(os.getloadavg()[0], 1),
+        "rounds_requested": args.rounds, **harness.machine_context(),
         "architecture": "3 x [conv3x3 'same' -> ReLU -> avg-pool 2x2], flatten, dense; w_var 2, b_var 0.01",
         "budgets": {v: b for v, (_, b) in variants.items()}, "compile_warmup_wall_s": warmup, "all": times,
         "cntk_forward_cpu_s_per_pair": {m: round(statistics.median(t), 4) for m, t in fwd_pair.items() if t},

@@ -15,7 +15,9 @@ so it runs with one real target per class per step (``target_batch`` 10) for ``-
 and KIP-eNTK run at run_meta.py's CPU budgets (500 targets per step). Results: ``results/time_to_accuracy.json``.
 
 Usage:
-    OMP_NUM_THREADS=1 python benchmarks/meta/time_to_accuracy.py --kip-seconds 900
+    OMP_NUM_THREADS=1 python benchmarks/meta/time_to_accuracy.py --kip-seconds 900 --root DIR
+
+``--root DIR``: the dataset's folder (else as run_meta.py: distill-vision's variable or $DISTILL_DATA_ROOT/NAME).
 """
 
 from __future__ import annotations
@@ -24,13 +26,12 @@ import argparse
 import copy
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from run_meta import BUDGETS, ROOTS, convnet_protocol  # type: ignore[import-not-found]
+from run_meta import BUDGETS, convnet_protocol, harness, parse_one_dataset  # type: ignore[import-not-found]
 from step_time_cntk import KIP_CNTK  # type: ignore[import-not-found]
 
 from distill_core import Budget, distill, evaluate_summary, get_modality
@@ -75,7 +76,6 @@ class Snapshots(Callback):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--kip-seconds", type=float, default=900.0, help="wall-time budget of KIP-CNTK (its last copy "
                         "is the accuracy RFAD has to reach)")
     parser.add_argument("--rfad-steps", type=int, nargs="+", default=[5, 15, 60])
@@ -83,12 +83,9 @@ def main() -> None:
     parser.add_argument("--entk-steps", type=int, nargs="+", default=[20, 60])
     parser.add_argument("--methods", nargs="+", default=["rfad", "kip_cntk", "kip_entk"])
     parser.add_argument("--n-models", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "time_to_accuracy.json"))
-    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.set_num_threads(args.threads)
-    data = get_modality("vision").load_dataset(args.dataset, root=ROOTS[args.dataset])
+    args, data = parse_one_dataset(parser)
     plans: dict[str, tuple[str, dict[str, Any], list[int], float | None]] = {
         "rfad": ("rfad", {**BUDGETS["rfad"], "steps": max(args.rfad_steps)}, args.rfad_steps, None),
         "kip_cntk": ("kip", {**KIP_CNTK, "target_batch": 10, "steps": 10_000}, args.kip_steps, args.kip_seconds),
@@ -102,9 +99,9 @@ def main() -> None:
     for name in args.methods:
         method, overrides, at, seconds = plans[name]
         snaps = Snapshots(at=set(at))
-        load0 = os.getloadavg()[0]
+        load0 = harness.machine_context()["load_avg_1min"]
         distill(method, dataset=args.dataset, budget=Budget(ipc=1), seed=0, overrides=overrides,
-                root=ROOTS[args.dataset], evaluate=False, progress=False, data=data, checkpoint_every=0,
+                evaluate=False, progress=False, data=data, checkpoint_every=0,
                 max_seconds=seconds, callbacks=[snaps])
         points = []
         for step, wall, cpu, summary in snaps.copies:

@@ -3,14 +3,17 @@ implicit ALS and BPR) on HR@10 / nDCG@10 / PSP@10; plus time per step and peak m
 
 Every cell runs in its own process (so its peak RSS is its own) and is cached in ``cells/``; ``results.json`` and
 ``results.md`` are rebuilt from all cached cells, so cells can be filled in any order and over several sessions.
+Peak memory, load average and threads of each cell come from ``benchmarks/harness.py``.
 
     python benchmarks/recsys/run.py cell --dataset ml-1m --method distill-cf --budget 500 --seed 0 --steps 150
     python benchmarks/recsys/run.py cell --dataset ml-1m --method full
     python benchmarks/recsys/run.py scale --users 60400 --items 3706 --interactions 10000000
     python benchmarks/recsys/run.py report
 
-Environment: OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1); data from DISTILL_RECSYS_ROOT
-(ML-1M) and DISTILL_RECSYS_ML100K (the recbole==1.2.1 wheel).
+Environment: OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1). Data: ML-1M from ``--root DIR``
+(the folder holding movielens-1m/), else DISTILL_RECSYS_ROOT, else DISTILL_DATA_ROOT; ML-100K from
+DISTILL_RECSYS_ML100K (the recbole==1.2.1 wheel) or ``--dataset ml-100k:PATH``. ``--out DIR`` keeps the cells,
+artifacts and results of a trial run in DIR instead of next to this script.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import sys
 import time
@@ -34,7 +35,9 @@ import scipy.sparse as sp
 import torch
 
 HERE = Path(__file__).resolve().parent
-CELLS = HERE / "cells"
+sys.path.insert(0, str(HERE.parent))
+import harness  # noqa: E402
+
 LEARNERS = ("infinite-ae", "ease", "als", "bpr")
 REFERENCE = {  # noveens/distill_cf (JAX) run on this 2-core machine (../shared/PERFORMANCE.md, issue 6)
     "ml-1m": {"full_infinite_ae_ndcg10": 33.39, "full_s": 87, "full_peak_gb": 1.9, "dcf500_ndcg10": 32.92,
@@ -43,19 +46,29 @@ REFERENCE = {  # noveens/distill_cf (JAX) run on this 2-core machine (../shared/
 }
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _load_data(args: argparse.Namespace) -> Any:
+    """The dataset of ``args``; ML-1M from --root / DISTILL_RECSYS_ROOT / DISTILL_DATA_ROOT (no default folder)."""
+    from distill_recsys.datasets import load
+
+    if args.dataset != "ml-1m":
+        return load(args.dataset)  # ml-100k: DISTILL_RECSYS_ML100K or ml-100k:PATH; csv:/tsv:/sparse: a path
+    return load("ml-1m", root=harness.data_root(args.root, env="DISTILL_RECSYS_ROOT", what="MovieLens-1M "
+                                                 "(movielens-1m/ratings_numpy.npz)"))
+
+
+def _variant_suffix(variant: str) -> str:
+    """The file-name part of a ``--variant`` label (cell file and artifact folder)."""
+    return "-" + "".join(ch if ch.isalnum() else "_" for ch in variant) if variant else ""
 
 
 def run_cell(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
     from distill_core.data import Budget
     from distill_core.runner import distill
-    from distill_recsys.datasets import load
     from distill_recsys.evaluation import RecsysProtocol, evaluate_support
 
     t0 = time.perf_counter()
-    data = load(args.dataset)
+    data = _load_data(args)
     protocol = RecsysProtocol(learners=tuple(args.learners), seeds=args.eval_seeds)
     cell: dict[str, Any] = {"dataset": args.dataset, "method": args.method, "budget": args.budget, "seed": args.seed,
                             "data": data.describe(), "load_s": round(time.perf_counter() - t0, 2)}
@@ -83,14 +96,13 @@ def run_cell(args: argparse.Namespace) -> dict[str, Any]:
             for item in args.set:
                 key, _, value = item.partition("=")
                 overrides[key] = json.loads(value)
-        art_dir = HERE / "artifacts" / (f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
-                                        + ("-" + "".join(ch if ch.isalnum() else "_" for ch in args.variant)
-                                           if args.variant else ""))
+        art_dir = args.out / "artifacts" / (f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
+                                            + _variant_suffix(args.variant))
         out = distill(args.method, dataset=args.dataset, budget=Budget(total=args.budget), seed=args.seed,
                       overrides=overrides, progress=False, data=data, evaluate=False,
                       out_dir=art_dir if args.method == "distill-cf" else None,
                       overwrite=True)  # a re-run cell replaces its own artifact
-        cell["artifact"] = str(art_dir.relative_to(HERE)) if args.method == "distill-cf" else None
+        cell["artifact"] = str(art_dir.relative_to(args.out)) if args.method == "distill-cf" else None
         summary = out.artifact.summary
         cell["distill_wall_s"] = round(out.run.wall_s, 2)
         cell["extra"] = {k: v for k, v in out.artifact.extra.items()
@@ -116,8 +128,8 @@ def run_cell(args: argparse.Namespace) -> dict[str, Any]:
             cell["variant"] = args.variant
     cell["cpu_s"] = round(time.process_time() - cpu0, 2)
     cell["wall_s"] = round(time.perf_counter() - wall0, 2)
-    cell["peak_rss_mb"] = round(_peak_mb(), 1)
-    cell["host"] = {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
+    cell.update(harness.cell_context())
+    cell["host"] = {**harness.machine(), "threads": 1,
                     "note": "2-core machine shared with four other engineers; wall times are inflated"}
     return cell
 
@@ -162,7 +174,12 @@ def power_law_matrix(n_users: int, n_items: int, nnz: int, *, seed: int = 0, a_u
 
 
 def run_scale(args: argparse.Namespace) -> dict[str, Any]:
-    """Time per Distill-CF step and peak memory on a synthetic power-law matrix (user-batched real side)."""
+    """Time per Distill-CF step and peak memory on a synthetic power-law matrix (user-batched real side).
+
+    The Distiller is built by hand, not through ``distill()``: for recommender data ``distill()`` runs
+    ``distill_recsys.runner.run_recsys``, whose validation callback scores the initial rows and the last step inside
+    the timed loop and whose finalisation builds the saved summary; this row measures the bare outer step.
+    """
     torch.set_num_threads(1)
     from distill_core.data import Budget
     from distill_core.runner import build_method
@@ -170,9 +187,7 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     if args.dataset:
-        from distill_recsys.datasets import load
-
-        data = load(args.dataset)
+        data = _load_data(args)
         name = args.dataset
     else:
         m = power_law_matrix(args.users, args.items, args.interactions, seed=0)
@@ -181,7 +196,7 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
                                np.arange(m.shape[1]))
         name = data.name
     gen_s = time.perf_counter() - t0
-    rss_data = _peak_mb()
+    rss_data = harness.peak_rss_mb()
     from distill_core.distiller import Distiller
     from distill_core.registry import get_modality
 
@@ -200,8 +215,8 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
             "generate_or_load_s": round(gen_s, 1), "rss_after_data_mb": round(rss_data, 1),
             "budget": args.budget, "batch_users": args.batch_users, "draws": args.draws, "steps": result.steps,
             "s_per_step_wall": round(result.wall_s / max(1, result.steps), 2),
-            "cpu_s_per_step": round(cpu / max(1, result.steps), 2), "peak_rss_mb": round(_peak_mb(), 1),
-            "losses": [round(x, 4) for x in result.losses]}
+            "cpu_s_per_step": round(cpu / max(1, result.steps), 2), "losses": [round(x, 4) for x in result.losses],
+            **harness.cell_context()}
 
 
 def _fmt(m: dict[str, Any] | None, key: str) -> str:
@@ -234,8 +249,28 @@ def _versus_random(summary: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def report() -> None:
-    cells = [json.loads(p.read_text()) for p in sorted(CELLS.glob("*.json"))]
+TABLE_COLUMNS: list[harness.Column] = [
+    ("method", "method"), ("users", lambda r: r["budget"] or "all"), ("saved", lambda r: r.get("saved", "")),
+    ("∞-AE nDCG@10", lambda r: _fmt(r.get("infinite-ae"), "nDCG@10")),
+    ("∞-AE HR@10", lambda r: _fmt(r.get("infinite-ae"), "HR@10")),
+    ("∞-AE PSP@10", lambda r: _fmt(r.get("infinite-ae"), "PSP@10")),
+    ("EASE nDCG@10", lambda r: _fmt(r.get("ease"), "nDCG@10")),
+    ("ALS nDCG@10", lambda r: _fmt(r.get("als"), "nDCG@10")),
+    ("BPR nDCG@10", lambda r: _fmt(r.get("bpr"), "nDCG@10")),
+    ("∞-AE nDCG@10, other form", lambda r: _fmt(r.get("infinite-ae (other form)"), "nDCG@10")
+     + (f" ({r['alt_format']})" if r.get("alt_format") else "")),
+    ("seeds", lambda r: len(r["seeds"])), ("CPU s", "cpu_s"), ("wall s", "wall_s"),
+    ("peak MB", lambda r: f"{r['peak_rss_mb']:.0f}")]
+SCALE_COLUMNS: list[harness.Column] = [
+    ("data", "name"), ("users", "users"), ("items", "items"), ("interactions", "interactions"), ("CSR MB", "csr_mb"),
+    ("batch users", lambda s: s["batch_users"] if s["batch_users"] > 0 else "all (chunks of 1,024)"),
+    ("training draws", "draws"), ("s/step wall", "s_per_step_wall"), ("CPU s/step", "cpu_s_per_step"),
+    ("peak RSS MB", lambda s: f"{s['peak_rss_mb']:.0f}")]
+
+
+def report(out: Path = HERE) -> None:
+    """Rebuild ``results.json`` and ``results.md`` in ``out`` from every cell in ``out/cells``."""
+    cells = harness.read_cells(out / "cells")
     table = [c for c in cells if c.get("kind", "cell") == "cell"]
     scale = [c for c in cells if c.get("kind") == "scale"]
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
@@ -286,10 +321,10 @@ def report() -> None:
             row["ae_ndcg10_per_seed"] = [round(r["eval"]["metrics"]["infinite-ae"]["mean"]["nDCG@10"], 2)
                                          for r in runs if "infinite-ae" in r["eval"]["metrics"]]
         summary.append(row)
-    out = {"table": summary, "scale": scale, "reference": REFERENCE,
+    results = {"table": summary, "scale": scale, "reference": REFERENCE,
            "note": "2 CPU cores shared with four other engineers (load average 4-17 during the runs): wall times "
                    "are inflated several-fold; CPU seconds are the comparable number. 1 torch/BLAS thread."}
-    (HERE / "results.json").write_text(json.dumps(out, indent=1))
+    harness.save_json(out / "results.json", results)
     lines = ["# Recommender benchmark (distill-recsys)", "",
              "Generated by `benchmarks/recsys/run.py report` from `cells/`. Metrics x100 on the test split "
              "(context: train + validation, seen items masked, all items ranked), mean ± std over seeds; "
@@ -302,19 +337,8 @@ def report() -> None:
              "the 3-seed ML-1M Distill-CF cells); one thread per process. Wall times are inflated several-fold; "
              "compare CPU seconds.", ""]
     for ds in sorted({r["dataset"] for r in summary}):
-        lines += [f"## {ds}", "", "| method | users | saved | ∞-AE nDCG@10 | ∞-AE HR@10 | ∞-AE PSP@10 | "
-                  "EASE nDCG@10 | ALS nDCG@10 | BPR nDCG@10 | ∞-AE nDCG@10, other form | seeds | CPU s | wall s | "
-                  "peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in [x for x in summary if x["dataset"] == ds]:
-            lines.append(
-                f"| {r['method']} | {r['budget'] or 'all'} | {r.get('saved', '')} | "
-                f"{_fmt(r.get('infinite-ae'), 'nDCG@10')} | "
-                f"{_fmt(r.get('infinite-ae'), 'HR@10')} | {_fmt(r.get('infinite-ae'), 'PSP@10')} | "
-                f"{_fmt(r.get('ease'), 'nDCG@10')} | {_fmt(r.get('als'), 'nDCG@10')} | "
-                f"{_fmt(r.get('bpr'), 'nDCG@10')} | "
-                f"{_fmt(r.get('infinite-ae (other form)'), 'nDCG@10')}"
-                f"{' (' + r['alt_format'] + ')' if r.get('alt_format') else ''} | "
-                f"{len(r['seeds'])} | {r['cpu_s']} | {r['wall_s']} | {r['peak_rss_mb']:.0f} |")
+        lines += [f"## {ds}", ""]
+        lines += harness.md_table(TABLE_COLUMNS, [x for x in summary if x["dataset"] == ds], compact=True)
         full = next((x for x in summary if x["dataset"] == ds and x["method"] == "full"), None)
         if full and "infinite-ae" in full:
             ref = full["infinite-ae"]["mean"]["nDCG@10"]
@@ -335,14 +359,9 @@ def report() -> None:
                                 if len(r["seeds"]) > 1 else "") + ".")
         lines.append("")
     if scale:
-        lines += ["## Time per step and peak memory vs. real users (Distill-CF, 500 synthetic users)", "",
-                  "| data | users | items | interactions | CSR MB | batch users | training draws | s/step wall | "
-                  "CPU s/step | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for s in sorted(scale, key=lambda s: (s["users"], s["batch_users"] < 0)):
-            lines.append(f"| {s['name']} | {s['users']} | {s['items']} | {s['interactions']} | {s['csr_mb']} | "
-                         f"{s['batch_users'] if s['batch_users'] > 0 else 'all (chunks of 1,024)'} | "
-                         f"{s['draws']} | {s['s_per_step_wall']} | {s['cpu_s_per_step']} | "
-                         f"{s['peak_rss_mb']:.0f} |")
+        lines += ["## Time per step and peak memory vs. real users (Distill-CF, 500 synthetic users)", ""]
+        lines += harness.md_table(SCALE_COLUMNS, sorted(scale, key=lambda s: (s["users"], s["batch_users"] < 0)),
+                                  compact=True)
         lines.append("")
     lines += ["## Findings and what was not run", ""]
     lines += _versus_random(summary)
@@ -481,8 +500,8 @@ def report() -> None:
     lines += ["## Reference (noveens/distill_cf, JAX, this machine unloaded, from the issue)", "",
               "ML-1M full-data ∞-AE nDCG@10 33.39 (87 s, 1.9 GB); Distill-CF 500 users 5.0 s/step full batch, "
               "1.9 GB, best 32.92 (98.6%) after 22 min; 50 users 0.8 s/step, 30.56. Paper: 32.82 full, 32.52 "
-              "Distill-CF.", ""]
-    (HERE / "results.md").write_text("\n".join(lines))
+              "Distill-CF."]
+    harness.write_markdown(out / "results.md", lines)
 
 
 def main() -> None:
@@ -518,26 +537,30 @@ def main() -> None:
     scale.add_argument("--batch-users", type=int, default=2048)
     scale.add_argument("--draws", type=int, default=20)
     scale.add_argument("--steps", type=int, default=3)
-    sub.add_parser("report")
+    rep = sub.add_parser("report")
+    for command in (cell, scale, rep):
+        command.add_argument("--out", type=Path, default=HERE, help="folder of cells/, artifacts/ and the results "
+                             "(default: next to this script)")
+    for command in (cell, scale):
+        command.add_argument("--root", default=None, help="folder holding movielens-1m/ (default: "
+                             "$DISTILL_RECSYS_ROOT, else $DISTILL_DATA_ROOT)")
     args = parser.parse_args()
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    CELLS.mkdir(exist_ok=True)
+    (args.out / "cells").mkdir(parents=True, exist_ok=True)
     if args.cmd == "report":
-        report()
+        report(args.out)
         return
     if args.cmd == "cell":
         _patch_best_capture()
         result = run_cell(args) | {"kind": "cell"}
-        tag = f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}"
-        if args.variant:
-            tag += "-" + "".join(ch if ch.isalnum() else "_" for ch in args.variant)
+        tag = f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}" + _variant_suffix(args.variant)
     else:
         result = run_scale(args) | {"kind": "scale"}
         tag = f"scale-{result['name']}-b{args.batch_users}"
-    (CELLS / f"{tag}.json").write_text(json.dumps(result, indent=1))
-    report()
+    harness.write_cell(args.out / "cells", tag, result)
+    report(args.out)
     print(json.dumps({k: v for k, v in result.items() if k not in ("data",)})[:2000])
     sys.stdout.flush()
 

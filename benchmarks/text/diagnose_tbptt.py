@@ -25,6 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness
+
 IMDB = "imdb?L=128&max_train=5000&max_test=2000"
 NEGATIVE = "awful worst terrible boring bad waste horrible poor stupid dull worse pathetic disappointing mess lame"
 POSITIVE = ("great excellent wonderful best amazing beautiful perfect brilliant superb loved enjoyed fantastic "
@@ -130,11 +133,13 @@ def main() -> int:
     parser.add_argument("spec", nargs="?", default=IMDB)
     parser.add_argument("lr", nargs="?", type=float, default=0.02)
     parser.add_argument("--inner-steps", type=int, default=10)
-    parser.add_argument("--root", default=os.environ.get("DISTILL_TEXT_ROOT", "../shared/data/text"))
+    parser.add_argument("--root", default=None, help="text data folder (default: $DISTILL_TEXT_ROOT, else "
+                        "$DISTILL_DATA_ROOT/text)")
     parser.add_argument("--runs-dir", default="/tmp/distill-text-bench-runs")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    os.environ["DISTILL_TEXT_ROOT"] = args.root
+    os.environ["DISTILL_TEXT_ROOT"] = harness.data_root(args.root, env="DISTILL_TEXT_ROOT", sub="text",
+                                                        what="text datasets")
     if args.what == "limits":
         limits(args.spec, args.lr, args.inner_steps)
     elif args.what == "words":

@@ -4,9 +4,12 @@ fresh TextCNNs (plain minibatch training, and for DD-text also its native protoc
 of the learners, the time per outer step and the peak memory of TBPTT against the truncation window k.
 
 Cells run in priority order and the results are rewritten after every cell, so a cut run keeps what it finished;
-``--resume`` skips finished cells. Run from the repository root::
+``--resume`` skips finished cells; every cell records the machine's load average (``benchmarks/harness.py``).
+Data: ``--root DIR`` (the text data folder), else ``DISTILL_TEXT_ROOT``, else ``$DISTILL_DATA_ROOT/text``.
+``--results FILE`` writes another results file (its markdown beside it) and leaves the committed one alone. Run
+from the repository root::
 
-    OMP_NUM_THREADS=1 python benchmarks/text/run.py --root ../shared/data/text            # all cells
+    OMP_NUM_THREADS=1 python benchmarks/text/run.py --root DIR                             # all cells
     OMP_NUM_THREADS=1 python benchmarks/text/run.py --only trec:1 --methods dd-text,random   # a subset
     OMP_NUM_THREADS=1 python benchmarks/text/run.py --memory                              # TBPTT memory vs k, T
     OMP_NUM_THREADS=1 python benchmarks/text/run.py --reeval --only trec:1 --methods random,dd-text,dd-text-cnn
@@ -25,9 +28,6 @@ import gc
 import json
 import logging
 import os
-import platform
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,8 +36,10 @@ from typing import Any
 import torch
 
 HERE = Path(__file__).resolve().parent
-RESULTS_JSON = HERE / "results.json"
-RESULTS_MD = HERE / "results.md"
+sys.path.insert(0, str(HERE.parent))
+import harness  # noqa: E402
+
+RESULTS_JSON = HERE / "results.json"  # --results replaces it; the markdown is written beside it (.md)
 
 # dataset specs: sequence length L and the seeded subsets (stated in every result)
 SPECS = {
@@ -100,14 +102,16 @@ def cell_key(ds: str, method: str, budget: dict[str, int]) -> str:
 
 
 def load_results() -> dict[str, Any]:
-    if RESULTS_JSON.is_file():
-        return json.loads(RESULTS_JSON.read_text())
-    return {"cells": {}, "full_data": {}, "memory": None, "machine": {}}
+    return harness.load_json(RESULTS_JSON, lambda: {"cells": {}, "full_data": {}, "memory": None, "machine": {}})
 
 
 def save_results(results: dict[str, Any]) -> None:
-    RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
-    RESULTS_MD.write_text(render_markdown(results))
+    harness.save_json(RESULTS_JSON, results)
+    render(results)
+
+
+def render(results: dict[str, Any]) -> None:
+    RESULTS_JSON.with_suffix(".md").write_text(render_markdown(results))
 
 
 def _fmt(ev: dict[str, Any] | None) -> str:
@@ -143,17 +147,16 @@ def render_markdown(results: dict[str, Any]) -> str:
         "the learned lr from fresh random inits, as in its inner loop). DD-text uses resampled learner "
         "initialisations every outer step (`init_mode=resample`), so it trains fresh models.",
         "",
-        "| dataset | budget | method | plain TextCNN | TextCNN epochs | native | runs | distill steps | "
-        "s / outer step | distill s |",
-        "|" + " --- |" * 10,
     ]
-    for key, cell in _sorted_cells(results):
-        ds, size, method = key.split("/")
-        lines.append(
-            f"| {ds} | {size} | {method} | {_fmt(cell.get('plain'))} | "
-            f"{(cell.get('plain') or {}).get('protocol', {}).get('epochs', '-')} | {_fmt(cell.get('native'))} | "
-            f"{len((cell.get('plain') or {}).get('accuracies', []))} | {cell.get('steps', 0)} | "
-            f"{cell.get('s_per_step') or '-'} | {cell.get('distill_s', '-')} |")
+    lines += harness.md_table([
+        ("dataset", lambda kc: kc[0].split("/")[0]), ("budget", lambda kc: kc[0].split("/")[1]),
+        ("method", lambda kc: kc[0].split("/")[2]), ("plain TextCNN", lambda kc: _fmt(kc[1].get("plain"))),
+        ("TextCNN epochs", lambda kc: (kc[1].get("plain") or {}).get("protocol", {}).get("epochs", "-")),
+        ("native", lambda kc: _fmt(kc[1].get("native"))),
+        ("runs", lambda kc: len((kc[1].get("plain") or {}).get("accuracies", []))),
+        ("distill steps", lambda kc: kc[1].get("steps", 0)),
+        ("s / outer step", lambda kc: kc[1].get("s_per_step") or "-"),
+        ("distill s", lambda kc: kc[1].get("distill_s", "-"))], _sorted_cells(results))
     head_cnn = _headline_cnn(results)
     if head_cnn:
         lines += ["", "## DD-text vs random real sentences, tested with fresh TextCNNs (the issue's headline)", "",
@@ -161,48 +164,39 @@ def render_markdown(results: dict[str, Any]) -> str:
                   "distils with the meanpool learner in its inner loop, dd-text-cnn with the TextCNN; both resample "
                   "the learner initialisation every outer step (init_mode=resample), so every number here is for "
                   "freshly initialised learners. native = dd-text-cnn's own protocol (T=10 full-batch SGD steps "
-                  "with its learned lr, fresh TextCNNs).",
-                  "", "| dataset | budget | random | dd-text | gain | dd-text-cnn | gain | dd-text-cnn native | "
-                  "TextCNN epochs |", "|" + " --- |" * 9]
+                  "with its learned lr, fresh TextCNNs).", ""]
         lines += head_cnn
     head = _headline(results)
     if head:
         lines += ["", "## DD-text vs random real sentences with the meanpool learner", "",
                   "meanpool = the L2-normalised bag-of-embeddings learner (dd-text's inner learner), plain protocol "
-                  "(100 epochs, SGD lr 1); native = DD-text's own protocol on that learner.",
-                  "", "| dataset | budget | DD-text native | DD-text meanpool | random meanpool | gain |",
-                  "|" + " --- |" * 6]
+                  "(100 epochs, SGD lr 1); native = DD-text's own protocol on that learner.", ""]
         lines += head
     cross = [(k, c) for k, c in _sorted_cells(results) if c.get("cross")]
     if cross:
-        lines += ["", "## Cross-architecture (plain protocol, same summaries)", "",
-                  "| cell | " + " | ".join(sorted({a for _, c in cross for a in c["cross"]})) + " |",
-                  "| --- |" + " --- |" * len({a for _, c in cross for a in c["cross"]})]
         archs = sorted({a for _, c in cross for a in c["cross"]})
-        for key, c in cross:
-            lines.append(f"| {key} | " + " | ".join(_fmt(c["cross"].get(a)) for a in archs) + " |")
+        lines += ["", "## Cross-architecture (plain protocol, same summaries)", ""]
+        lines += harness.md_table([("cell", lambda kc: kc[0]),
+                                   *((a, lambda kc, a=a: _fmt(kc[1]["cross"].get(a))) for a in archs)], cross)
     if results.get("full_data"):
-        lines += ["", "## Full training data (upper bound)", "",
-                  "| dataset | learner | accuracy | protocol |", "| --- | --- | --- | --- |"]
-        for key, val in results["full_data"].items():
-            ds, learner = key.split("/")
-            lines.append(f"| {ds} | {learner} | {val['accuracy']:.1f} | {val['protocol']} |")
+        lines += ["", "## Full training data (upper bound)", ""]
+        lines += harness.md_table([
+            ("dataset", lambda kv: kv[0].split("/")[0]), ("learner", lambda kv: kv[0].split("/")[1]),
+            ("accuracy", lambda kv: f"{kv[1]['accuracy']:.1f}"), ("protocol", lambda kv: kv[1]["protocol"])],
+            results["full_data"].items())
     if results.get("memory"):
         mem = results["memory"]
-        lines += ["", "## TBPTT cost: one DD-text outer step", "",
-                  mem.get("setting", ""), "",
-                  "| T (inner steps) | k (truncation) | peak extra memory MB | s / outer step |",
-                  "| --- | --- | --- | --- |"]
-        for row in mem["rows"]:
-            lines.append(f"| {row['T']} | {row['k']} | {row['peak_mb']:.0f} | {row['step_s']:.2f} |")
+        lines += ["", "## TBPTT cost: one DD-text outer step", "", mem.get("setting", ""), ""]
+        lines += harness.md_table([("T (inner steps)", "T"), ("k (truncation)", "k"),
+                                   ("peak extra memory MB", lambda r: f"{r['peak_mb']:.0f}"),
+                                   ("s / outer step", lambda r: f"{r['step_s']:.2f}")], mem["rows"])
     if results.get("variants"):
-        lines += ["", "## Settings tried and not kept (same cell, same evaluation)", "",
-                  "| cell and change | plain TextCNN | native | outer steps | final outer loss |",
-                  "| --- | --- | --- | --- | --- |"]
-        for name, v in results["variants"].items():
-            loss = v.get("final_loss")
-            lines.append(f"| {name} | {_fmt(v.get('plain'))} | {_fmt(v.get('native'))} | {v.get('steps', '-')} | "
-                         f"{'-' if loss is None else f'{loss:.3f}'} |")
+        lines += ["", "## Settings tried and not kept (same cell, same evaluation)", ""]
+        lines += harness.md_table([
+            ("cell and change", lambda nv: nv[0]), ("plain TextCNN", lambda nv: _fmt(nv[1].get("plain"))),
+            ("native", lambda nv: _fmt(nv[1].get("native"))), ("outer steps", lambda nv: nv[1].get("steps", "-")),
+            ("final outer loss", lambda nv: "-" if nv[1].get("final_loss") is None else f"{nv[1]['final_loss']:.3f}")],
+            results["variants"].items())
     if results.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
     if results.get("not_run"):
@@ -235,38 +229,49 @@ def _gain(a: float | None, b: float | None) -> str:
 
 def _headline(results: dict[str, Any]) -> list[str]:
     """DD-text vs random with the meanpool learner (DD-text's default inner learner)."""
-    rows = []
     cells = results["cells"]
+    pairs = []  # (dataset, size, dd-text cell, random cell)
     for key, dd in _sorted_cells(results):
         ds, size, method = key.split("/")
         rnd = cells.get(f"{ds}/{size}/random")
-        if method != "dd-text" or rnd is None:
-            continue
-        rows.append(f"| {ds} | {size} | {_fmt(dd.get('native'))} | {_fmt(dd.get('cross', {}).get('meanpool'))} | "
-                    f"{_fmt(rnd.get('cross', {}).get('meanpool'))} | "
-                    f"{_gain(_acc(dd, 'meanpool'), _acc(rnd, 'meanpool'))} |")
-    return rows
+        if method == "dd-text" and rnd is not None:
+            pairs.append((ds, size, dd, rnd))
+    if not pairs:
+        return []
+    return harness.md_table([
+        ("dataset", lambda p: p[0]), ("budget", lambda p: p[1]), ("DD-text native", lambda p: _fmt(p[2].get("native"))),
+        ("DD-text meanpool", lambda p: _fmt(p[2].get("cross", {}).get("meanpool"))),
+        ("random meanpool", lambda p: _fmt(p[3].get("cross", {}).get("meanpool"))),
+        ("gain", lambda p: _gain(_acc(p[2], "meanpool"), _acc(p[3], "meanpool")))], pairs)
 
 
 def _headline_cnn(results: dict[str, Any]) -> list[str]:
     """DD-text (meanpool or TextCNN inner learner) vs random, all tested with fresh TextCNNs (plain protocol)."""
-    rows = []
     cells = results["cells"]
     seen = set()
+    groups = []  # (dataset, size, random, dd-text, dd-text-cnn)
     for key, _ in _sorted_cells(results):
         ds, size, _method = key.split("/")
         if (ds, size) in seen:
             continue
         seen.add((ds, size))
         rnd, dd, ddc = (cells.get(f"{ds}/{size}/{m}") for m in ("random", "dd-text", "dd-text-cnn"))
-        if rnd is None or (dd is None and ddc is None):
-            continue
-        epochs = {str((c or {}).get("plain", {}).get("protocol", {}).get("epochs", "-")) for c in (rnd, dd, ddc) if c}
-        rows.append(f"| {ds} | {size} | {_fmt(rnd.get('plain'))} | {_fmt((dd or {}).get('plain'))} | "
-                    f"{_gain(_acc(dd, 'plain'), _acc(rnd, 'plain'))} | {_fmt((ddc or {}).get('plain'))} | "
-                    f"{_gain(_acc(ddc, 'plain'), _acc(rnd, 'plain'))} | {_fmt((ddc or {}).get('native'))} | "
-                    f"{'/'.join(sorted(epochs))} |")
-    return rows
+        if rnd is not None and (dd is not None or ddc is not None):
+            groups.append((ds, size, rnd, dd, ddc))
+    if not groups:
+        return []
+
+    def epochs(g: tuple[Any, ...]) -> str:
+        found = {str((c or {}).get("plain", {}).get("protocol", {}).get("epochs", "-")) for c in g[2:] if c}
+        return "/".join(sorted(found))
+
+    return harness.md_table([
+        ("dataset", lambda g: g[0]), ("budget", lambda g: g[1]), ("random", lambda g: _fmt(g[2].get("plain"))),
+        ("dd-text", lambda g: _fmt((g[3] or {}).get("plain"))), ("gain", lambda g: _gain(_acc(g[3], "plain"),
+                                                                                         _acc(g[2], "plain"))),
+        ("dd-text-cnn", lambda g: _fmt((g[4] or {}).get("plain"))),
+        ("gain", lambda g: _gain(_acc(g[4], "plain"), _acc(g[2], "plain"))),
+        ("dd-text-cnn native", lambda g: _fmt((g[4] or {}).get("native"))), ("TextCNN epochs", epochs)], groups)
 
 
 def run_cell(ds: str, method: str, budget: dict[str, int], data: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -298,6 +303,7 @@ def run_cell(ds: str, method: str, budget: dict[str, int], data: Any, args: argp
         "labels": summary.label_kind, "learned_lr": None if summary.lr is None else float(summary.lr.detach()),
         "seed": args.seed, "max_seconds": args.max_seconds or MAX_SECONDS.get(method),
         "init_mode": overrides.get("init_mode", "resample") if name == "dd-text" else None,
+        **harness.machine_context(),
     }
     plain = evaluate_summary(summary, data, modality=modality, protocol=plain_protocol("textcnn", n_models=args.runs),
                              seed=args.seed)
@@ -410,23 +416,20 @@ def memory_probe(T: int, k: int, n_syn: int, length: int) -> dict[str, float]:
     net = TextCNN(embed_dim=d, num_classes=2, dropout=0.0)
     with torch.no_grad():
         net(x_real)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = harness.peak_rss_mb()
     t0 = time.perf_counter()
     final = unrolled_sgd(net, init_params(net, reinit=False), x_syn, targets, steps=T, lr=0.05,
                          loss_fn=soft_cross_entropy, truncate=k)
     F.cross_entropy(functional_call(net, final, (x_real,)), y_real).backward()
     step_s = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"T": T, "k": k, "peak_mb": (peak - base) / 1024, "step_s": step_s}
+    return {"T": T, "k": k, "peak_mb": harness.peak_rss_mb() - base, "step_s": step_s, **harness.machine_context()}
 
 
 def run_memory(results: dict[str, Any]) -> None:
     rows = []
     n_syn, length = 20, 128
     for T, k in ((10, 1), (10, 5), (10, 10), (20, 5), (40, 5)):
-        out = subprocess.run([sys.executable, __file__, "--memory-probe", str(T), str(k), str(n_syn), str(length)],
-                             capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append(harness.run_cell(__file__, "--memory-probe", T, k, n_syn, length))
         logging.info("memory T=%d k=%d: %s", T, k, rows[-1])
     results["memory"] = {
         "setting": f"TextCNN learner (widths 3/4/5 x 100), {n_syn} synthetic sequences of L={length} x 384, real "
@@ -438,7 +441,10 @@ def run_memory(results: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=os.environ.get("DISTILL_TEXT_ROOT", "../shared/data/text"))
+    parser.add_argument("--root", default=None, help="text data folder (default: $DISTILL_TEXT_ROOT, else "
+                        "$DISTILL_DATA_ROOT/text)")
+    parser.add_argument("--results", type=Path, default=HERE / "results.json",
+                        help="results JSON to read and write (its markdown beside it); default: next to this script")
     parser.add_argument("--sets", default="trec,sst2,ag_news,imdb")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--only", help="comma list of DATASET:IPC or DATASET:nTOTAL cells, e.g. trec:1,imdb:n20")
@@ -467,20 +473,22 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if args.memory_probe:
-        print(json.dumps(memory_probe(*args.memory_probe)))
+        harness.emit(memory_probe(*args.memory_probe))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ["DISTILL_TEXT_ROOT"] = args.root
+    global RESULTS_JSON
+    RESULTS_JSON = args.results
     results = load_results()
-    results["machine"] = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                          "threads": torch.get_num_threads(), "python": platform.python_version()}
     if args.render:
-        save_results(results)
+        render(results)  # the JSON stays as it is
         return 0
+    results["machine"] = {**harness.machine(), "threads": torch.get_num_threads()}
     if args.memory:
         run_memory(results)
         save_results(results)
         return 0
+    os.environ["DISTILL_TEXT_ROOT"] = harness.data_root(args.root, env="DISTILL_TEXT_ROOT", sub="text",
+                                                        what="text datasets")
     from distill_text import load_text_data
 
     sets = args.sets.split(",")

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+import harness  # noqa: E402
 from run import SPECS  # noqa: E402
 
 
@@ -43,7 +44,8 @@ def split_validation(data, n_val: int, seed: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=os.environ.get("DISTILL_TEXT_ROOT", "../shared/data/text"))
+    parser.add_argument("--root", default=None, help="text data folder (default: $DISTILL_TEXT_ROOT, else "
+                        "$DISTILL_DATA_ROOT/text)")
     parser.add_argument("--sets", default="trec,sst2,ag_news")
     parser.add_argument("--lrs", default="0.01,0.03,0.1")
     parser.add_argument("--epochs", default="100,300")
@@ -51,7 +53,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    os.environ["DISTILL_TEXT_ROOT"] = args.root
+    os.environ["DISTILL_TEXT_ROOT"] = harness.data_root(args.root, env="DISTILL_TEXT_ROOT", sub="text",
+                                                        what="text datasets")
     from distill_core import Budget, evaluate_summary, get_modality, load_artifact
     from distill_core.data import ClassIndex
     from distill_text import load_text_data
