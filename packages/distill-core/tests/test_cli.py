@@ -193,3 +193,13 @@ def test_krr_is_an_evaluation_model(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == 0 and report["protocol"]["model"] == "krr" and report["accuracies"] == [round(direct.accuracy, 3)]
     code, _, err = _run(capsys, "eval", str(tmp_path / "a"), "--model", "krr:rbf")
     assert code == 2 and "'krr:fc_nngp'" in err
+
+
+def test_list_a_method_documents_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "list", TOY_DM)
+    assert code == 0 and out.startswith(f"{TOY_DM} (toy)")
+    assert "Test-only DM" in out and "A few fast steps of distribution matching" in out  # class and config docs
+    assert "  lr_summary = 1.0  [float; > 0]" in out and "  batch_real = 16  [int; >= 1]" in out
+    assert "momentum = 0.5  [float; >= 0 and < 1]" in out and "real samples per class and step" in out
+    code, _, err = _run(capsys, "list", "nosuch")
+    assert code == 2 and "Could not resolve method 'nosuch'" in err

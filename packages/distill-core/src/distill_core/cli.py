@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="installed methods, modalities and datasets")
+    listing = sub.add_parser("list", help="installed methods, modalities and datasets; with a method name, its paper, "
+                             "documentation and every option with its default and allowed range")
+    listing.add_argument("method", nargs="?", help="a method name (see `distill list`)")
 
     run = sub.add_parser("run", help="distill a dataset with a method, evaluate and save the artifact")
     run.add_argument("method", help="method name (see `distill list`)")
@@ -128,8 +130,36 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return values
 
 
-def _cmd_list() -> int:
+def _cmd_describe(name: str) -> int:
+    import dataclasses
+    import inspect
+
+    from .method import field_range
+    from .registry import get_method
+
+    cls = get_method(name)
+    print(f"{name} ({cls.modality or 'any modality'}){': ' + cls.paper if cls.paper else ''}")
+    module_doc = inspect.getmodule(cls).__doc__ if inspect.getmodule(cls) else None
+    for text in (module_doc, cls.__doc__, cls.config_class.__doc__):
+        if text:
+            print("\n" + inspect.cleandoc(text))
+    print("\noptions (--set KEY=VALUE, or a --config JSON file):")
+    config = cls.config_class()
+    for f in dataclasses.fields(cls.config_class):
+        allowed = field_range(f).describe()
+        kind = getattr(f.type, "__name__", None) or str(f.type)
+        print(f"  {f.name} = {json.dumps(getattr(config, f.name), default=str)}  [{kind}"
+              f"{'; ' + allowed if allowed != 'finite' and kind in ('int', 'float') else ''}]")
+        if f.metadata.get("help"):
+            print(f"      {f.metadata['help']}")
+    return 0
+
+
+def _cmd_list(method: str | None = None) -> int:
     from .registry import get_method, get_modality, list_methods, list_modalities
+
+    if method:
+        return _cmd_describe(method)
 
     print("methods:")
     for name in list_methods():
@@ -293,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "list":
-            return _cmd_list()
+            return _cmd_list(args.method)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "eval":
