@@ -309,6 +309,11 @@ class Method(Generic[C]):
         """Called once before the loop (precompute what does not change across steps)."""
 
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
+        """The outer loss of one step, differentiable in the summary's parameters.
+
+        Shapes:
+            summary.x: ``(n, *sample_shape)`` (the synthetic samples, with gradient); returns the 0-d outer loss.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement outer_loss or run_step")
 
     def run_step(self, summary: Summary, ctx: StepContext) -> float:

@@ -21,7 +21,11 @@ def mean_embedding_distance(e_real: Tensor, e_syn: Tensor) -> Tensor:
 def classwise_mean_embedding_distance(
     e_real: Tensor, y_real: Tensor, e_syn: Tensor, y_syn: Tensor, num_classes: int
 ) -> Tensor:
-    """Sum over classes of :func:`mean_embedding_distance`; classes absent from either side are skipped."""
+    """Sum over classes of :func:`mean_embedding_distance`; classes absent from either side are skipped.
+
+    Shapes:
+        e_real: ``(n, d)`` with labels y_real ``(n,)``; e_syn: ``(m, d)`` with y_syn ``(m,)``; returns a 0-d tensor.
+    """
     total = e_syn.new_zeros(())
     for c in range(num_classes):
         real_c, syn_c = e_real[y_real == c], e_syn[y_syn == c]
@@ -39,6 +43,9 @@ def gaussian_mmd2(x: Tensor, y: Tensor, *, bandwidths: tuple[float, ...] = (1.0,
         bandwidths: kernel widths ``s``; with ``relative`` they multiply the median pairwise distance of the pooled
             samples (detached), which keeps the kernel informative at any feature scale.
         relative: scale bandwidths by the median heuristic.
+
+    Shapes:
+        x: ``(n, d)``; y: ``(m, d)``; returns a 0-d tensor.
     """
     pooled = torch.cat([x, y])
     d2 = torch.cdist(pooled, pooled).pow(2)

@@ -52,6 +52,9 @@ def classwise_gradient_match(
 
     Returns:
         A 0-d tensor, differentiable in whatever the synthetic losses depend on.
+
+    Shapes:
+        each loss from ``losses(c)``: 0-d; returns a 0-d tensor.
     """
     params = [p for p in net.parameters() if p.requires_grad]
     total: Tensor | None = None
@@ -74,6 +77,9 @@ def layerwise_distance(g_real: Tensor, g_syn: Tensor) -> Tensor:
     Rows are output units: conv weights ``(out, in, h, w)`` become ``out`` rows of length ``in*h*w``; linear weights
     ``(out, in)`` are used as they are; 3-D tensors ``(C, h, w)`` give ``C`` rows. 1-D tensors (biases, norm
     affine parameters) contribute 0, as in the reference implementation. ``1e-6`` is added to the denominator.
+
+    Shapes:
+        g_real, g_syn: one parameter's gradient, any shape (both the same); returns a 0-d tensor.
     """
     if g_real.shape != g_syn.shape:
         raise ValueError(f"gradient shapes differ: {tuple(g_real.shape)} vs {tuple(g_syn.shape)}")
@@ -98,6 +104,9 @@ def gradient_match_distance(
 
     Returns:
         Scalar distance.
+
+    Shapes:
+        g_real, g_syn: sequences of per-parameter gradients, pairwise of equal shape; returns a 0-d tensor.
     """
     if len(g_real) != len(g_syn):
         raise ValueError(f"got {len(g_real)} real and {len(g_syn)} synthetic gradient tensors")

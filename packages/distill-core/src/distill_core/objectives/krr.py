@@ -50,7 +50,11 @@ class SingularKernelError(DataValidationError, FloatingPointError):
 
 
 def krr_regularizer(k_ss: Tensor, reg: float, *, relative: bool = True) -> Tensor:
-    """The ridge ``λ``: ``reg · trace(K_ss) / n`` when ``relative`` else ``reg`` (a 0-d tensor)."""
+    """The ridge ``λ``: ``reg · trace(K_ss) / n`` when ``relative`` else ``reg`` (a 0-d tensor).
+
+    Shapes:
+        k_ss: ``(n, n)``; returns a 0-d tensor.
+    """
     if reg < 0:
         raise DataValidationError(f"the ridge regulariser must be >= 0, got reg={reg}")
     if relative:
@@ -119,6 +123,9 @@ def krr_solve(
 
     Raises:
         SingularKernelError: non-finite kernel, or singular even with the largest jitter.
+
+    Shapes:
+        k_ss: ``(n, n)``; y_s: ``(n, C)``; returns alpha ``(n, C)``.
     """
     _validate(k_ss, y_s)
     out_dtype = torch.promote_types(k_ss.dtype, y_s.dtype)
@@ -210,6 +217,9 @@ def krr_predict_blocked(
 
     Returns:
         ``(m, c)`` predictions on ``x_s``'s device.
+
+    Shapes:
+        x_s: ``(n, ...)``; y_s: ``(n, C)``; x_t: ``(m, ...)``; returns ``(m, C)``.
     """
     if block_size < 1:
         raise DataValidationError(f"block_size must be >= 1, got {block_size}")

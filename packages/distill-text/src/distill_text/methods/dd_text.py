@@ -145,7 +145,11 @@ class DDText(Method[DDTextConfig]):
         return super().make_optimizer(summary)
 
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
-        """Real-batch cross-entropy of learners trained ``T`` inner steps on the summary (mean over inits)."""
+        """Real-batch cross-entropy of learners trained ``T`` inner steps on the summary (mean over inits).
+
+        Shapes:
+            summary.x: ``(n, *sample_shape)`` (the synthetic samples, with gradient); returns the 0-d outer loss.
+        """
         cfg = self.config
         lr = summary.lr if summary.lr is not None else cfg.lr_init
         targets = summary.targets()

@@ -60,7 +60,11 @@ class TextDM(Method[TextDMConfig]):
         return net.eval()
 
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
-        """Sum over classes of ``||mean f(x_real_c) - mean f(x_syn_c)||^2`` for a fresh random learner ``f``."""
+        """Sum over classes of ``||mean f(x_real_c) - mean f(x_syn_c)||^2`` for a fresh random learner ``f``.
+
+        Shapes:
+            summary.x: ``(n, *sample_shape)`` (the synthetic samples, with gradient); returns the 0-d outer loss.
+        """
         net = self.embedder(ctx)
         e_real, y_real, e_syn, y_syn = [], [], [], []
         for c in range(summary.num_classes):  # per class, as the reference draws its real batches

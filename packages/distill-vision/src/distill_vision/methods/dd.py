@@ -83,6 +83,11 @@ class DD(Method[DDConfig]):
         return [torch.stack([idx[g % len(idx)] for idx in per_class if len(idx)]) for g in range(n_groups)]
 
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
+        """Cross-entropy on a uniform real batch of a fresh network trained by unrolled SGD on the summary.
+
+        Shapes:
+            summary.x: ``(n, *sample_shape)`` (the synthetic samples, with gradient); returns the 0-d outer loss.
+        """
         cfg = self.config
         net = xavier_init_(ctx.fresh_model(cfg.model))
         params = init_params(net, reinit=False)

@@ -91,6 +91,11 @@ class DM(Method[DMConfig]):
         return self._augment(x_real[start:start + self.config.real_chunk], seed)
 
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
+        """Sum over classes of the squared distance between real and synthetic mean embeddings of a fresh network.
+
+        Shapes:
+            summary.x: ``(n, *sample_shape)`` (the synthetic samples, with gradient); returns the 0-d outer loss.
+        """
         net = self.embedder(ctx)
         real_means, e_syn, y_syn = [], [], []
         for c in range(ctx.data.num_classes):

@@ -137,6 +137,11 @@ class FRePO(Method[FRePOConfig]):
 
     # -- the step -----------------------------------------------------------------------------------------------
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
+        """KRR (linear kernel on the current pool member's features) error on a real target batch, plus the margin.
+
+        Shapes:
+            summary.x: ``(n, *sample_shape)`` (the synthetic samples, with gradient); returns the 0-d outer loss.
+        """
         cfg = self.config
         if self.pool is None:
             self._init_pool()

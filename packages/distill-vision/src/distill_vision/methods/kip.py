@@ -116,6 +116,11 @@ class KIP(Method[KIPConfig]):
         return j_s @ j_s.T, j_t @ j_s.T
 
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
+        """0.5 MSE of the kernel ridge regression predictions of a class-balanced real target batch.
+
+        Shapes:
+            summary.x: ``(n, *sample_shape)`` (the synthetic samples, with gradient); returns the 0-d outer loss.
+        """
         cfg = self.config
         num_classes = ctx.data.num_classes
         x_t, y_t = ctx.sample_real_balanced(max(1, cfg.target_batch // num_classes))

@@ -108,6 +108,11 @@ class RFAD(Method[RFADConfig]):
         return groups
 
     def outer_loss(self, summary: Summary, ctx: StepContext) -> Tensor:
+        """Platt-scaled cross-entropy (or 0.5 MSE) of the random-feature KRR predictions of real target batches.
+
+        Shapes:
+            summary.x: ``(n, *sample_shape)`` (the synthetic samples, with gradient); returns the 0-d outer loss.
+        """
         cfg = self.config
         kernel = conv_rf_kernel(sample_shape=ctx.data.sample_shape, n_models=cfg.n_models, width=cfg.width,
                                 depth=cfg.depth, device=ctx.device)
