@@ -25,7 +25,7 @@ from distill_core import (
 )
 from distill_core.checkpoint import load_state
 from distill_core.distiller import CHECKPOINT
-from distill_core.testing import MethodContract
+from distill_core.testing import InterruptAt, MethodContract
 
 TOY_DM, TOY_NAN = "test_toy_dm", "test_toy_nan"  # registered in conftest.py
 
@@ -53,17 +53,6 @@ def _toy():  # type: ignore[no-untyped-def]
     from distill_core import get_modality
 
     return get_modality("toy")
-
-
-class _InterruptAt(Callback):
-    """Simulates Ctrl-C after ``step`` completed outer steps."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def after_step(self, distiller: Distiller, step: int, loss: float) -> None:
-        if step + 1 == self.step:
-            raise KeyboardInterrupt
 
 
 def _checkpoint(out: Path) -> dict[str, Any]:
@@ -127,7 +116,7 @@ class TestResume:
         full = _distiller(blobs, steps=10, out=tmp_path / "full", every=2)
         reference = full.run()
 
-        first = _distiller(blobs, steps=10, out=tmp_path / "cut", every=2, callbacks=(_InterruptAt(5),))
+        first = _distiller(blobs, steps=10, out=tmp_path / "cut", every=2, callbacks=(InterruptAt(5),))
         with pytest.raises(KeyboardInterrupt):
             first.run()
         assert _checkpoint(tmp_path / "cut")["step"] == 4  # step 5's checkpoint never happened
@@ -155,7 +144,7 @@ class TestResume:
         kw = {"optimizer": "adam", "lr_summary": 0.05}
         reference = _distiller(blobs, steps=6, **kw).run()
         with pytest.raises(KeyboardInterrupt):
-            _distiller(blobs, steps=6, out=tmp_path, every=1, callbacks=(_InterruptAt(4),), **kw).run()
+            _distiller(blobs, steps=6, out=tmp_path, every=1, callbacks=(InterruptAt(4),), **kw).run()
         resumed = _distiller(blobs, steps=6, out=tmp_path, **kw).run(resume=True)
         assert resumed.resumed_from == 3
         assert torch.equal(resumed.summary.x, reference.summary.x)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distill_core import Budget, Callback, Distiller, RealData, StepContext, Summary, distill, get_method
+from distill_core import Budget, Distiller, RealData, StepContext, Summary, distill, get_method
 from distill_core.checkpoint import CHECKPOINT, load_state
 from distill_core.objectives import (
     classwise_gradient_match,
@@ -21,6 +21,7 @@ from distill_core.objectives import (
     train_on_summary,
 )
 from distill_core.selection import ModelSelection
+from distill_core.testing import InterruptAt
 
 TOY = "test_toy_dm"
 
@@ -170,21 +171,12 @@ def test_model_selection_keeps_the_best_step_and_records_it(selecting: type, tmp
     assert getattr(outcome.artifact.summary, "finalized", False)
 
 
-class _InterruptAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def after_step(self, distiller: Distiller, step: int, loss: float) -> None:
-        if step + 1 == self.step:
-            raise KeyboardInterrupt
-
-
 def test_model_selection_state_is_checkpointed_and_resumed(selecting: type, tmp_path: Path) -> None:
     kw: dict[str, Any] = {"dataset": "blobs", "budget": Budget(ipc=2), "evaluate": False, "progress": False,
                           "overrides": {"steps": 8}}
     straight = distill("test_selecting", **kw).artifact
     with pytest.raises(KeyboardInterrupt):
-        distill("test_selecting", out_dir=tmp_path / "r", checkpoint_every=1, callbacks=[_InterruptAt(5)], **kw)
+        distill("test_selecting", out_dir=tmp_path / "r", checkpoint_every=1, callbacks=[InterruptAt(5)], **kw)
     state = load_state(tmp_path / "r" / CHECKPOINT)
     assert state["step"] == 4
     (saved,) = state["callbacks"].values()

@@ -178,6 +178,12 @@ def _cmd_list(method: str | None = None) -> int:
     return 0
 
 
+def _protocol_changes(*, models: int | None, epochs: int | None, model: str | None) -> dict[str, Any]:
+    """The evaluation-protocol fields the command line sets (the ones given)."""
+    given = {"n_models": models, "epochs": epochs, "model": model}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .runner import distill, load_config_file
 
@@ -189,13 +195,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     size = f"ipc{args.ipc}" if args.ipc else f"n{args.budget}" if args.budget else f"r{args.ratio}"
     out = args.out or str(Path("runs") / f"{args.method}-{args.dataset.replace(':', '_').replace('/', '_')}-{size}"
                                          f"-s{args.seed}")
-    protocol_overrides: dict[str, Any] = {}
-    if args.models is not None:
-        protocol_overrides["n_models"] = args.models
-    if args.eval_epochs is not None:
-        protocol_overrides["epochs"] = args.eval_epochs
-    if args.eval_model is not None:
-        protocol_overrides["model"] = args.eval_model
+    protocol_overrides = _protocol_changes(models=args.models, epochs=args.eval_epochs, model=args.eval_model)
     outcome = distill(args.method, dataset=args.dataset, budget=budget, seed=args.seed, overrides=overrides,
                       root=args.root, out_dir=out, resume=args.resume, evaluate=not args.no_eval,
                       protocol_overrides=protocol_overrides, checkpoint_every=args.checkpoint_every,
@@ -251,13 +251,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         stored = other.evaluations[0]
         print(f"note: evaluating with the protocol of {args.protocol_from} ({stored['protocol'].get('model')})")
     protocol = EvalProtocol.from_dict(stored["protocol"]) if stored else None
-    changes: dict[str, Any] = {}
-    if args.models is not None:
-        changes["n_models"] = args.models
-    if args.model is not None:
-        changes["model"] = args.model
-    if args.epochs is not None:
-        changes["epochs"] = args.epochs
+    changes = _protocol_changes(models=args.models, epochs=args.epochs, model=args.model)
     if changes:
         base = protocol or get_modality(artifact.modality).default_protocol(artifact.dataset, artifact.summary)
         protocol = base.with_(**changes)

@@ -18,13 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from .artifact import load_artifact
+from .callbacks import Callback
 from .data import Budget, RealData
 from .evaluation import EvalProtocol, evaluate_summary
 from .modality import Modality
 from .preprocessing import ChannelNormalization, Preprocessing
 from .registry import register_modality
 
-__all__ = ["MethodContract", "ToyModality", "make_blobs"]
+__all__ = ["InterruptAt", "MethodContract", "ToyModality", "make_blobs"]
 
 
 def make_blobs(*, n_per_class: int = 40, num_classes: int = 3, dim: int = 8, seed: int = 0,
@@ -74,6 +75,18 @@ class ToyModality(Modality):
 
     def default_protocol(self, dataset: dict[str, Any], summary: Any) -> EvalProtocol:
         return EvalProtocol(model="mlp", epochs=60, lr=0.05, n_models=3, batch_size=64)
+
+
+class InterruptAt(Callback):
+    """Simulates Ctrl-C (``KeyboardInterrupt``) once ``step`` outer steps are complete, before that step's
+    checkpoint: for resume tests."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def after_step(self, distiller: Any, step: int, loss: float) -> None:
+        if step + 1 == self.step:
+            raise KeyboardInterrupt
 
 
 class MethodContract:
