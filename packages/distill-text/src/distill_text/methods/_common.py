@@ -1,15 +1,15 @@
-"""Summary initialisation shared by the text methods."""
+"""What the text methods share: the summary initialisation and a base class that uses it."""
 
 from __future__ import annotations
 
 import torch
 
 from distill_core.data import Budget, ClassIndex, RealData
-from distill_core.method import MethodConfig
+from distill_core.method import C, Method, MethodConfig
 from distill_core.modality import Modality
 from distill_core.synset import Summary
 
-__all__ = ["init_text_summary"]
+__all__ = ["TextMethod", "init_text_summary"]
 
 
 def init_text_summary(config: MethodConfig, data: RealData, *, budget: Budget, modality: Modality,
@@ -26,3 +26,13 @@ def init_text_summary(config: MethodConfig, data: RealData, *, budget: Budget, m
         summary.x.data[..., :-1] *= mask
         summary.x.data[..., -1:] = mask
     return summary
+
+
+class TextMethod(Method[C]):
+    """A method on the text modality: its summary starts from :func:`init_text_summary`."""
+
+    modality = "text"
+
+    def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,
+                     generator: torch.Generator) -> Summary:
+        return init_text_summary(self.config, data, budget=budget, modality=modality, generator=generator)

@@ -23,13 +23,13 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from distill_core.data import Budget, RealData
-from distill_core.method import Method, MethodConfig, StepContext
+from distill_core.method import MethodConfig, StepContext
 from distill_core.modality import Modality
 from distill_core.objectives import soft_cross_entropy
 from distill_core.objectives.unrolled import init_params, unrolled_sgd
 from distill_core.synset import Summary
 
-from ._common import init_text_summary
+from ._common import TextMethod
 
 __all__ = ["DDText", "DDTextConfig", "inner_lr_limit", "soft_cross_entropy"]
 
@@ -99,16 +99,15 @@ class DDTextConfig(MethodConfig):
     checkpoint: bool = field(default=False, metadata={"help": "recompute inner steps in backward (less memory)"})
 
 
-class DDText(Method[DDTextConfig]):
+class DDText(TextMethod[DDTextConfig]):
     """Dataset distillation through T unrolled SGD steps with TBPTT, soft labels and a learned lr (Wang 2018)."""
 
-    modality = "text"
     config_class = DDTextConfig
     paper = "https://arxiv.org/abs/1910.02551"
 
     def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,
                      generator: torch.Generator) -> Summary:
-        summary = init_text_summary(self.config, data, budget=budget, modality=modality, generator=generator)
+        summary = super().init_summary(data, budget=budget, modality=modality, generator=generator)
         summary.native_model = self.config.learner  # type: ignore[attr-defined]
         summary.native_steps = self.config.inner_steps  # type: ignore[attr-defined]
         summary.native_kwargs = self._learner_kwargs()  # type: ignore[attr-defined]

@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from distill_core.data import Budget, RealData
-from distill_core.method import Method, MethodConfig, StepContext
-from distill_core.modality import Modality
+from distill_core.method import MethodConfig, StepContext
 from distill_core.objectives import classwise_mean_embedding_distance
 from distill_core.synset import Summary
 
-from ._common import init_text_summary
+from ._common import TextMethod
 
 __all__ = ["TextDM", "TextDMConfig"]
 
@@ -42,16 +40,12 @@ class TextDMConfig(MethodConfig):
     batch_real: int = field(default=256, metadata={"help": "real sequences per class and step"})
 
 
-class TextDM(Method[TextDMConfig]):
+class TextDM(TextMethod[TextDMConfig]):
     """Distribution matching of random-learner embeddings of token sequences (Zhao & Bilen, WACV 2023)."""
 
-    modality = "text"
     config_class = TextDMConfig
     paper = "https://arxiv.org/abs/2110.04181"
 
-    def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,
-                     generator: torch.Generator) -> Summary:
-        return init_text_summary(self.config, data, budget=budget, modality=modality, generator=generator)
 
     def embedder(self, ctx: StepContext) -> nn.Module:
         net = ctx.fresh_model(self.config.model)

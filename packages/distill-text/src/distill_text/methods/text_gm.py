@@ -16,13 +16,11 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from distill_core.data import Budget, RealData
-from distill_core.method import Method, MethodConfig, StepContext
-from distill_core.modality import Modality
+from distill_core.method import MethodConfig, StepContext
 from distill_core.objectives import classwise_gradient_match, loop_schedule, soft_cross_entropy, train_on_summary
 from distill_core.synset import Summary
 
-from ._common import init_text_summary
+from ._common import TextMethod
 
 __all__ = ["TextGM", "TextGMConfig"]
 
@@ -49,16 +47,12 @@ class TextGMConfig(MethodConfig):
     metric: Literal["ours", "mse", "cos"] = field(default="ours", metadata={"help": "gradient distance"})
 
 
-class TextGM(Method[TextGMConfig]):
+class TextGM(TextMethod[TextGMConfig]):
     """Gradient matching (DC) of a fresh learner's gradients on real and synthetic token sequences."""
 
-    modality = "text"
     config_class = TextGMConfig
     paper = "https://arxiv.org/abs/2006.05929"
 
-    def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,
-                     generator: torch.Generator) -> Summary:
-        return init_text_summary(self.config, data, budget=budget, modality=modality, generator=generator)
 
     def loops(self, ipc: int) -> tuple[int, int]:
         """``(outer_loop, inner_loop)``: the config's values, else DC's table entry nearest ``ipc``."""
