@@ -66,12 +66,10 @@ class DDTextConfig(MethodConfig):
     distill steps, unknown init; Sucholutsky & Schonlau: learnable soft labels, a TextCNN learner); step counts
     CPU-sized.
 
-    Departures, measured on TREC-6 at 1 sequence per class (benchmarks/text): the default inner learner is the
-    L2-normalised mean-pooled linear model (initial inner lr 3: 150 steps gave 73.6% on SST-2 at 1 per class, 69.8%
-    with lr 1), because it is ~10x cheaper per outer step than the TextCNN learner (``learner="textcnn"``,
-    ``lr_init=0.02``, ``batch_real=64``: 200 steps on TREC-6 took 11 CPU-minutes and gave a TextCNN 28.7% vs 17.7%
-    for random real sentences); the raw learned lr moves with Adam lr 1e-3 (Wang's 0.01 let the lr drift upwards
-    and the outer loss climb back after ~100 steps)."""
+    Departures from the papers: the default inner learner is the L2-normalised mean-pooled linear model with
+    initial inner lr 3, about 10x cheaper per outer step than a TextCNN learner (``learner="textcnn"``,
+    ``lr_init=0.02``, ``batch_real=64``); one learned inner lr shared by all steps, and ``T = 10``; the raw learned
+    lr moves with Adam lr 1e-3 (Wang's 0.01 let it drift upwards). Measurements: benchmarks/text/results.md."""
 
     steps: int = field(default=300, metadata={"help": "outer iterations"})
     optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "optimizer over the summary"})

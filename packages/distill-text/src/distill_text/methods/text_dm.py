@@ -27,11 +27,10 @@ class TextDMConfig(MethodConfig):
     """DM hyper-parameters (paper: 20,000 iterations, SGD lr 1.0 momentum 0.5 on the samples, 256 real samples
     per class and step; the step default here is CPU-sized).
 
-    Departure, measured on TREC-6 at 1 sequence per class (benchmarks/text): the default embedder is the
-    mean-pooled bag of embeddings (no random weights, so DM reduces to matching class means of the embeddings);
-    with a random TextCNN embedder (``model="textcnn"``, 100 steps) a TextCNN trained on the result scored below
-    random real sentences (11.6% vs 17.7%). The sample learning rate is 10 (paper 1.0 on pixels): matching means of
-    normalised features moves unit-scale embeddings slowly (SST-2, 100 steps: 56.3% vs 50.5% for random)."""
+    Departures from the paper: the default embedder is the mean-pooled bag of embeddings (no random weights, so DM
+    reduces to matching class means of the embeddings; a random TextCNN embedder, ``model="textcnn"``, did worse
+    than random real sentences), and the sample learning rate is 10 (paper 1.0 on pixels), since matching means of
+    normalised features moves unit-scale embeddings slowly. Measurements: benchmarks/text/results.md."""
 
     steps: int = field(default=200, metadata={"help": "outer iterations (paper: 20,000)"})
     lr_summary: float = field(default=10.0, metadata={"help": "learning rate of the synthetic embeddings (paper: 1.0)"})

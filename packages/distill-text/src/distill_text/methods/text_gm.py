@@ -29,10 +29,9 @@ class TextGMConfig(MethodConfig):
     """DC hyper-parameters (paper: 1,000 iterations, SGD lr 0.1 momentum 0.5 on the samples, network lr 0.01,
     256 real samples per class; outer/inner loops by samples per class). Step default CPU-sized.
 
-    Departures, measured on TREC-6 at 1 sequence per class (benchmarks/text): the default learner is the
-    mean-pooled linear model and the sample learning rate is 100, because DC's layer-wise cosine distance gives
-    tiny gradients w.r.t. unit-scale embeddings (60 steps: 68% vs 16% for random real sentences with that learner;
-    with ``model="textcnn"`` the gain on a TextCNN was 3 points)."""
+    Departures from the paper: the default learner is the mean-pooled linear model (``model="textcnn"`` for DC's
+    kind of network) and the sample learning rate is 100, because DC's layer-wise cosine distance gives tiny
+    gradients w.r.t. unit-scale embeddings; the measurements behind both are in benchmarks/text/results.md."""
 
     steps: int = field(default=200, metadata={"help": "outer iterations (paper: 1,000)"})
     lr_summary: float = field(default=100.0, metadata={"help": "learning rate of the synthetic embeddings (paper: 0.1 "
