@@ -111,19 +111,16 @@ def run_cell(args: argparse.Namespace) -> dict[str, Any]:
         cell["summary"] = summary.describe() | {"item_ids": None}
         result = evaluate_support(summary.to_csr(), data, protocol=protocol, seed=args.seed)
         cell["eval"] = result.to_dict()
-        sample = _BEST.pop("sample", None)
-        if args.method == "distill-cf" and sample is not None:
-            from distill_recsys.methods.distill_cf import sparsify_rows
+        if args.method == "distill-cf" and out.artifact.config.get("sparse_k", 0) < 0:
+            from distill_recsys.summary import sparsify_rows
 
-            if out.artifact.config.get("sparse_k", 0) < 0:  # saved: the dense sample; also judge its top-k form
-                k = max(1, round(data.mean_interactions))
-                sparse_protocol = RecsysProtocol(learners=("infinite-ae", "ease"), seeds=1)
-                cell["saved_format"] = "dense sample"
-                cell["alt_format"] = f"top-{k}"
-                cell["alt_eval"] = evaluate_support(sparsify_rows(sample, k), data, protocol=sparse_protocol,
-                                                    seed=args.seed).to_dict()
-            else:
-                cell["dense_eval"] = evaluate_support(sample, data, protocol=protocol, seed=args.seed).to_dict()
+            # saved: the kept dense sample itself (summary.dense() is exactly it); also judge its top-k form
+            k = max(1, round(data.mean_interactions))
+            sparse_protocol = RecsysProtocol(learners=("infinite-ae", "ease"), seeds=1)
+            cell["saved_format"] = "dense sample"
+            cell["alt_format"] = f"top-{k}"
+            cell["alt_eval"] = evaluate_support(sparsify_rows(summary.dense(), k), data, protocol=sparse_protocol,
+                                                seed=args.seed).to_dict()
         if args.variant:
             cell["variant"] = args.variant
     cell["cpu_s"] = round(time.process_time() - cpu0, 2)
@@ -132,22 +129,6 @@ def run_cell(args: argparse.Namespace) -> dict[str, Any]:
     cell["host"] = {**harness.machine(), "threads": 1,
                     "note": "2-core machine shared with four other engineers; wall times are inflated"}
     return cell
-
-
-_BEST: dict[str, Any] = {}  # the best dense Distill-CF sample of this process's run
-
-
-def _patch_best_capture() -> None:
-    """Keep the best dense sample of the Distill-CF run (to judge the other form of the saved summary)."""
-    from distill_recsys.methods.distill_cf import DistillCF
-
-    original = DistillCF.final_summary
-
-    def capture(self: DistillCF, sampled: torch.Tensor, data: Any) -> Any:
-        _BEST["sample"] = sampled
-        return original(self, sampled, data)
-
-    DistillCF.final_summary = capture  # type: ignore[method-assign]
 
 
 def power_law_matrix(n_users: int, n_items: int, nnz: int, *, seed: int = 0, a_user: float = 1.6,
@@ -553,7 +534,6 @@ def main() -> None:
         report(args.out)
         return
     if args.cmd == "cell":
-        _patch_best_capture()
         result = run_cell(args) | {"kind": "cell"}
         tag = f"{args.dataset}-{args.method}-{args.budget}-s{args.seed}" + _variant_suffix(args.variant)
     else:

@@ -6,14 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
 from distill_core import Budget, DataValidationError, EvalProtocol, distill, evaluate_artifact, load_artifact
 from distill_core.runner import build_method, load_config_file
-from distill_core.testing import ToyModality
 
 TOY_DM = "test_toy_dm"
 FAST = {"epochs": 20, "n_models": 2}
@@ -84,23 +82,3 @@ def test_no_out_dir_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert outcome.evaluation is None and outcome.out_dir is None and outcome.artifact.evaluations == []
     assert outcome.artifact.summary.budget == 5
     assert list(tmp_path.iterdir()) == []
-
-
-def test_modality_run_hook_takes_over() -> None:
-    calls: list[dict[str, Any]] = []
-
-    class Custom(ToyModality):
-        def run(self, method, **kwargs):  # type: ignore[no-untyped-def, override]
-            calls.append({"method": method.name, **kwargs})
-            return "custom outcome"
-
-    from distill_core import registry
-
-    original = registry._MODALITIES["toy"]
-    registry._MODALITIES["toy"] = Custom
-    try:
-        result = distill(TOY_DM, dataset="blobs", budget=Budget(ipc=1), seed=3, progress=False)
-    finally:
-        registry._MODALITIES["toy"] = original
-    assert result == "custom outcome"
-    assert calls[0]["method"] == TOY_DM and calls[0]["seed"] == 3 and calls[0]["budget"] == Budget(ipc=1)

@@ -35,10 +35,14 @@ def test_cli_run_eval_export_round_trip(tmp_path, tiny_csv, capsys):
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["summary"]["shape"] == [5, 36] and manifest["extra"]["resolved_users"] == 5
     assert set(manifest["tensors"]) >= {"indptr", "indices", "values"}
+    # the headline number is the primary learner's test nDCG@10, named so (not an accuracy)
+    assert report["metric"] == "nDCG@10" and manifest["evaluations"][0]["metric"] == "nDCG@10"
+    assert report["value_mean"] == manifest["evaluations"][0]["accuracy_mean"]
     # a fresh evaluation with the stored protocol reproduces the stored number
     assert main(["eval", str(art), "--json"]) == 0
     again = _last_json(capsys)
-    assert again["accuracy_mean"] == pytest.approx(report["accuracy_mean"], abs=1e-3)
+    assert again["metric"] == "nDCG@10"
+    assert again["value_mean"] == pytest.approx(report["value_mean"], abs=1e-3)
     # exports: CSV with the dataset's own item ids, and a scipy CSR matrix equal to the summary
     assert main(["export", str(art), "--out", str(tmp_path / "s.csv")]) == 0
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))

@@ -84,11 +84,15 @@ def test_gradient_reaches_logits_through_chunks(blocks):
     method.data = blocks
     logits = torch.randn(4, blocks.n_items, requires_grad=True)
 
-    class Ctx:
+    class Ctx:  # the StepContext parts run_step uses; update() only runs the backward (no optimizer step)
         device = torch.device("cpu")
         seed = 3
         generator = torch.Generator().manual_seed(0)
-        optimizer = torch.optim.SGD([logits], lr=0.0)
+
+        @staticmethod
+        def update(loss, *, backward):
+            backward()
+            return loss
 
     class S:
         x = logits
@@ -125,7 +129,8 @@ def test_real_users_densified_one_chunk_at_a_time(blocks, monkeypatch):
 
 
 def test_sparse_refinement_keeps_pattern_and_lowers_loss(blocks):
-    from distill_recsys.methods.distill_cf import DistillCF, DistillCFConfig, sparsify_rows
+    from distill_recsys.methods.distill_cf import DistillCF, DistillCFConfig
+    from distill_recsys.summary import sparsify_rows
 
     method = DistillCF(config=DistillCFConfig(num_per_user=5))
     method.data = blocks
@@ -156,7 +161,7 @@ def test_default_saves_the_dense_sample_and_reports_its_top_k(blocks):
     assert np.allclose(rows, FAST["num_per_user"], rtol=1e-4)  # each row sums to num_per_user (no clip here)
     extra = out.artifact.extra
     k = round(blocks.mean_interactions)
-    assert extra["sparse_top_k"] == k and "infinite-ae" in extra["sparse_sample_evaluation"]["metrics"]
+    assert extra["sparse_top_k"] == k
     top = saved.top_k(k)
     assert all(top.to_csr().getnnz(axis=1) == k)
     assert np.allclose(top.to_csr().toarray().max(1), saved.to_csr().toarray().max(1))

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from .artifact import Artifact
     from .data import Budget
     from .method import Method
-    from .runner import RunOutcome
 
 __all__ = ["Modality"]
 
@@ -120,15 +119,6 @@ class Modality:
         """A summary made of the real training samples at ``indices``."""
         return Summary(x=data.x_train[indices], labels=data.y_train[indices], num_classes=data.num_classes,
                        preprocessing=data.preprocessing, **kwargs)
-
-    # -- whole-run override -------------------------------------------------------------------------------------
-    def run(self, method: Method[Any], *, dataset: str, budget: Budget, seed: int = 0, root: str | None = None,
-            out_dir: Any = None, resume: bool = False, evaluate: bool = True,
-            protocol_overrides: dict[str, Any] | None = None, checkpoint_every: int = 100, progress: bool = True,
-            device: Any = "cpu", data: Any = None) -> RunOutcome | None:
-        """Run a whole ``distill(...)`` for data that the class-based default path does not describe (recommender
-        user-item matrices). Return ``None`` (the default) to use the default path."""
-        return None
 
     # -- display ------------------------------------------------------------------------------------------------
     def render(self, artifact: Artifact, path: Path) -> Path:

@@ -255,11 +255,6 @@ def _distill(
     callbacks: Sequence[Callback],
     compare_random: bool = False,
 ) -> RunOutcome:
-    custom = modality.run(method, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=out_dir, resume=resume,
-                          evaluate=evaluate, protocol_overrides=protocol_overrides,
-                          checkpoint_every=checkpoint_every, progress=progress, device=device, data=data)
-    if custom is not None:
-        return custom
     t0 = time.perf_counter()
     if data is None:
         data = modality.load_dataset(dataset, root=root)

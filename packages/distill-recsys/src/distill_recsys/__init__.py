@@ -3,14 +3,13 @@ implicit-feedback data, user-coreset baselines, four learners (infinity-AE, EASE
 
 from .data import InteractionData, SplitProtocol, as_csr, build_interaction_data, split_codes
 from .datasets import load, load_csv, load_movielens_1m, load_movielens_100k, load_sparse_npz
-from .evaluation import RecsysEvalResult, RecsysProtocol, evaluate_support
+from .evaluation import RecsysEvalProtocol, RecsysEvalResult, RecsysProtocol, evaluate_support
 from .gumbel import multi_gumbel_softmax
 from .learners import ALS, BPR, EASE, InfiniteAE, get_learner
-from .methods import DistillCF, DistillCFConfig, HeadUsers, KCenterUsers, RandomUsers
+from .methods import DistillCF, DistillCFConfig, DistillCFSelection, HeadUsers, KCenterUsers, RandomUsers
 from .metrics import RankingAccumulator, evaluate_scorer, ranking_metrics
 from .modality import RecsysModality
-from .runner import run_recsys
-from .summary import SparseUserSummary, UserLogitSummary
+from .summary import SparseUserSummary, UserLogitSummary, sparsify_rows, summary_of
 
 __version__ = "0.1.0"
 
@@ -20,12 +19,14 @@ __all__ = [
     "EASE",
     "DistillCF",
     "DistillCFConfig",
+    "DistillCFSelection",
     "HeadUsers",
     "InfiniteAE",
     "InteractionData",
     "KCenterUsers",
     "RandomUsers",
     "RankingAccumulator",
+    "RecsysEvalProtocol",
     "RecsysEvalResult",
     "RecsysModality",
     "RecsysProtocol",
@@ -45,6 +46,7 @@ __all__ = [
     "load_sparse_npz",
     "multi_gumbel_softmax",
     "ranking_metrics",
-    "run_recsys",
+    "sparsify_rows",
     "split_codes",
+    "summary_of",
 ]

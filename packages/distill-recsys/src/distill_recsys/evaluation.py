@@ -13,12 +13,13 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from distill_core.evaluation import EvalProtocol, EvalResult
+from distill_core.errors import DataValidationError
+from distill_core.protocol import EvalProtocol, EvalResult
 
 from .data import InteractionData
 from .learners import LEARNERS, get_learner
 
-__all__ = ["RecsysEvalResult", "RecsysProtocol", "evaluate_support"]
+__all__ = ["RecsysEvalProtocol", "RecsysEvalResult", "RecsysProtocol", "evaluate_support"]
 
 DETERMINISTIC = {"infinite-ae", "ease"}
 
@@ -39,32 +40,60 @@ class RecsysProtocol:
     primary: str = "infinite-ae"
     batch_users: int = 1024
 
-    def to_eval_protocol(self) -> EvalProtocol:
+    def to_eval_protocol(self) -> RecsysEvalProtocol:
         """The core's protocol record (model = primary learner; the rest in ``model_kwargs``)."""
-        return EvalProtocol(model=self.primary, epochs=0, n_models=self.seeds, lr=0.0, batch_size=self.batch_users,
-                            model_kwargs={"recsys": asdict(self), "metric": "test nDCG@10 (x100)",
-                                          "selection": "validation HR@100"})
+        return RecsysEvalProtocol(model=self.primary, epochs=0, n_models=self.seeds, lr=0.0,
+                                  batch_size=self.batch_users,
+                                  model_kwargs={"recsys": asdict(self), "metric": "test nDCG@10 (x100)",
+                                                "selection": "validation HR@100"})
 
     @classmethod
     def from_eval_protocol(cls, protocol: EvalProtocol) -> RecsysProtocol:
+        """The recommender protocol a core protocol record describes. A record whose ``model`` or ``n_models``
+        was changed after it was written (``distill eval --model ease`` / ``--models 2`` on a stored record)
+        evaluates that one learner / that many seeds."""
         stored = protocol.model_kwargs.get("recsys") if protocol.model_kwargs else None
-        if stored:
-            values = dict(stored)
-            values["learners"] = tuple(values.get("learners", cls.learners))
-            return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
-        return cls(learners=(protocol.model,), primary=protocol.model, seeds=max(1, protocol.n_models))
+        if not stored:
+            return cls(learners=(protocol.model,), primary=protocol.model, seeds=max(1, protocol.n_models))
+        values = dict(stored)
+        values["learners"] = tuple(values.get("learners", cls.learners))
+        out = cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+        if protocol.model != out.primary:
+            out.learners, out.primary = (protocol.model,), protocol.model
+        if protocol.n_models != out.seeds:
+            out.seeds = max(1, protocol.n_models)
+        return out
+
+
+@dataclass
+class RecsysEvalProtocol(EvalProtocol):
+    """The core's protocol record of a :class:`RecsysProtocol`. Changing it (the runner's ``protocol_overrides``,
+    the CLI's ``--models`` / ``--eval-model``) changes the recommender protocol: ``n_models`` is the number of seeds
+    of ALS and BPR, ``model`` evaluates with that learner only, ``epochs`` does not apply (recommender learners are
+    fit in closed form or by their own solvers); other fields are refused."""
+
+    def with_(self, **changes: Any) -> RecsysEvalProtocol:
+        protocol = RecsysProtocol.from_eval_protocol(self)
+        unknown = sorted(set(changes) - {"n_models", "model", "epochs"})
+        if unknown:
+            raise DataValidationError(f"recsys evaluation has no options {unknown}")
+        if "n_models" in changes:
+            protocol.seeds = int(changes["n_models"])
+        if "model" in changes:
+            protocol.learners, protocol.primary = (changes["model"],), changes["model"]
+        return protocol.to_eval_protocol()
 
 
 @dataclass
 class RecsysEvalResult(EvalResult):
     """An :class:`~distill_core.evaluation.EvalResult` whose ``accuracies`` are the primary learner's test nDCG@10
-    per seed, plus every learner's metrics in ``metrics``."""
+    per seed (``metric`` ``"nDCG@10"``), plus every learner's metrics in ``metrics``."""
 
+    metric: str = "nDCG@10"
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        out["metric"] = "nDCG@10"
         out["metrics"] = self.metrics
         return out
 

@@ -1,37 +1,40 @@
 """The recommender modality: implicit-feedback datasets, user-level summaries and their evaluation.
 
-Recommender data has no classes and no trained classifier, so :meth:`RecsysModality.run` takes over the whole run
-(:func:`distill_recsys.runner.run_recsys`) through distill-core's modality ``run`` hook; ``distill eval`` goes
-through the core's :func:`~distill_core.evaluation.evaluate_summary`, which calls :meth:`fit_and_score` (test
-nDCG@10 of the protocol's learner).
+Recommender runs take distill-core's one path (:func:`distill_core.runner.distill`) like every other modality. The
+data has no classes and no trained classifier, so the modality says what differs: the core's class-based methods
+are refused and ``random`` becomes ``random-users`` (:meth:`RecsysModality.adapt_method`), the budget is a number of
+users (:meth:`RecsysModality.resolve_budget`), and a summary is evaluated by the recommender learners
+(:meth:`RecsysModality.evaluate`: test nDCG@10 of the primary learner, every learner's metrics beside it), in a run
+and in ``distill eval`` alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
 
 from distill_core.data import Budget
 from distill_core.errors import DataValidationError
-from distill_core.evaluation import EvalProtocol
 from distill_core.modality import Modality
 from distill_core.preprocessing import Preprocessing
+from distill_core.protocol import EvalProtocol
 from distill_core.synset import Summary
 
 from . import datasets
 from .data import InteractionData
-from .evaluation import RecsysProtocol, evaluate_support
+from .evaluation import RecsysEvalResult, RecsysProtocol, evaluate_support
+from .summary import SparseUserSummary, summary_of
 
 if TYPE_CHECKING:
     from distill_core.artifact import Artifact
     from distill_core.method import Method
-    from distill_core.runner import RunOutcome
 
 __all__ = ["RecsysModality"]
+
+logger = logging.getLogger(__name__)
 
 RECSYS_METHODS = ("distill-cf", "random-users", "head-users", "kcenter-users")
 
@@ -69,65 +72,60 @@ class RecsysModality(Modality):
                      preprocessing: Preprocessing | None = None) -> InteractionData:
         return datasets.load(spec, root=root)
 
+    def adapt_method(self, method: Method[Any]) -> Method[Any]:
+        """The core's ``random`` becomes ``random-users``; the other class-based methods (herding, kcenter, ...) and
+        other modalities' methods are refused."""
+        from distill_core.registry import get_method
+
+        if method.modality not in (None, self.name):
+            raise DataValidationError(f"method {method.name!r} is a {method.modality} method; recommender data "
+                                      f"works with {list(RECSYS_METHODS)}")
+        if method.name == "random":
+            return get_method("random-users")()
+        if method.modality is None:
+            raise DataValidationError(f"method {method.name!r} needs classes; recommender data has none. Use one of "
+                                      f"{list(RECSYS_METHODS)}")
+        return method
+
+    def validate_data(self, data: Any) -> InteractionData:  # type: ignore[override]
+        """Recommender methods need implicit-feedback data; its loaders have checked it already."""
+        if not isinstance(data, InteractionData):
+            raise DataValidationError(f"recommender methods need implicit-feedback data (an InteractionData, e.g. "
+                                      f"--dataset ml-1m or csv:PATH), got a {type(data).__name__}")
+        return data
+
+    def resolve_budget(self, budget: Budget, data: Any) -> list[int]:
+        """``[synthetic users]``: ``--budget N`` users or ``--ratio R`` of the real users (``--ipc`` is refused)."""
+        from .methods._common import resolve_user_budget
+
+        n = resolve_user_budget(budget, data)
+        logger.info("budget %s resolves to %d synthetic users (of %d real users, %d items)", budget.describe(), n,
+                    data.n_users, data.n_items)
+        return [n]
+
     def model_names(self) -> list[str]:
         from .learners import LEARNERS
 
         return list(LEARNERS)
 
     def default_protocol(self, dataset: dict[str, Any], summary: Summary) -> EvalProtocol:
+        """Every learner, three seeds of ALS and BPR; a run's ``--models N`` sets those seeds and ``--eval-model
+        NAME`` keeps one learner (:meth:`RecsysProtocol.to_eval_protocol`)."""
         return RecsysProtocol().to_eval_protocol()
 
-    def fit_and_score(self, summary: Summary, data: Any, *, protocol: EvalProtocol, lr: float | None,
-                      augment: Callable[[Tensor, torch.Generator], Tensor] | None, generator: torch.Generator,
-                      device: torch.device) -> float:
-        """Test nDCG@10 (x100) of ``protocol.model`` (a learner name) fit on the summary."""
+    def evaluate(self, summary: Summary, data: Any, *, protocol: EvalProtocol, seed: int,  # type: ignore[override]
+                 device: torch.device, progress: bool) -> RecsysEvalResult:
+        """Fit every learner of the protocol on the summary and test it (:func:`evaluate_support`): the primary
+        learner's test nDCG@10 per seed, every learner's metrics in ``metrics``."""
         if not isinstance(data, InteractionData):
             raise DataValidationError("recsys summaries are evaluated on implicit-feedback data")
-        x, _ = summary.materialize()
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        result = evaluate_support(x, data, protocol=RecsysProtocol(learners=(protocol.model,), primary=protocol.model,
-                                                                   seeds=1), seed=seed, device=device)
-        return float(result.accuracies[0])
+        support = summary.to_csr() if isinstance(summary, SparseUserSummary) else summary.materialize()[0]
+        return evaluate_support(support, data, protocol=RecsysProtocol.from_eval_protocol(protocol), seed=seed,
+                                device=device)
 
-    def run(self, method: Method[Any], *, dataset: str, budget: Budget, seed: int = 0, root: str | None = None,
-            out_dir: Any = None, resume: bool = False, evaluate: bool = True,
-            protocol_overrides: dict[str, Any] | None = None, checkpoint_every: int = 100, progress: bool = True,
-            device: Any = "cpu", data: Any = None) -> RunOutcome:
-        """The whole run for recommender data (see :func:`distill_recsys.runner.run_recsys`).
-
-        The core's ``random`` baseline maps to ``random-users``; ``protocol_overrides`` may set ``n_models``
-        (seeds of ALS/BPR) and ``model`` (evaluate with one learner only).
-        """
-        from distill_core.registry import get_method
-
-        from .runner import run_recsys
-
-        if method.modality not in (None, self.name):
-            raise DataValidationError(f"method {method.name!r} is a {method.modality} method; recommender data "
-                                      f"works with {list(RECSYS_METHODS)}")
-        if method.name == "random":
-            method = get_method("random-users")()
-        elif method.modality is None:
-            raise DataValidationError(f"method {method.name!r} needs classes; recommender data has none. Use one of "
-                                      f"{list(RECSYS_METHODS)}")
-        protocol = RecsysProtocol()
-        overrides = dict(protocol_overrides or {})
-        if "n_models" in overrides:
-            protocol.seeds = int(overrides.pop("n_models"))
-        if "model" in overrides:
-            name = overrides.pop("model")
-            protocol.learners, protocol.primary = (name,), name
-        overrides.pop("epochs", None)
-        if overrides:
-            raise DataValidationError(f"recsys evaluation has no options {sorted(overrides)}")
-        return run_recsys(method, self, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=out_dir,
-                          resume=resume, evaluate=evaluate, protocol=protocol, checkpoint_every=checkpoint_every,
-                          progress=progress, device=device, data=data)
 
     def export(self, artifact: Artifact, path: Path) -> Path:
         """``user,item,weight`` CSV (``.csv``) or a scipy ``.npz`` CSR matrix (``.npz``)."""
-        from .runner import summary_of
-
         summary = summary_of(artifact)
         path = Path(path)
         if path.suffix == ".npz":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +24,20 @@ from distill_core.synset import Summary, register_summary_type
 
 from .data import as_csr, csr_rows_to_dense
 
-__all__ = ["SparseUserSummary", "UserLogitSummary"]
+if TYPE_CHECKING:
+    from distill_core.artifact import Artifact
+
+__all__ = ["SparseUserSummary", "UserLogitSummary", "sparsify_rows", "summary_of"]
+
+
+def sparsify_rows(dense: Tensor, k: int, *, binary: bool = False) -> sp.csr_matrix:
+    """Keep the ``k`` largest positive entries of each row of ``dense (n, m)`` as a CSR matrix."""
+    k = max(1, min(k, dense.shape[1]))
+    values, idx = dense.detach().float().topk(k, dim=1)
+    keep = values > 0
+    rows = torch.arange(len(dense))[:, None].expand_as(idx)[keep].numpy()
+    vals = np.ones(int(keep.sum()), dtype=np.float32) if binary else values[keep].numpy().astype(np.float32)
+    return sp.csr_matrix((vals, (rows, idx[keep].numpy())), shape=tuple(dense.shape))
 
 
 @register_summary_type
@@ -32,7 +45,8 @@ class SparseUserSummary(Summary):
     """``budget`` users x ``n_items`` implicit feedback, stored sparse (CSR), optionally weighted.
 
     The base :class:`~distill_core.synset.Summary` sees ``budget`` samples of one pseudo-class (recommender data
-    has no classes); the matrix itself lives in buffers.
+    has no classes); the matrix itself lives in buffers. Its parameter ``x`` is a ``(budget, 1)`` column of zeros
+    that is never saved: the coresets' zero-step runs go through distill-core's outer loop, which reads ``x``.
 
     Args:
         matrix: the users x items matrix (any scipy sparse type; converted to CSR with a warning otherwise).
@@ -58,7 +72,7 @@ class SparseUserSummary(Summary):
         if empty:
             raise DataValidationError(f"the summary has {empty} users without any interaction; drop them or give "
                                       "each synthetic user at least one item")
-        super().__init__(x=torch.zeros(n, 0), labels=torch.zeros(n, dtype=torch.long), num_classes=1,
+        super().__init__(x=torch.zeros(n, 1), labels=torch.zeros(n, dtype=torch.long), num_classes=1,
                          preprocessing=preprocessing)
         self.n_items = int(csr.shape[1])
         self.weighted = weighted
@@ -90,8 +104,6 @@ class SparseUserSummary(Summary):
 
         Distill-CF saves its dense continuous sample by default; this derives the sparse version of it.
         """
-        from .methods.distill_cf import sparsify_rows
-
         return SparseUserSummary(matrix=sparsify_rows(self.dense(), k, binary=binary), item_ids=self.item_ids,
                                  weighted=not binary)
 
@@ -191,3 +203,11 @@ class UserLogitSummary(Summary):
     def from_tensors(cls, tensors: dict[str, Tensor], meta: dict[str, Any],
                      preprocessing: Preprocessing) -> UserLogitSummary:
         return cls(x=tensors["x"], preprocessing=preprocessing)
+
+
+def summary_of(artifact: Artifact) -> SparseUserSummary:
+    """The artifact's sparse summary (fails clearly for non-recommender artifacts)."""
+    if not isinstance(artifact.summary, SparseUserSummary):
+        raise ArtifactError(f"the artifact holds a {artifact.summary.summary_type!r} summary, not a recommender "
+                            "(sparse-users) summary")
+    return artifact.summary

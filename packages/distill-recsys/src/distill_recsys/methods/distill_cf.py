@@ -18,7 +18,9 @@ Memory is bounded by the user batch: real users are densified ``user_chunk`` row
 accumulated into ``S`` and ``α`` (leaves), and one backward pass then reaches ``L`` through the solve and the
 sampler, whose noise is regenerated rather than stored. λ is re-picked on validation HR@100 at every validation
 and the best sampled summary by validation HR@100 is kept (the reference's model selection, on its schedule: steps
-25, 50, ..., 200 and every 40th step).
+25, 50, ..., 200 and every 40th step). This selection is distill-core's
+:class:`~distill_core.selection.ModelSelection` (:meth:`DistillCF.callbacks`) with :meth:`DistillCF.validate` as its
+validation; the runner saves :meth:`DistillCF.finalize` of the kept sample.
 
 The saved summary is, by default, the best sampled ``S`` itself stored as CSR (``sparse_k=-1``): the reference saves
 and evaluates exactly this dense, continuous sample (``final_data = multi_gumbel_sampling(key, params)[0]`` in
@@ -26,12 +28,14 @@ noveens/distill_cf distill.py; with τ = 10 every entry is positive and each row
 ``sparse_k > 0`` (or 0: the real users' mean interactions) keeps only the largest entries of each row (weighted,
 or binary): a genuinely sparse summary, but the information of a τ = 10 sample is spread over all items, so on
 ML-1M 500 users the top-131 summary scores below 500 random users (benchmarks/recsys/results.md); use it for
-exports that must be sparse, and :func:`sparsify_rows` / :meth:`SparseUserSummary.top_k` to derive it later.
+exports that must be sparse, and :func:`~distill_recsys.summary.sparsify_rows` / :meth:`SparseUserSummary.top_k` to
+derive it later.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,21 +44,27 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from distill_core.callbacks import Callback, Loop
 from distill_core.data import Budget
+from distill_core.distiller import step_seed
 from distill_core.errors import DataValidationError
 from distill_core.kernels import fc_ntk
 from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.modality import Modality
 from distill_core.objectives import krr_solve
+from distill_core.protocol import EvalProtocol
 from distill_core.registry import register_method
+from distill_core.selection import ModelSelection
 
 from ..data import InteractionData, csr_rows_to_dense
+from ..evaluation import RecsysProtocol
 from ..gumbel import multi_gumbel_softmax
+from ..learners import InfiniteAE
 from ..metrics import metric_names
-from ..summary import SparseUserSummary, UserLogitSummary
+from ..summary import SparseUserSummary, UserLogitSummary, sparsify_rows
 from ._common import resolve_user_budget
 
-__all__ = ["DistillCF", "DistillCFConfig", "sparsify_rows"]
+__all__ = ["DistillCF", "DistillCFConfig", "DistillCFSelection"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,14 +120,40 @@ class DistillCFConfig(MethodConfig):
     init: Literal["real", "noise"] = field(default="real", metadata={"help": "init from random real users' rows"})
 
 
-def sparsify_rows(dense: Tensor, k: int, *, binary: bool = False) -> sp.csr_matrix:
-    """Keep the ``k`` largest positive entries of each row of ``dense (n, m)`` as a CSR matrix."""
-    k = max(1, min(k, dense.shape[1]))
-    values, idx = dense.detach().float().topk(k, dim=1)
-    keep = values > 0
-    rows = torch.arange(len(dense))[:, None].expand_as(idx)[keep].numpy()
-    vals = np.ones(int(keep.sum()), dtype=np.float32) if binary else values[keep].numpy().astype(np.float32)
-    return sp.csr_matrix((vals, (rows, idx[keep].numpy())), shape=tuple(dense.shape))
+class DistillCFSelection(ModelSelection):
+    """Distill-CF's model selection (distill-core's :class:`~distill_core.selection.ModelSelection`, with
+    :meth:`DistillCF.validate`). Its manifest record also holds the kept sample's step, validation HR@100 and λ
+    (``best_step``, ``best_val_HR@100``, ``lambda``), the seconds of all validations (``validate_s``), the seconds
+    per outer step with the validations (``s_per_step``) and the saved summary's facts
+    (:meth:`DistillCF.extra_metadata`)."""
+
+    def __init__(self, method: DistillCF, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.method = method
+        self._first_step = 0
+        self._steps = 0
+        self._start = 0.0
+        self._wall = 0.0
+
+    def before_run(self, distiller: Loop) -> None:
+        super().before_run(distiller)  # the initial validation, before the outer loop's clock starts
+        self._first_step = distiller.step
+        self._start = time.perf_counter()
+
+    def after_run(self, distiller: Loop) -> None:
+        self._wall = time.perf_counter() - self._start
+        self._steps = distiller.step - self._first_step
+        super().after_run(distiller)
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        kept = next((h for h in reversed(self.history)
+                     if h["step"] == self.best.get("step") and h.get("candidate", True)), None)
+        if kept is not None:
+            out.update({"best_step": kept["step"], "best_val_HR@100": kept["val_HR@100"], "lambda": kept["lambda"]})
+        out["validate_s"] = round(sum(h.get("validate_s", 0.0) for h in self.history), 2)
+        out["s_per_step"] = round(self._wall / max(1, self._steps), 4)
+        return {**out, **self.method.extra_metadata()}
 
 
 @register_method("distill-cf")
@@ -136,10 +172,13 @@ class DistillCF(Method[DistillCFConfig]):
             if value not in known and not (name == "keep_metric" and value == ""):
                 raise DataValidationError(f"distill-cf {name}={value!r} is not a validation metric; use one of "
                                           f"{', '.join(known)}")
-        self.reg: float = 1.0
-        self.best: dict[str, Any] = {}
-        self.history: list[dict[str, Any]] = []
+        self.reg: float = 1.0  # the KRR ridge of the training steps, re-picked by :meth:`validate`
         self.data: InteractionData | None = None
+        self.selection: DistillCFSelection | None = None
+        self._learner: InfiniteAE | None = None
+        self._device = torch.device("cpu")
+        self._sample: Tensor | None = None  # the sample of the last validation: the candidate to keep
+        self._saved: dict[str, Any] = {}  # what finalize made: the kept sample, the saved summary, data facts
 
     @property
     def keep_by(self) -> str:
@@ -197,16 +236,10 @@ class DistillCF(Method[DistillCFConfig]):
         sampled = self.sample(summary.x, ctx.seed)
         s_leaf = sampled.detach().requires_grad_(True)
         total = self.reconstruction_backward(s_leaf, users, device)
-        ctx.optimizer.zero_grad(set_to_none=True)
         grad_s = s_leaf.grad
         assert grad_s is not None
-        sampled.backward(grad_s)
-        if summary.x.grad is None or not torch.isfinite(summary.x.grad).all():
-            raise FloatingPointError("the gradient of the Distill-CF logits is not finite")
-        if not np.isfinite(total):
-            raise FloatingPointError(f"the outer loss is {total}")
-        ctx.optimizer.step()
-        return total
+        # the loss's gradient w.r.t. the sample (summed over the user chunks) reaches the logits through the sampler
+        return ctx.update(total, backward=lambda: sampled.backward(grad_s))
 
     def reconstruction_backward(self, s_leaf: Tensor, users: np.ndarray, device: torch.device) -> float:
         """infinity-AE loss of the real ``users`` given the support ``s_leaf`` (a leaf); accumulates its gradient
@@ -259,11 +292,83 @@ class DistillCF(Method[DistillCFConfig]):
                 values.clamp_(min=1e-6)
         return sp.csr_matrix((values.detach().cpu().numpy(), (coo.row, coo.col)), shape=csr.shape)
 
-    # -- output -------------------------------------------------------------------------------------------------
-    def final_summary(self, sampled: Tensor, data: InteractionData) -> SparseUserSummary:
-        """The saved summary: the sampled ``S`` as CSR (``sparse_k=-1``, the reference's output) or its
-        ``sparse_k`` largest entries per row."""
+    # -- model selection ----------------------------------------------------------------------------------------
+    def callbacks(self, data: Any, device: torch.device) -> list[Callback]:
+        """The model selection: validate on the reference's schedule (:meth:`due`), re-pick λ there and keep the
+        best exact sample by validation ``keep_by``; the initial rows are validated first (the first λ)."""
         cfg = self.config
+        self._device = torch.device(device)
+        self._learner = InfiniteAE(grid=tuple(cfg.reg_grid), depth=cfg.depth, select_metric=cfg.select_metric)
+        self.selection = DistillCFSelection(
+            self, validate=self.validate, metric=f"val_{self.keep_by}", due=self.due,
+            candidate=lambda _: self._sample.cpu() if self._sample is not None else None,
+            initial=lambda loop: self.validate(loop, loop.step, initial=True),
+            rule=f"best by validation {self.keep_by} (infinity-AE, lambda re-picked by validation {cfg.select_metric} "
+                 "at each validation)")
+        return [self.selection]
+
+    def schedule(self, step: int) -> bool:
+        """Whether step ``step`` (completed steps) re-picks λ: the reference's ``i in [25, 50, ..., 200] or i %
+        log_freq == 0`` (noveens/distill_cf distill.py), generalised by ``validate_every``,
+        ``validate_dense_until`` and ``log_freq``; the last step always does."""
+        cfg = self.config
+        return ((cfg.validate_every > 0 and step % cfg.validate_every == 0 and step <= cfg.validate_dense_until)
+                or (cfg.log_freq > 0 and step % cfg.log_freq == 0) or step == cfg.steps)
+
+    def keep_only(self, step: int) -> bool:
+        """Whether step ``step`` is a ``keep_every`` validation only: its sample competes for the kept one, but λ
+        is not re-picked there, so the training trajectory stays the reference's."""
+        every = self.config.keep_every
+        return not self.schedule(step) and every > 0 and step % every == 0
+
+    def due(self, step: int) -> bool:
+        """Whether step ``step`` (completed steps) is validated."""
+        return self.schedule(step) or self.keep_only(step)
+
+    def validate(self, loop: Loop, step: int, *, initial: bool = False) -> dict[str, Any]:
+        """Validation scores of the exact sample (all ``num_per_user`` draws) of the logits at ``step``, with λ
+        picked by infinity-AE on validation ``select_metric``; λ becomes the training λ unless the step is
+        :meth:`keep_only`.
+
+        Before the first step (``initial``) the initial logits themselves (the binary rows of the sampled real
+        users) are validated, not a Gumbel sample of them, and they are no candidate: the reference validates
+        ``params['x']`` before training and keeps ``final_data`` only from training steps (noveens/distill_cf
+        distill.py ``train_complete``). On ML-1M 500 users this first λ is 1.0, against 1e-3 picked on a τ = 10
+        sample of the same rows.
+        """
+        assert self._learner is not None, "callbacks() builds the validation learner"
+        start = time.perf_counter()
+        with torch.no_grad():
+            logits = loop.summary.x.detach()
+            sampled = logits if initial else self.sample(logits, step_seed(loop.seed, 10**9 + step), exact=True)
+        reg, val, _, _ = self._learner.validate(sampled, loop.data, device=self._device)
+        keep_only = not initial and self.keep_only(step)
+        if not keep_only:
+            self.reg = reg
+        keep = self.keep_by
+        entry: dict[str, Any] = {"val_HR@100": val["HR@100"], "val_nDCG@10": val["nDCG@10"],
+                                 "val_select": val[self.config.select_metric], "val_keep": val[keep]}
+        entry.setdefault(f"val_{keep}", val[keep])  # the selection metric under its own name
+        entry.update({"lambda": reg, "validate_s": round(time.perf_counter() - start, 2)})
+        if keep_only:
+            entry["keep_only"] = True
+        if initial:
+            entry["support"] = "initial logits (not sampled)"
+            logger.info("distill-cf initial rows: validation HR@100 %.2f nDCG@10 %.2f (lambda %g)", val["HR@100"],
+                        val["nDCG@10"], reg)
+        else:
+            self._sample = sampled
+            logger.info("distill-cf step %d: validation HR@100 %.2f nDCG@10 %.2f (lambda %g)", step, val["HR@100"],
+                        val["nDCG@10"], reg)
+        return entry
+
+    # -- output -------------------------------------------------------------------------------------------------
+    def finalize(self, summary: Any, data: InteractionData) -> SparseUserSummary:  # type: ignore[override]
+        """The saved summary from the kept sample ``S`` (a tensor): ``S`` as CSR (``sparse_k=-1``, the reference's
+        output) or its ``sparse_k`` largest entries per row."""
+        if not isinstance(summary, Tensor):
+            raise TypeError(f"distill-cf finalizes the kept sample (a tensor), got a {type(summary).__name__}")
+        sampled, cfg = summary, self.config
         k = cfg.sparse_k or max(1, round(data.mean_interactions))
         if cfg.sparse_k < 0:  # every entry of the sampled summary (the reference's dense output, stored as CSR)
             matrix = sp.csr_matrix(sampled.detach().cpu().numpy().astype(np.float32))
@@ -272,12 +377,48 @@ class DistillCF(Method[DistillCFConfig]):
                                         seed=0, device=sampled.device)
         else:
             matrix = sparsify_rows(sampled, k, binary=cfg.binary_summary)
-        return SparseUserSummary(matrix=matrix, item_ids=data.item_ids, weighted=not cfg.binary_summary)
+        final = SparseUserSummary(matrix=matrix, item_ids=data.item_ids, weighted=not cfg.binary_summary)
+        self._saved = {"sample": sampled, "summary": final, "item_ids": data.item_ids,
+                       "top_k": max(1, round(data.mean_interactions))}
+        return final
 
+    def extra_metadata(self) -> dict[str, Any]:
+        """Facts of the saved summary for the manifest (after :meth:`finalize`): the synthetic users
+        (``resolved_users``), the stored entries per user (``sparse_k``) and, for the dense sample, the ``k`` of its
+        sparse form (``sparse_top_k``, judged by :meth:`extra_evaluations`)."""
+        if not self._saved:
+            return {}
+        final = self._saved["summary"]
+        out: dict[str, Any] = {"resolved_users": final.budget, "sparse_k": int(final.nnz / max(1, final.budget))}
+        if self.config.sparse_k < 0:
+            out["sparse_top_k"] = self._saved["top_k"]
+        return out
+
+    def extra_evaluations(self) -> dict[str, tuple[SparseUserSummary, EvalProtocol]]:
+        """The other form of the kept sample, judged by infinity-AE beside the saved summary (after
+        :meth:`finalize`): its top-``sparse_top_k`` rows when the dense sample is saved
+        (``sparse_sample_evaluation``), else the dense sample itself (``dense_sample_evaluation``)."""
+        if not self._saved:
+            return {}
+        sample, ae_only = self._saved["sample"], RecsysProtocol(learners=("infinite-ae",)).to_eval_protocol()
+        if self.config.sparse_k < 0:
+            key, matrix = "sparse_sample_evaluation", sparsify_rows(sample, self._saved["top_k"])
+        else:
+            key, matrix = "dense_sample_evaluation", sp.csr_matrix(sample.detach().cpu().numpy().astype(np.float32))
+        return {key: (SparseUserSummary(matrix=matrix, item_ids=self._saved["item_ids"]), ae_only)}
+
+    # -- state --------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"reg": self.reg, "best": self.best, "history": self.history}
+        return {"reg": self.reg}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reg = float(state.get("reg", self.reg))
-        self.best = dict(state.get("best", {}))
-        self.history = list(state.get("history", []))
+        if "history" in state and self.selection is not None:
+            # a checkpoint written before the selection was distill-core's: its history and kept sample lived here
+            self.selection.history = [{**h, "candidate": False} if "support" in h else dict(h)
+                                      for h in state["history"]]
+            best = state.get("best") or {}
+            if best:
+                self.selection.best = {"step": best["step"],
+                                       "score": float(best.get("val_keep", best["val_select"]))}
+                self.selection.kept = best["sample"]
