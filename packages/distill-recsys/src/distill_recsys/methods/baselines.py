@@ -57,6 +57,7 @@ class _UserCoreset(Method[UserCoresetConfig]):
     modality = "recsys"
     config_class = UserCoresetConfig
     selection: ClassVar[str] = "random"
+    _users = 0
 
     def init_summary(self, data: InteractionData, *, budget: Budget,  # type: ignore[override]
                      modality: Modality, generator: torch.Generator) -> SparseUserSummary:
@@ -79,11 +80,16 @@ class _UserCoreset(Method[UserCoresetConfig]):
             emb = user_embeddings(data, pool, dim=self.config.embedding_dim, seed=seed)
             chosen = pool[k_center_select(emb, n).numpy()]
         chosen = np.sort(chosen)
+        self._users = len(chosen)
         return SparseUserSummary(matrix=data.train[chosen], item_ids=data.item_ids, weighted=False,
                                  source_users=chosen)
 
     def run_step(self, summary: Any, ctx: Any) -> float:  # pragma: no cover - steps is 0
         return 0.0
+
+    def extra_metadata(self) -> dict[str, Any]:
+        """The chosen users for the manifest (``resolved_users``), once :meth:`init_summary` chose them."""
+        return {"resolved_users": self._users} if self._users else {}
 
 
 @register_method("random-users")
