@@ -330,6 +330,15 @@ class Method(Generic[C]):
         it unchanged; Distill-CF turns its kept sample into a sparse summary)."""
         return summary
 
+    def extra_metadata(self) -> dict[str, Any]:
+        """Method-specific facts for the manifest's ``extra``, asked after :meth:`finalize` (default: none)."""
+        return {}
+
+    def extra_evaluations(self) -> dict[str, tuple[Summary, Any]]:
+        """Other summaries of the run that the runner evaluates after the saved one, when it evaluates, each stored
+        as ``extra[key]``: ``key -> (summary, protocol)``, a ``None`` protocol meaning the run's (default: none)."""
+        return {}
+
     # -- extra state (e.g. a model pool) ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {}

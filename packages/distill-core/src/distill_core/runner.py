@@ -294,6 +294,7 @@ def _distill(
             "selection": "final",
             "max_seconds": max_seconds,
             **(selection.describe() if selection is not None else {}),
+            **method.extra_metadata(),
         },
     )
     evaluation = random_evaluation = None
@@ -304,9 +305,14 @@ def _distill(
         evaluation = evaluate_summary(artifact.summary, data, modality=modality, protocol=protocol, seed=seed,
                                       device=device, progress=progress)
         artifact.evaluations.append(evaluation.to_dict())
+        for key, (other, other_protocol) in method.extra_evaluations().items():
+            artifact.extra[key] = evaluate_summary(other, data, modality=modality,
+                                                   protocol=other_protocol or protocol, seed=seed, device=device,
+                                                   progress=progress).to_dict()
         if compare_random and method.name != "random":
-            subset = modality.adapt_method(build_method("random")).init_summary(data, budget=budget, modality=modality,
-                                                         generator=torch.Generator().manual_seed(seed))
+            baseline = modality.adapt_method(build_method("random"))
+            subset = baseline.init_summary(data, budget=budget, modality=modality,
+                                           generator=torch.Generator().manual_seed(seed))
             random_evaluation = evaluate_summary(subset, data, modality=modality, protocol=protocol, seed=seed,
                                                  device=device, progress=progress)
             artifact.extra["random_subset_evaluation"] = {

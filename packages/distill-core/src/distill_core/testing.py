@@ -102,6 +102,7 @@ class MethodContract:
     overrides: ClassVar[dict[str, Any]] = {}
     protocol_overrides: ClassVar[dict[str, Any]] = {}
     ipc: ClassVar[int] = 2
+    budget: ClassVar[Budget | None] = None  # the summary size of every run (default: ``Budget(ipc=ipc)``)
     root: ClassVar[str | None] = None
     beats_random_margin: ClassVar[float] = 0.0
     seeds: ClassVar[tuple[int, ...]] = (0,)
@@ -109,9 +110,12 @@ class MethodContract:
     def _run(self, tmp_path: Path | None, seed: int = 0, **kw: Any):  # type: ignore[no-untyped-def]
         from .runner import distill
 
-        return distill(self.method, dataset=self.dataset, budget=Budget(ipc=self.ipc), seed=seed,
+        return distill(self.method, dataset=self.dataset, budget=self._budget(), seed=seed,
                        overrides=dict(self.overrides), root=self.root, out_dir=tmp_path, progress=False,
                        protocol_overrides=dict(self.protocol_overrides), **kw)
+
+    def _budget(self) -> Budget:
+        return self.budget if self.budget is not None else Budget(ipc=self.ipc)
 
     def test_round_trip(self, tmp_path: Path) -> None:
         outcome = self._run(tmp_path / "art")
@@ -141,7 +145,7 @@ class MethodContract:
         ours, rnd = [], []
         for seed in self.seeds:
             outcome = self._run(None, seed=seed)
-            base = distill("random", dataset=self.dataset, budget=Budget(ipc=self.ipc), seed=seed, root=self.root,
+            base = distill("random", dataset=self.dataset, budget=self._budget(), seed=seed, root=self.root,
                            evaluate=False, progress=False, data=outcome.data)
             protocol = EvalProtocol.from_dict(outcome.artifact.evaluations[0]["protocol"])
             modality = _modality(outcome.artifact.modality)

@@ -124,8 +124,8 @@ class DistillCFSelection(ModelSelection):
     """Distill-CF's model selection (distill-core's :class:`~distill_core.selection.ModelSelection`, with
     :meth:`DistillCF.validate`). Its manifest record also holds the kept sample's step, validation HR@100 and λ
     (``best_step``, ``best_val_HR@100``, ``lambda``), the seconds of all validations (``validate_s``), the seconds
-    per outer step with the validations (``s_per_step``) and the saved summary's facts
-    (:meth:`DistillCF.extra_metadata`)."""
+    per outer step with the validations (``s_per_step``); the saved summary's facts come from
+    :meth:`DistillCF.extra_metadata`, which the core's runner merges in."""
 
     def __init__(self, method: DistillCF, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -153,7 +153,7 @@ class DistillCFSelection(ModelSelection):
             out.update({"best_step": kept["step"], "best_val_HR@100": kept["val_HR@100"], "lambda": kept["lambda"]})
         out["validate_s"] = round(sum(h.get("validate_s", 0.0) for h in self.history), 2)
         out["s_per_step"] = round(self._wall / max(1, self._steps), 4)
-        return {**out, **self.method.extra_metadata()}
+        return out
 
 
 @register_method("distill-cf")
