@@ -22,7 +22,6 @@ from distill_core.data import Budget
 from distill_core.errors import DataValidationError
 from distill_core.method import Method, MethodConfig
 from distill_core.modality import Modality
-from distill_core.registry import register_method
 
 from ..data import InteractionData
 from ..summary import SparseUserSummary
@@ -92,21 +91,18 @@ class _UserCoreset(Method[UserCoresetConfig]):
         return {"resolved_users": self._users} if self._users else {}
 
 
-@register_method("random-users")
 class RandomUsers(_UserCoreset):
     """Random real users (recommender baseline)."""
 
     selection = "random"
 
 
-@register_method("head-users")
 class HeadUsers(_UserCoreset):
     """The most active real users (recommender baseline)."""
 
     selection = "head"
 
 
-@register_method("kcenter-users")
 class KCenterUsers(_UserCoreset):
     """Greedy k-center over SVD user embeddings (recommender baseline)."""
 

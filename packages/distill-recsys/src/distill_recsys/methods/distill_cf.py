@@ -53,7 +53,6 @@ from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.modality import Modality
 from distill_core.objectives import krr_solve
 from distill_core.protocol import EvalProtocol
-from distill_core.registry import register_method
 from distill_core.selection import ModelSelection
 
 from ..data import InteractionData, csr_rows_to_dense
@@ -156,7 +155,6 @@ class DistillCFSelection(ModelSelection):
         return out
 
 
-@register_method("distill-cf")
 class DistillCF(Method[DistillCFConfig]):
     """Distill-CF: Gumbel-sampled synthetic users fit through infinity-AE (Sachdeva et al. 2022)."""
 
