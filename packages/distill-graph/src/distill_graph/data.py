@@ -1,6 +1,11 @@
 """Graphs as the distillers see them: loading (Planetoid citation graphs offline, KarateClub, a seeded SBM graph,
 users' ``.npz`` files and saved PyG ``Data``), validation with clear errors, and the :class:`RealData` view.
 
+No file is unpickled with code: the raw Planetoid pickles go through a restricted unpickler
+(:mod:`distill_graph.planetoid`), ``pyg:`` files through ``torch.load(weights_only=True)``, ``.npz`` files are read
+without pickle; nothing is cached or written. Damaged or foreign files are one-line errors
+(``DataValidationError``).
+
 A node-classification graph becomes a :class:`~distill_core.data.RealData` whose ``x_train``/``y_train`` are the
 features and labels of the training nodes (so the core's validation, class index and budgets work unchanged) and
 whose ``x_test``/``y_test`` are the test nodes. The graph itself (a ``torch_geometric.data.Data`` with a symmetric
@@ -10,14 +15,13 @@ is the number of nodes, so that ``--ratio`` is a fraction of the whole graph, as
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import logging
+import math
 import os
-import shutil
-import tempfile
+import struct
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +29,16 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+from torch_geometric.data.storage import GlobalStorage
 from torch_geometric.utils import coalesce, is_undirected, remove_self_loops, to_undirected
 
 from distill_core.data import RealData
 from distill_core.errors import DataValidationError, UnknownNameError
+from distill_core.paths import user_data_dir
 from distill_core.preprocessing import Preprocessing
+
+from .planetoid import read_planetoid
 
 __all__ = [
     "DATASETS",
@@ -48,29 +57,88 @@ ROOT_ENV = "DISTILL_PLANETOID_ROOT"
 
 
 # -- validation ---------------------------------------------------------------------------------------------------
+SPLITS = ("train_mask", "val_mask", "test_mask")
+_TENSOR_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
+                  torch.bfloat16, torch.float32, torch.float64)
+
+
+def _plain_tensor(name: str, key: str, value: object) -> Tensor:
+    """``value`` as a plain dense CPU tensor of a real dtype, or a DataValidationError naming the fix."""
+    if not isinstance(value, Tensor):
+        raise DataValidationError(f"{name}: {key} must be a tensor, got a {type(value).__name__}; store torch "
+                                  f"tensors (e.g. torch.as_tensor({key}))")
+    if type(value) is not Tensor:  # torch_geometric's EdgeIndex / Index, nn.Parameter
+        as_tensor = getattr(value, "as_tensor", None)
+        value = as_tensor() if callable(as_tensor) else value.as_subclass(Tensor)
+    if value.layout != torch.strided:
+        raise DataValidationError(f"{name}: {key} is a {value.layout} tensor; store it dense ({key}.to_dense())")
+    if value.dtype in (torch.uint16, torch.uint32, torch.uint64):  # few torch ops take them: widen to int64
+        wide = value.detach().cpu().numpy()
+        if wide.size and int(wide.max()) > torch.iinfo(torch.int64).max:
+            raise DataValidationError(f"{name}: {key} holds values beyond the int64 range; store node ids and "
+                                      "labels as int64")
+        value = torch.from_numpy(wide.astype(np.int64))
+    if value.dtype not in _TENSOR_DTYPES:
+        raise DataValidationError(f"{name}: {key} has dtype {value.dtype}; store real numbers (float32 features, "
+                                  "int64 node ids and labels, bool masks)")
+    return value.detach().cpu()
+
+
+def _check_labels(name: str, y: Tensor, masks: dict[str, Tensor]) -> Tensor:
+    """Labels of every node in a split must be class indices 0..K-1; nodes outside every split may be unlabelled
+    (negative, stored as -1). Returns ``y`` as int64."""
+    y = y.long()
+    negative = {m: int((y[mask] < 0).sum()) for m, mask in masks.items()}
+    if any(negative.values()):
+        where = ", ".join(f"{count} in {m}" for m, count in negative.items() if count)
+        raise DataValidationError(f"{name}: {sum(negative.values())} evaluated nodes have a negative label (-1 marks "
+                                  f"an unlabelled node): {where}; every node of train_mask, val_mask and test_mask "
+                                  "needs a class index 0..K-1, so label them or take them out of the masks")
+    in_split = masks["train_mask"] | masks["val_mask"] | masks["test_mask"]
+    classes = int(y[in_split].max()) + 1
+    n_train = int(masks["train_mask"].sum())
+    if classes > n_train:
+        highest = {m: int(y[mask].max()) for m, mask in masks.items()}
+        raise DataValidationError(f"{name}: the labels of the split nodes go up to {classes - 1} (highest per split: "
+                                  f"{highest}) but only {n_train} nodes are in train_mask, so some classes have no "
+                                  "training node; relabel the classes as 0..K-1 with a training node in each")
+    beyond = ~in_split & (y >= classes)
+    if beyond.any():
+        raise DataValidationError(f"{name}: {int(beyond.sum())} nodes outside every split have labels >= {classes} "
+                                  f"(up to {int(y[beyond].max())}), classes that no node of train_mask, val_mask or "
+                                  f"test_mask has; relabel them within 0..{classes - 1} or mark them unlabelled (-1)")
+    return torch.where(y < 0, torch.full_like(y, -1), y)
+
+
 def validate_graph(graph: Data, *, name: str = "graph", undirected: bool = True) -> Data:
     """Check and normalise a node-classification graph; returns a clean copy.
 
-    Errors (``DataValidationError``, with the fix): missing ``x``/``y``/``edge_index`` or masks, shape mismatches,
-    edge indices out of range, non-integer labels, empty or overlapping train/test masks. Conversions with a
-    warning: a directed edge list is symmetrised (``undirected=True``), self loops and duplicate edges are removed,
-    isolated nodes are reported (they keep their self loop in GCN normalisation).
+    Errors (``DataValidationError``, with the fix): missing ``x``/``y``/``edge_index`` or masks, values that are not
+    dense real tensors, shape mismatches, edge indices out of range, non-integer labels, empty or overlapping
+    train/test masks, a negative label on a node of a split (``-1``, "unlabelled", is allowed only outside every
+    split), more classes than training nodes, NaN/Inf features. Conversions with a warning: a directed edge list is
+    symmetrised (``undirected=True``), self loops and duplicate edges are removed, isolated nodes are reported (they
+    keep their self loop in GCN normalisation).
 
     Shapes:
-        x: ``(N, d)``; y: ``(N,)``; edge_index: ``(2, E)``; masks: ``(N,)`` bool.
+        x: ``(N, d)``; y: ``(N,)`` (``-1`` on unlabelled nodes outside every split); edge_index: ``(2, E)``;
+        masks: ``(N,)`` bool.
     """
     for key in ("x", "y", "edge_index"):
         if getattr(graph, key, None) is None:
             raise DataValidationError(f"{name}: the graph has no {key!r}; a node-classification graph needs x (N, d) "
                                       "features, y (N,) labels and edge_index (2, E)")
-    missing = [m for m in ("train_mask", "val_mask", "test_mask") if getattr(graph, m, None) is None]
+    missing = [m for m in SPLITS if getattr(graph, m, None) is None]
     if missing:
         raise DataValidationError(f"{name}: the graph lacks {missing}; give boolean (N,) masks for the train, "
                                   "validation and test nodes (e.g. torch_geometric.transforms.RandomNodeSplit)")
-    x, y, edge_index = graph.x, graph.y, graph.edge_index
+    x, y, edge_index = (_plain_tensor(name, key, getattr(graph, key)) for key in ("x", "y", "edge_index"))
     if x.dim() != 2:
         raise DataValidationError(f"{name}: x must be (N, d) node features, got shape {tuple(x.shape)}")
     n = len(x)
+    if not x.shape[1]:
+        raise DataValidationError(f"{name}: x has no feature columns (shape {tuple(x.shape)}); give at least one "
+                                  "feature per node (e.g. a constant 1 or the one-hot node id)")
     if y.dim() != 1 or len(y) != n:
         raise DataValidationError(f"{name}: y must be (N,) = ({n},) class indices, got shape {tuple(y.shape)}")
     if y.dtype.is_floating_point or y.dtype == torch.bool:
@@ -78,8 +146,9 @@ def validate_graph(graph: Data, *, name: str = "graph", undirected: bool = True)
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise DataValidationError(f"{name}: edge_index must be (2, E), got shape {tuple(edge_index.shape)}; "
                                   "transpose an (E, 2) edge list")
-    if edge_index.dtype.is_floating_point:
+    if edge_index.dtype.is_floating_point or edge_index.dtype == torch.bool:
         raise DataValidationError(f"{name}: edge_index must hold integer node ids, got dtype {edge_index.dtype}")
+    raw_edges = edge_index.shape[1]
     edge_index = edge_index.long()
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
         bad = int(((edge_index < 0) | (edge_index >= n)).any(0).sum())
@@ -87,8 +156,8 @@ def validate_graph(graph: Data, *, name: str = "graph", undirected: bool = True)
                                   f"[{int(edge_index.min())}, {int(edge_index.max())}]); renumber the nodes "
                                   "0..N-1 or drop those edges")
     masks = {}
-    for m in ("train_mask", "val_mask", "test_mask"):
-        mask = getattr(graph, m)
+    for m in SPLITS:
+        mask = _plain_tensor(name, m, getattr(graph, m))
         if mask.dtype != torch.bool or mask.shape != (n,):
             raise DataValidationError(f"{name}: {m} must be a boolean vector of length N = {n}, got "
                                       f"{mask.dtype} {tuple(mask.shape)}; index lists convert with "
@@ -99,9 +168,15 @@ def validate_graph(graph: Data, *, name: str = "graph", undirected: bool = True)
     if (masks["train_mask"] & masks["test_mask"]).any():
         raise DataValidationError(f"{name}: {int((masks['train_mask'] & masks['test_mask']).sum())} nodes are in "
                                   "both train_mask and test_mask; the splits must be disjoint")
+    y = _check_labels(name, y, masks)
+    x = x.float()
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).any(1).sum())
+        raise DataValidationError(f"{name}: x has NaN/Inf values in {bad} of {n} nodes (or values beyond the float32 "
+                                  "range); clean or impute them before distilling")
     edge_index, _ = remove_self_loops(edge_index)
-    if edge_index.shape[1] != graph.edge_index.shape[1]:
-        warnings.warn(f"{name}: removed {graph.edge_index.shape[1] - edge_index.shape[1]} self loops (GCN "
+    if edge_index.shape[1] != raw_edges:
+        warnings.warn(f"{name}: removed {raw_edges - edge_index.shape[1]} self loops (GCN "
                       "normalisation adds its own)", stacklevel=2)
     if undirected and not is_undirected(edge_index, num_nodes=n):
         warnings.warn(f"{name}: edge_index is directed ({edge_index.shape[1]} edges); symmetrised it by adding the "
@@ -116,10 +191,7 @@ def validate_graph(graph: Data, *, name: str = "graph", undirected: bool = True)
     if isolated:
         warnings.warn(f"{name}: {isolated} of {n} nodes are isolated (no edge); they are kept and see only "
                       "their own features", stacklevel=2)
-    x = x.float()
-    if not torch.isfinite(x).all():
-        raise DataValidationError(f"{name}: x has NaN/Inf values; clean or impute them before distilling")
-    return Data(x=x, y=y.long(), edge_index=edge_index, num_nodes=n, **masks)
+    return Data(x=x, y=y, edge_index=edge_index, num_nodes=n, **masks)
 
 
 def row_normalize(x: Tensor) -> Tensor:
@@ -129,39 +201,24 @@ def row_normalize(x: Tensor) -> Tensor:
 
 # -- loaders ------------------------------------------------------------------------------------------------------
 def _planetoid_root(root: str | None) -> Path:
-    candidates = [root] if root else [os.environ.get(ROOT_ENV), str(Path.cwd().parent / "shared/data/planetoid")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
+    candidate = root or os.environ.get(ROOT_ENV) or str(user_data_dir("planetoid"))
+    if _is_dir(Path(candidate)):
+        return Path(candidate)
     raise DataValidationError(
-        "cannot find the Planetoid citation graphs: pass --root DIR (a folder holding Cora/raw and CiteSeer/raw in "
-        f"the raw Planetoid layout) or set {ROOT_ENV}; tried {[c for c in candidates if c]}")
+        f"cannot find the Planetoid citation graphs in {candidate}: pass --root DIR (a folder holding Cora/raw and "
+        f"CiteSeer/raw with the raw Planetoid files ind.cora.x, ...), set {ROOT_ENV}, or put them in "
+        f"{user_data_dir('planetoid')}")
 
 
 def _load_planetoid(name: str, root: str | None) -> Data:
-    from torch_geometric.datasets import Planetoid
-
+    """Cora / CiteSeer read from the raw Planetoid files in place (nothing is written, so no cache can be planted;
+    the pickled raw files are read without running code, see :mod:`distill_graph.planetoid`), features
+    row-normalised as PyG's ``NormalizeFeatures``."""
     folder = PLANETOID[name]
-    source = _planetoid_root(root)
-    raw = source / folder / "raw"
-    if not raw.is_dir():
+    raw = _planetoid_root(root) / folder / "raw"
+    if not _is_dir(raw):
         raise DataValidationError(f"{raw} does not exist; --root must hold {folder}/raw with the ind.{name}.* files")
-    # Planetoid writes processed/ next to raw/: work on a private copy so that the source can be read-only
-    key = hashlib.sha1(str(raw.resolve()).encode()).hexdigest()[:12]
-    cache = Path(tempfile.gettempdir()) / f"distill-graph-{os.getuid() if hasattr(os, 'getuid') else 0}" / key
-    target = cache / folder / "raw"
-    if not target.is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=cache))
-        shutil.copytree(raw, staging / "raw")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(staging / "raw", target)
-        except OSError:  # another process won the race; its copy is as good
-            pass
-        shutil.rmtree(staging, ignore_errors=True)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        graph = Planetoid(str(cache), folder)[0]
+    graph = read_planetoid(raw, name)
     graph.x = row_normalize(graph.x)
     return graph
 
@@ -223,41 +280,181 @@ def make_sbm_graph(*, num_classes: int = 4, nodes_per_class: int = 100, vocab: i
     return Data(x=x, y=y, edge_index=edge_index, train_mask=train, val_mask=val, test_mask=test)
 
 
+# -- users' files -------------------------------------------------------------------------------------------------
+# A .npz is read member by member with the zip and .npy headers checked before any array is allocated (np.load would
+# also accept a bare .npy or a pickle, raise zipfile/EOF errors on damaged files and allocate whatever shape a header
+# claims). A pyg: file is a pickle: it is read with torch.load(weights_only=True), which builds only tensors and the
+# classes PyG registers as safe (Data and its storage), so a planted object never runs; an unpickling error is refused.
+
+GRAPH_ARRAYS = ["x", "edge_index", "y", "train_mask", "val_mask", "test_mask"]
+_NPZ_FIX = ("save it with np.savez(path, x=..., edge_index=..., y=..., train_mask=..., val_mask=..., test_mask=...) "
+            "(numeric arrays)")
+_PYG_FIX = ("save the graph with torch.save(Data(x=..., edge_index=..., y=..., train_mask=..., val_mask=..., "
+            "test_mask=...), path) holding only tensors, or save the arrays with np.savez and pass npz:PATH")
+_DEFLATE_MAX_RATIO = 1100  # deflate expands at most ~1032x; a member claiming more is corrupt or crafted
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error, zlib.error,
+               NotImplementedError, RuntimeError, OverflowError, MemoryError, KeyError, IndexError, UnicodeError)
+#: the classes a torch.save'd Data pickles besides Data itself (which torch_geometric registers as safe)
+PYG_SAFE_GLOBALS = [Data, GlobalStorage, DataEdgeAttr, DataTensorAttr]
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as ``Type: message`` on one line, at most ~200 characters (it is quoted inside our errors)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a folder we may not stat, an embedded NUL byte
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """Array name -> member (``x.npy`` -> ``x``), as np.load names them."""
+    return {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+
+
+def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, disk_size: int) -> np.ndarray:
+    """One numeric .npy member, its header checked against the member's size before the array is allocated."""
+    if info.flag_bits & 0x1:
+        raise DataValidationError(f"{where} is encrypted; {_NPZ_FIX}")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise DataValidationError(f"{where} uses zip compression method {info.compress_type}; {_NPZ_FIX} or "
+                                  "np.savez_compressed")
+    if info.compress_size > disk_size or (info.compress_type == zipfile.ZIP_STORED
+                                          and info.compress_size != info.file_size) \
+            or info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 4096:
+        raise DataValidationError(f"{where}: the zip directory claims {info.file_size} bytes from "
+                                  f"{info.compress_size} stored in a {disk_size}-byte file, so the archive is "
+                                  f"corrupt, truncated or crafted; {_NPZ_FIX}")
+    with archive.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+            else:
+                raise DataValidationError(f"{where} uses .npy format {version}; {_NPZ_FIX}")
+        except (ValueError, TypeError, SyntaxError) as exc:  # header parse errors, all one problem
+            raise DataValidationError(f"{where} is not a .npy array ({_one_line(exc)}); {_NPZ_FIX}") from None
+        if dtype.hasobject:
+            raise DataValidationError(f"{where} holds Python objects (dtype {dtype}), which are not loaded (loading "
+                                      f"them would run pickled code); {_NPZ_FIX}")
+        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None or not dtype.itemsize:
+            raise DataValidationError(f"{where} has dtype {dtype}; {_NPZ_FIX}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        offset = member.tell()
+        if nbytes != info.file_size - offset:
+            raise DataValidationError(f"{where}: its header claims shape {shape} of {dtype} ({nbytes} bytes) but "
+                                      f"the member holds {info.file_size - offset} bytes of data, so the file is "
+                                      f"corrupt, truncated or crafted; {_NPZ_FIX}")
+        data = member.read(nbytes)
+        if len(data) != nbytes or member.read(1):
+            raise DataValidationError(f"{where} holds {len(data)} bytes of data instead of {nbytes}: the file is "
+                                      f"truncated or corrupt; {_NPZ_FIX}")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return array
+
+
+def _as_tensor(array: np.ndarray, where: str) -> Tensor:
+    """A numpy array as a tensor of a dtype torch computes with (native byte order; unsigned ints and long doubles
+    widened)."""
+    if array.dtype.kind == "u" and array.dtype.itemsize > 1:
+        if array.size and int(array.max()) > np.iinfo(np.int64).max:
+            raise DataValidationError(f"{where} holds values beyond the int64 range; store node ids and labels as "
+                                      "int64")
+        array = array.astype(np.int64)
+    elif array.dtype.kind == "f" and array.dtype.itemsize > 8:
+        array = array.astype(np.float64)
+    else:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
 def _load_npz(path: str) -> Data:
     file = Path(path)
-    if not file.is_file():
+    if not _is_file(file):
         raise DataValidationError(f"npz:{path}: no such file; give the path of a .npz holding x, edge_index, y and "
                                   "train_mask/val_mask/test_mask")
+    head = b""
     try:
-        with np.load(file, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:
-        raise DataValidationError(f"npz:{path} cannot be read as a .npz file ({exc})") from exc
-    needed = ["x", "edge_index", "y", "train_mask", "val_mask", "test_mask"]
-    absent = [k for k in needed if k not in arrays]
-    if absent:
-        raise DataValidationError(f"npz:{path} lacks the arrays {absent} (it holds {sorted(arrays)}); save it with "
-                                  "np.savez(path, x=..., edge_index=..., y=..., train_mask=..., val_mask=..., "
-                                  "test_mask=...)")
-    return Data(**{k: torch.from_numpy(np.asarray(arrays[k])) for k in needed})
+        disk_size = file.stat().st_size
+        with file.open("rb") as handle:
+            head = handle.read(6)
+        if head == b"\x93NUMPY":
+            raise DataValidationError(f"npz:{path} is a single .npy array, not a .npz archive; {_NPZ_FIX}")
+        with zipfile.ZipFile(file) as archive:
+            members = _npz_members(archive)
+            absent = [k for k in GRAPH_ARRAYS if k not in members]
+            if absent:
+                raise DataValidationError(f"npz:{path} lacks the arrays {absent} (it holds {sorted(members)[:20]}); "
+                                          f"{_NPZ_FIX}")
+            arrays = {k: _read_npz_member(archive, members[k], f"npz:{path}: array {k!r}", disk_size)
+                      for k in GRAPH_ARRAYS}
+    except DataValidationError:
+        raise
+    except PermissionError as exc:
+        raise DataValidationError(f"cannot read npz:{path} ({exc}); check its permissions") from None
+    except _ZIP_ERRORS as exc:
+        empty = " (the file is empty)" if not head else ""
+        raise DataValidationError(f"npz:{path} cannot be read as a .npz file{empty} ({_one_line(exc)}); it may be "
+                                  f"truncated or corrupt: {_NPZ_FIX}") from None
+    return Data(**{k: _as_tensor(arrays[k], f"npz:{path}: array {k!r}") for k in GRAPH_ARRAYS})
+
+
+def _unpickling_reason(exc: BaseException) -> str:
+    """The one line of a torch.load failure that says what was refused (torch's own message suggests loading with
+    ``weights_only=False``, which is exactly what must not be done with a file of unknown origin)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[1]
+        reason = reason.split("Please use", 1)[0].split("Check the documentation", 1)[0]
+        return "refused by the safe loader: " + " ".join(reason.split())[:200]
+    return _one_line(exc)
 
 
 def _load_pyg(path: str) -> Data:
+    """A ``torch.save``'d ``Data``, unpickled with ``torch.load(weights_only=True)`` and only the PyG classes a
+    ``Data`` pickles (:data:`PYG_SAFE_GLOBALS`) allowed: any other object in the file is refused before it is built
+    (a planted pickle never runs). Only the tensors of the graph's store are kept."""
     file = Path(path)
-    if not file.is_file():
+    if not _is_file(file):
         raise DataValidationError(f"pyg:{path}: no such file; save a graph with torch.save(data, path)")
-    # a saved Data object is a pickle: only load files you trust
-    obj = torch.load(file, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(PYG_SAFE_GLOBALS), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error below says it all
+            obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged or planted file fails in many ways, all of them this one problem
+        raise DataValidationError(f"pyg:{path} is not a saved torch_geometric Data of tensors "
+                                  f"({_unpickling_reason(exc)}); pyg: files are read with "
+                                  f"torch.load(weights_only=True), so they may hold only tensors and PyG's Data: "
+                                  f"{_PYG_FIX}") from None
     if not isinstance(obj, Data):
-        raise DataValidationError(f"pyg:{path} holds a {type(obj).__name__}, not a torch_geometric.data.Data")
-    return obj
+        raise DataValidationError(f"pyg:{path} holds a {type(obj).__name__}, not a torch_geometric.data.Data; "
+                                  f"{_PYG_FIX}")
+    store = obj.__dict__.get("_store")  # read the state directly: no method of the unpickled object runs
+    mapping = store.__dict__.get("_mapping") if isinstance(store, GlobalStorage) else None
+    if not isinstance(mapping, dict):
+        raise DataValidationError(f"pyg:{path} holds a Data without its attribute store (saved by a PyG older than "
+                                  f"2.0, or damaged); {_PYG_FIX}")
+    return Data(**{k: mapping.get(k) for k in GRAPH_ARRAYS})
 
 
 def npz_has_graph(path: str) -> bool:
-    """True when ``path`` is a readable .npz with an ``edge_index`` array (vision ``.npz`` files have none)."""
+    """True when ``path`` is a readable .npz with an ``edge_index`` array (vision ``.npz`` files have none); reads
+    only the zip directory and never raises."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return "edge_index" in npz.files
+        with zipfile.ZipFile(path) as archive:
+            return "edge_index" in _npz_members(archive)
     except Exception:
         return False
 

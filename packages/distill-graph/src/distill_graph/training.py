@@ -1,6 +1,6 @@
 """GCond's evaluation protocol: train a fresh model on the condensed graph, keep the epoch with the best accuracy on
 the original graph's validation nodes, report accuracy on its test nodes (Jin et al., ICLR 2022,
-https://arxiv.org/abs/2110.07580; ../shared/HYPERPARAMS.md section 7): Adam, learning rate x0.1 (with a fresh
+https://arxiv.org/abs/2110.07580; ChandlerBang/GCond): Adam, learning rate x0.1 (with a fresh
 optimizer, as the reference) after half the epochs, weight decay, dropout 0.5.
 
 The real graph is only ever multiplied as a sparse matrix.
@@ -44,6 +44,12 @@ def _optimizer(model: nn.Module, name: str, lr: float, protocol: EvalProtocol) -
 
 
 @torch.no_grad()
+def node_targets(y: Tensor, num_classes: int) -> Tensor:
+    """One-hot targets ``(N, num_classes)`` of every node of a graph; unlabelled nodes (``-1``, allowed only outside
+    every split by :func:`~distill_graph.data.validate_graph`) get a zero row (they never carry a loss)."""
+    return F.one_hot(y.clamp_min(0), num_classes).float() * (y >= 0).unsqueeze(1)
+
+
 def _predict(model: nn.Module, ctx: GraphContext) -> Tensor:
     model.eval()
     return model(ctx.x_sparse, ctx.full).argmax(-1)
@@ -114,7 +120,7 @@ def whole_graph_accuracy(data: RealData, protocol: EvalProtocol, *, seed: int = 
     ``protocol.n_models`` seeds; test accuracies in %."""
     ctx = graph_context(data, device)
     arch, fit = split_model_kwargs(protocol.model_kwargs)
-    targets = F.one_hot(ctx.graph.y, data.num_classes).float()
+    targets = node_targets(ctx.graph.y, data.num_classes)
     accs = []
     for i in range(protocol.n_models):
         torch.manual_seed(seed * 10_007 + i)
@@ -135,7 +141,7 @@ def trained_gcn_embedding(data: RealData, protocol: EvalProtocol, *, seed: int =
     the hidden layer); herding 60.8 / 67.2 against 61.2 / 67.2."""
     ctx = graph_context(data)
     arch, fit = split_model_kwargs(protocol.model_kwargs)
-    targets = F.one_hot(ctx.graph.y, data.num_classes).float()
+    targets = node_targets(ctx.graph.y, data.num_classes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_graph_model("gcn", in_dim=ctx.graph.x.shape[1], num_classes=data.num_classes, **arch)

@@ -40,7 +40,7 @@ __all__ = ["GCond", "GCondConfig", "class_gradient_matching_loss", "linear_class
 
 @dataclass
 class GCondConfig(GraphCondensationConfig):
-    """GCond's hyper-parameters for Cora/CiteSeer (scripts/run_main.sh; ../shared/HYPERPARAMS.md section 7):
+    """GCond's hyper-parameters for Cora/CiteSeer (ChandlerBang/GCond scripts/run_main.sh):
     600 epochs, lr_feat = lr_adj = 1e-4 (Adam), outer 20, inner 15, SGC with 2 propagations, lr_model 0.01, the
     layer-wise distance ``"ours"``."""
 
