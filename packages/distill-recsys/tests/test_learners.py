@@ -14,7 +14,7 @@ from .conftest import block_interactions
 
 
 def _ntk_by_hand(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    """The ∞-AE kernel written from ../shared/HYPERPARAMS.md section 8, entry by entry (σ_w² = 2, σ_b² = 0.01)."""
+    """The ∞-AE kernel written from the infinity-AE paper's formula, entry by entry (σ_w² = 2, σ_b² = 0.01)."""
     d, wv, bv = x1.shape[1], 2.0, 0.01
     out = np.zeros((len(x1), len(x2)))
     for i, a in enumerate(x1):

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from distill_core.errors import DataValidationError
+from distill_core.paths import user_data_dir
 
 from .data import InteractionData, SplitProtocol, build_interaction_data
 
@@ -36,13 +37,14 @@ ML100K_MEMBER = "recbole/dataset_example/ml-100k/ml-100k.inter"
 
 
 def find_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The data folder: ``root``, else ``$DISTILL_RECSYS_ROOT``, else ``../shared/data`` relative to the cwd."""
-    for candidate in (root, os.environ.get("DISTILL_RECSYS_ROOT"), Path.cwd().parent / "shared" / "data"):
+    """The data folder: ``root``, else ``$DISTILL_RECSYS_ROOT``, else the user's data folder
+    (``$XDG_DATA_HOME/distill``, default ``~/.local/share/distill``)."""
+    for candidate in (root, os.environ.get("DISTILL_RECSYS_ROOT"), user_data_dir()):
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     raise DataValidationError(
         "no recommender data folder found: pass --root DIR, or set DISTILL_RECSYS_ROOT to the folder holding "
-        f"{ML1M_FILE} (tried {root!r}, $DISTILL_RECSYS_ROOT and {Path.cwd().parent / 'shared' / 'data'})")
+        f"{ML1M_FILE} (tried {root!r}, $DISTILL_RECSYS_ROOT and {user_data_dir()})")
 
 
 def load_movielens_1m(root: str | os.PathLike[str] | None = None) -> InteractionData:
@@ -54,8 +56,8 @@ def load_movielens_1m(root: str | os.PathLike[str] | None = None) -> Interaction
     base = find_root(root)
     path = base / ML1M_FILE if (base / ML1M_FILE).is_file() else base / "ratings_numpy.npz"
     if not path.is_file():
-        raise DataValidationError(f"MovieLens-1M not found: expected {base / ML1M_FILE} (see ../shared/DATA.md); "
-                                  "pass --root to the folder that holds movielens-1m/")
+        raise DataValidationError(f"MovieLens-1M not found: expected {base / ML1M_FILE} (keys user, item, rating, "
+                                  "split); pass --root to the folder that holds movielens-1m/")
     try:
         with np.load(path) as z:
             missing = {"user", "item", "split"} - set(z.files)

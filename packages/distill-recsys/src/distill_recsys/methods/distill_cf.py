@@ -1,7 +1,7 @@
 """Distill-CF: synthetic users distilled through infinity-AE (Sachdeva, Dhaliwal, Wu & McAuley, NeurIPS 2022).
 
 Paper: "Infinite Recommendation Networks: A Data-Centric Approach", https://arxiv.org/abs/2206.02626; reference
-code noveens/distill_cf (facts in ../shared/HYPERPARAMS.md section 8).
+code noveens/distill_cf (its defaults are the defaults here).
 
 Algorithm (one outer step):
 
