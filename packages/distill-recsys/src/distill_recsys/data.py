@@ -1,10 +1,11 @@
 """Implicit-feedback data: one sparse convention (CSR, users x items, as ``implicit``), validation and the split.
 
-Every loader returns an :class:`InteractionData` holding three CSR matrices (train / validation / test) over the
-same users and items, the original ids of both (the mapping is kept so that exports speak the user's ids) and the
-split protocol that produced them. The default protocol is the Distill-CF / infinity-AE paper's (noveens/distill_cf
-and the infinity-AE code): every observed rating is a positive; users with fewer than 3 interactions are dropped; per user the interactions are shuffled, one is forced into test, the first 80 % go to train, the next
-10 % to validation and the rest to test. Options: a rating threshold, k-core filtering and leave-k-out, all seeded.
+Every loader returns an :class:`InteractionData` holding three CSR matrices (train / validation / test) over the same
+users and items, the original ids of both (the mapping is kept so that exports speak the user's ids) and the split
+protocol that produced them. The default protocol is the Distill-CF / infinity-AE paper's (noveens/distill_cf and the
+infinity-AE code): every observed rating is a positive; users with fewer than 3 interactions are dropped; per user the
+interactions are shuffled, one is forced into test, the first 80 % go to train, the next 10 % to validation and the rest
+to test. Options: a rating threshold, k-core filtering and leave-k-out, all seeded.
 
 Nothing here densifies the whole matrix: :meth:`InteractionData.dense_rows` materialises a batch of users only.
 """
