@@ -20,7 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from distill_core.errors import DistillError
-from distill_core.fuzz import load_profile, only_distill_errors, sandbox
+from distill_core.fuzz import claim_and_load, load_profile, sandbox
 from distill_recsys.data import InteractionData
 from distill_recsys.modality import RecsysModality
 
@@ -56,12 +56,7 @@ def _load(folder: Path, suffix: str, content: bytes) -> object:
     """Write ``content`` as ``data.<suffix>``, ask for the claim and load it through the modality."""
     path = folder / f"data.{suffix}"
     path.write_bytes(content)
-    spec = PREFIX[suffix] + str(path)
-    assert isinstance(MODALITY.claims(spec), bool)
-    result = only_distill_errors(MODALITY.load_dataset, spec, root=str(folder))
-    if not isinstance(result, DistillError):
-        _check(result)
-    return result
+    return claim_and_load(MODALITY, PREFIX[suffix] + str(path), root=str(folder), check=_check)
 
 
 def _check(data: object) -> None:

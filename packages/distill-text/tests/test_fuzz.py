@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from distill_core.data import RealData
 from distill_core.errors import DistillError
-from distill_core.fuzz import load_profile, only_distill_errors, sandbox
+from distill_core.fuzz import claim_and_load, load_profile, only_distill_errors, sandbox
+from distill_text.data import _is_number
 from distill_text.modality import TextModality
 from distill_text.testing import make_sentences
 
@@ -54,12 +55,7 @@ def _load(folder: Path, kind: str, train: bytes, test: bytes | None = None, *, g
     path.write_bytes(gzip.compress(train, mtime=0) if gz else train)
     if test is not None:
         (folder / f"test{suffix}").write_bytes(gzip.compress(test, mtime=0) if gz else test)
-    spec = f"{kind}:{path}?L={L}"
-    assert isinstance(MODALITY.claims(spec), bool)
-    result = only_distill_errors(MODALITY.load_dataset, spec, root=str(folder))
-    if not isinstance(result, DistillError):
-        _check(result)
-    return result
+    return claim_and_load(MODALITY, f"{kind}:{path}?L={L}", root=str(folder), check=_check)
 
 
 def _check(data: object) -> None:
@@ -156,9 +152,4 @@ def test_fuzz_csv_with_random_columns_and_cells(header: list[str], rows: list[li
             assert isinstance(result, DistillError), labels
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 
 from .errors import DistillError
 
-__all__ = ["PROFILES", "load_profile", "only_distill_errors", "sandbox"]
+__all__ = ["PROFILES", "claim_and_load", "load_profile", "only_distill_errors", "sandbox"]
 
 #: examples per test of each profile
 PROFILES = {"ci": 40, "thorough": 2000}
@@ -74,3 +74,13 @@ def only_distill_errors(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> An
     except DistillError as exc:
         assert str(exc), "a DistillError must carry a message"
         return exc
+
+
+def claim_and_load(modality: Any, spec: str, *, root: str | None, check: Callable[[Any], None]) -> Any:
+    """The CLI's loading path for one fuzz case: ``modality.claims(spec)`` must answer a bool, then
+    ``load_dataset`` may only raise a :class:`DistillError`; what loads must pass ``check``."""
+    assert isinstance(modality.claims(spec), bool)
+    result = only_distill_errors(modality.load_dataset, spec, root=root)
+    if not isinstance(result, DistillError):
+        check(result)
+    return result
