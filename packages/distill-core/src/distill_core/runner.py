@@ -309,8 +309,8 @@ def _distill(
             artifact.extra[key] = evaluate_summary(other, data, modality=modality,
                                                    protocol=other_protocol or protocol, seed=seed, device=device,
                                                    progress=progress).to_dict()
-        if compare_random and method.name != "random":
-            baseline = modality.adapt_method(build_method("random"))
+        baseline = modality.adapt_method(build_method("random")) if compare_random else None
+        if baseline is not None and baseline.name != method.name:  # the modality's random subset, not itself
             subset = baseline.init_summary(data, budget=budget, modality=modality,
                                            generator=torch.Generator().manual_seed(seed))
             random_evaluation = evaluate_summary(subset, data, modality=modality, protocol=protocol, seed=seed,
