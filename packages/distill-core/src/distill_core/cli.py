@@ -92,6 +92,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
+    experts = sub.add_parser("experts", help="train (or extend) the expert trajectories of trajectory matching "
+                             "(mtt, tesla, datm) and print the store's cost")
+    experts.add_argument("--dataset", required=True, help="dataset name or a prefixed path such as npz:PATH")
+    experts.add_argument("--n", type=_int_at_least(1), required=True, help="number of experts")
+    experts.add_argument("--epochs", type=_int_at_least(1), required=True, help="epochs per expert")
+    experts.add_argument("--method", default="mtt", help="the trajectory method whose expert protocol to use")
+    experts.add_argument("--config", help="JSON file of method options (model, model_kwargs, expert_* ...)")
+    experts.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one method option")
+    experts.add_argument("--experts", help="store folder (default: the user cache, keyed by data and protocol)")
+    experts.add_argument("--workers", type=_int_at_least(1), default=1, help="parallel worker processes")
+    experts.add_argument("--root", help="folder holding the dataset files")
+    experts.add_argument("--modality", help="the modality that reads --dataset when more than one could")
+    experts.add_argument("--device", default="cpu")
+    experts.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     ev = sub.add_parser("eval", help="evaluate a saved artifact (with its stored protocol by default)")
     ev.add_argument("artifact")
     ev.add_argument("--models", type=_int_at_least(1), help="number of fresh models")
@@ -226,6 +241,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experts(args: argparse.Namespace) -> int:
+    from .runner import build_expert_store, load_config_file
+
+    overrides: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    overrides.update(_parse_sets(args.set))
+    if args.experts:
+        overrides["experts"] = args.experts
+    report = build_expert_store(args.method, dataset=args.dataset, n=args.n, epochs=args.epochs, overrides=overrides,
+                                root=args.root, workers=args.workers, device=args.device,
+                                modality_name=args.modality, progress=not args.no_progress)
+    print(f"expert store {report['root']}: {report['experts']} expert(s), {report['expert_epochs_trained']} "
+          f"expert-epochs trained now in {report['wall_s']:.1f} s, {report['disk_mb_per_expert']} MB per expert")
+    print(json.dumps(report))
+    return 0
+
+
 def _result_fields(result: EvalResult) -> dict[str, Any]:
     """The JSON fields of a result, named after its metric (``accuracy_mean`` only where it is an accuracy)."""
     key = "accuracy" if result.metric == "accuracy" else "value"
@@ -320,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list(args.method)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "experts":
+            return _cmd_experts(args)
         if args.command == "eval":
             return _cmd_eval(args)
         if args.command == "show":

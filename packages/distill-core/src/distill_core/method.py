@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .data import Budget, ClassIndex, RealData
 from .errors import DataValidationError, DistillError, UnknownNameError
+from .protocol import EvalProtocol
 from .synset import Summary
 
 if TYPE_CHECKING:
@@ -303,6 +304,15 @@ class Method(Generic[C]):
         if self.config.optimizer == "sgd":
             return torch.optim.SGD(groups, momentum=self.config.momentum)
         raise UnknownNameError("optimizer", self.config.optimizer, ["sgd", "adam"])
+
+    def prepare(self, data: RealData, *, modality: Modality, device: torch.device, progress: bool = True) -> None:
+        """Called once by the runner before :meth:`init_summary`, on fresh and resumed runs alike: build what the
+        method needs from the real data outside the loop (trajectory matching's expert store). Default: nothing."""
+
+    def eval_protocol(self, protocol: EvalProtocol, summary: Summary) -> EvalProtocol:
+        """The modality's default evaluation protocol as this method's summaries must be evaluated (e.g. with the
+        learned learning rate and the distillation's augmentation); user overrides apply after it. Default: as is."""
+        return protocol
 
     # -- the step -----------------------------------------------------------------------------------------------
     def setup(self, summary: Summary, data: RealData, device: torch.device) -> None:

@@ -262,6 +262,9 @@ def _distill(
     sizes = modality.resolve_budget(budget, data)
     logger.debug("budget %s resolves to %d samples (%s per class)", budget.describe(), sum(sizes), sizes)
     t_load = time.perf_counter() - t0
+    t_prepare = time.perf_counter()
+    method.prepare(data, modality=modality, device=device, progress=progress)
+    t_prepare = time.perf_counter() - t_prepare
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     summary = method.init_summary(data, budget=budget, modality=modality, generator=generator)
@@ -287,6 +290,7 @@ def _distill(
             "budget_request": budget.describe(),
             "budget_per_class": sizes,
             "distill_wall_s": round(result.wall_s, 3),
+            "prepare_wall_s": round(t_prepare, 3),
             "steps_per_s": round(result.steps_per_s, 4),
             "final_loss": result.losses[-1] if result.losses else None,
             "resumed_from": result.resumed_from,
@@ -299,8 +303,12 @@ def _distill(
     )
     evaluation = random_evaluation = None
     if evaluate:
-        protocol = modality.default_protocol(data.describe(), artifact.summary)
+        protocol = method.eval_protocol(modality.default_protocol(data.describe(), artifact.summary),
+                                        artifact.summary)
         if protocol_overrides:
+            if protocol_overrides.get("model", protocol.model) != protocol.model and "model_kwargs" not in \
+                    protocol_overrides:  # another architecture does not inherit the method's model options
+                protocol = protocol.with_(model_kwargs={})
             protocol = protocol.with_(**protocol_overrides)
         evaluation = evaluate_summary(artifact.summary, data, modality=modality, protocol=protocol, seed=seed,
                                       device=device, progress=progress)
@@ -327,7 +335,27 @@ def _distill(
         except NotImplementedError:
             picture = None
     return RunOutcome(artifact, result, evaluation, out, data, picture,
-                      {"load_s": t_load, "distill_s": result.wall_s}, random_evaluation)
+                      {"load_s": t_load, "prepare_s": t_prepare, "distill_s": result.wall_s}, random_evaluation)
+
+
+def build_expert_store(method_name: str, *, dataset: str, n: int, epochs: int, overrides: dict[str, Any] | None = None,
+                       root: str | None = None, workers: int = 1, device: str | torch.device = "cpu",
+                       modality_name: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train experts ``0..n-1`` of a trajectory method's expert protocol to ``epochs`` epochs (only what the store
+    lacks) and return the store's description and cost (``distill experts``)."""
+    from .experts import build_experts, open_store
+    from .trajectory import TrajectoryMatching
+
+    method = build_method(method_name, overrides)
+    if not isinstance(method, TrajectoryMatching):
+        raise DataValidationError(f"{method_name!r} does not learn from expert trajectories; pass a trajectory "
+                                  "method such as --method mtt, tesla or datm")
+    device = check_device(device)
+    modality = resolve_modality(method, dataset, modality_name)
+    data = modality.validate_data(modality.load_dataset(dataset, root=root))
+    store = open_store(method.config.experts, data=data, modality=modality, protocol=method.expert_protocol(data))
+    return build_experts(store, n=n, epochs=epochs, data=data, modality=modality, workers=workers, device=device,
+                         progress=progress)
 
 
 def evaluate_artifact(

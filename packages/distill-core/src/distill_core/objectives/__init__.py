@@ -18,11 +18,13 @@ from .krr import (
     krr_regularizer,
     krr_solve,
 )
+from .trajectory import StepPlan, normalized_distance, plan_steps, trajectory_backward, trajectory_loss
 from .unrolled import init_params, unrolled_sgd
 
 __all__ = [
     "GradientMetric",
     "SingularKernelError",
+    "StepPlan",
     "blocked_kernel",
     "classwise_gradient_match",
     "classwise_mean_embedding_distance",
@@ -37,7 +39,11 @@ __all__ = [
     "layerwise_distance",
     "loop_schedule",
     "mean_embedding_distance",
+    "normalized_distance",
+    "plan_steps",
     "soft_cross_entropy",
     "train_on_summary",
+    "trajectory_backward",
+    "trajectory_loss",
     "unrolled_sgd",
 ]

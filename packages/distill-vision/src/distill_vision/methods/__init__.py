@@ -1,12 +1,16 @@
 """Image distillation methods, one module each (found through the entry-point group ``distill.methods``)."""
 
+from .datm import DATM, DATMConfig
 from .dc import DC, DCConfig, loop_schedule
 from .dd import DD, DDConfig, native_protocol
 from .dm import DM, DMConfig
 from .dsa import DSA, DSAConfig
 from .frepo import FRePO, FRePOConfig
 from .kip import KIP, KIPConfig
+from .mtt import MTT, MTTConfig, VisionTrajectoryMatching
 from .rfad import RFAD, RFADConfig
+from .tesla import TESLA, TESLAConfig
 
-__all__ = ["DC", "DCConfig", "DD", "DDConfig", "DM", "DMConfig", "DSA", "DSAConfig", "FRePO", "FRePOConfig", "KIP",
-           "KIPConfig", "RFAD", "RFADConfig", "loop_schedule", "native_protocol"]
+__all__ = ["DATM", "DATMConfig", "DC", "DCConfig", "DD", "DDConfig", "DM", "DMConfig", "DSA", "DSAConfig", "FRePO",
+           "FRePOConfig", "KIP", "KIPConfig", "MTT", "MTTConfig", "RFAD", "RFADConfig", "TESLA", "TESLAConfig",
+           "VisionTrajectoryMatching", "loop_schedule", "native_protocol"]
