@@ -22,7 +22,7 @@ def test_outcome_and_manifest(tmp_path: Path) -> None:
                       out_dir=tmp_path, progress=False, protocol_overrides=FAST)
     assert outcome.run.steps == 4 and outcome.out_dir == tmp_path and outcome.picture is None
     assert outcome.evaluation is not None and outcome.evaluation.protocol.epochs == 20
-    assert set(outcome.timings) == {"load_s", "distill_s"}
+    assert set(outcome.timings) == {"load_s", "prepare_s", "distill_s"}
     art = load_artifact(tmp_path)
     assert (art.method, art.modality, art.seed, art.steps) == (TOY_DM, "toy", 4, 4)
     assert art.config == outcome.artifact.config and art.config["steps"] == 4
