@@ -55,6 +55,7 @@ CPU_PROFILE: dict[tuple[str, int], dict[str, Any]] = {
                    "expansion_steps": 100, "lr_summary": 100.0, "lr_lr": 1e-5, "lr_labels": 2.0, "batch_syn": 100},
 }
 COMMON = {"model_kwargs": {"width": WIDTH}, "n_experts": N_EXPERTS}
+CORESETS = ("random", "herding", "kcenter")
 
 
 def _memory_cell(args: argparse.Namespace) -> None:
@@ -130,25 +131,58 @@ def _experts(args: argparse.Namespace) -> None:
 
 
 def _accuracy_cell(args: argparse.Namespace) -> None:
+    import copy
+
+    from distill_core.callbacks import Callback
     from distill_core.data import Budget
+    from distill_core.evaluation import evaluate_summary
     from distill_core.runner import distill
 
+    class Snapshots(Callback):
+        """Copies of the summary at fixed steps with the distillation CPU seconds spent until then."""
+
+        def __init__(self, steps: list[int]) -> None:
+            self.steps, self.cpu0, self.taken = set(steps), time.process_time(), []
+
+        def after_step(self, distiller: Any, step: int, loss: float) -> None:
+            if step + 1 in self.steps:
+                self.taken.append((step + 1, time.process_time() - self.cpu0, copy.deepcopy(distiller.summary)))
+
     harness.set_threads(2)
-    overrides = {**COMMON, **CPU_PROFILE[(args.method, args.ipc)], "steps": args.steps, "build_experts": False}
+    protocol_overrides: dict[str, Any] = {"epochs": args.eval_epochs, "n_models": args.models}
+    if args.method in CORESETS:  # the trajectory methods' protocol: their architecture and augmentation
+        overrides: dict[str, Any] = {}
+        from distill_vision.modality import default_strategy
+
+        protocol_overrides.update(model_kwargs=COMMON["model_kwargs"], augment=f"dsa:{default_strategy(args.dataset)}")
+    else:
+        overrides = {**COMMON, **CPU_PROFILE[(args.method, args.ipc)], "steps": args.steps, "build_experts": False}
+    snapshots = Snapshots([int(s) for s in args.curve.split(",")] if args.curve else [])
     outcome = distill(args.method, dataset=args.dataset, budget=Budget(ipc=args.ipc), seed=args.seed,
                       overrides=overrides, root=args.root, out_dir=None, evaluate=True,
-                      protocol_overrides={"epochs": args.eval_epochs, "n_models": args.models}, progress=False,
-                      compare_random=args.seed == 0)
+                      protocol_overrides=protocol_overrides, progress=False,
+                      compare_random=args.seed == 0 and args.method not in CORESETS, callbacks=[snapshots])
     ev = outcome.evaluation
     assert ev is not None
-    row = {"method": args.method, "dataset": args.dataset, "ipc": args.ipc, "seed": args.seed, "steps": args.steps,
+    curve = [{"step": step, "distill_cpu_s": round(cpu, 1),
+              "accuracy_mean": round(evaluate_summary(summary, outcome.data, modality=_vision(), protocol=ev.protocol,
+                                                      seed=args.seed).mean, 2)}
+             for step, cpu, summary in snapshots.taken]
+    row = {"method": args.method, "dataset": args.dataset, "ipc": args.ipc, "seed": args.seed,
+           "steps": 0 if args.method in CORESETS else args.steps,
            "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2), "accuracies": ev.accuracies,
            "distill_wall_s": round(outcome.run.wall_s, 1), "distill_cpu_s": outcome.artifact.extra["distill_cpu_s"],
            "learned_lr": outcome.artifact.summary.describe()["learned_lr"], "options": overrides,
-           "protocol": ev.protocol.to_dict()}
+           "protocol": ev.protocol.to_dict(), "curve": curve}
     if outcome.random_evaluation is not None:
         row["random_accuracy_mean"] = round(outcome.random_evaluation.mean, 2)
     harness.emit({**row, **harness.cell_context()})
+
+
+def _vision() -> Any:
+    from distill_core.registry import get_modality
+
+    return get_modality("vision")
 
 
 def _accuracy(args: argparse.Namespace) -> None:
@@ -158,6 +192,7 @@ def _accuracy(args: argparse.Namespace) -> None:
             row = harness.run_cell(__file__, "accuracy-cell", "--method", method, "--ipc", ipc, "--seed", seed,
                                    "--steps", args.steps, "--dataset", args.dataset, "--eval-epochs",
                                    args.eval_epochs, "--models", args.models,
+                                   *(["--curve", args.curve] if args.curve and seed == args.seeds[0] else []),
                                    *(["--root", args.root] if args.root else []), check=False)
             if row:
                 harness.append_jsonl(RESULTS, row)
@@ -227,6 +262,8 @@ def main() -> None:
         acc.add_argument("--eval-epochs", type=int, default=300)
         acc.add_argument("--models", type=int, default=3)
         acc.add_argument("--root")
+        acc.add_argument("--curve", help="steps (comma-separated) at which the summary is also evaluated: accuracy "
+                         "against distillation CPU seconds (first seed only)")
         if name == "accuracy":
             acc.add_argument("--cells", nargs="+", required=True, help="METHOD:IPC")
             acc.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
