@@ -44,7 +44,7 @@ def test_user_npz_errors_name_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError, match="not found"):
         load(f"npz:{tmp_path / 'missing.npz'}")
     np.savez(tmp_path / "partial.npz", x_train=np.zeros((2, 4, 4)))
-    with pytest.raises(DataValidationError, match=r"lacks \['y_train', 'x_test', 'y_test'\]"):
+    with pytest.raises(DataValidationError, match=r"lacks the arrays \['y_train', 'x_test', 'y_test'\]"):
         load(f"npz:{tmp_path / 'partial.npz'}")
     one_hot = np.eye(4)[np.tile(np.arange(4), 5)]
     path = _write_npz(tmp_path / "onehot.npz", nhwc=False, dtype="uint8")

@@ -260,7 +260,7 @@ NPZ_DAMAGE = {
     "structured array": (_crafted_npz(_npy_member({**HUGE, "descr": [("a", "|u1")], "shape": (4,)}, bytes(4))),
                          "has dtype"),
     "bad .npy magic": (_crafted_npz(b"not an array at all"), "is not a .npy array"),
-    "bad .npy header": (_crafted_npz(b"\x93NUMPY\x01\x00\x10\x00{'descr': 1}    \n"), "not a readable .npz"),
+    "bad .npy header": (_crafted_npz(b"\x93NUMPY\x01\x00\x10\x00{'descr': 1}    \n"), "is not a .npy array"),
 }
 
 

@@ -16,12 +16,8 @@ is the number of nodes, so that ``--ratio`` is a fraction of the whole graph, as
 from __future__ import annotations
 
 import logging
-import math
 import os
-import struct
 import warnings
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +33,7 @@ from distill_core.data import RealData
 from distill_core.errors import DataValidationError, UnknownNameError
 from distill_core.paths import user_data_dir
 from distill_core.preprocessing import Preprocessing
+from distill_core.safe_numpy import is_dir, is_file, npz_keys, one_line, read_npz
 
 from .planetoid import read_planetoid
 
@@ -202,7 +199,7 @@ def row_normalize(x: Tensor) -> Tensor:
 # -- loaders ------------------------------------------------------------------------------------------------------
 def _planetoid_root(root: str | None) -> Path:
     candidate = root or os.environ.get(ROOT_ENV) or str(user_data_dir("planetoid"))
-    if _is_dir(Path(candidate)):
+    if is_dir(Path(candidate)):
         return Path(candidate)
     raise DataValidationError(
         f"cannot find the Planetoid citation graphs in {candidate}: pass --root DIR (a folder holding Cora/raw and "
@@ -216,7 +213,7 @@ def _load_planetoid(name: str, root: str | None) -> Data:
     row-normalised as PyG's ``NormalizeFeatures``."""
     folder = PLANETOID[name]
     raw = _planetoid_root(root) / folder / "raw"
-    if not _is_dir(raw):
+    if not is_dir(raw):
         raise DataValidationError(f"{raw} does not exist; --root must hold {folder}/raw with the ind.{name}.* files")
     graph = read_planetoid(raw, name)
     graph.x = row_normalize(graph.x)
@@ -281,88 +278,17 @@ def make_sbm_graph(*, num_classes: int = 4, nodes_per_class: int = 100, vocab: i
 
 
 # -- users' files -------------------------------------------------------------------------------------------------
-# A .npz is read member by member with the zip and .npy headers checked before any array is allocated (np.load would
-# also accept a bare .npy or a pickle, raise zipfile/EOF errors on damaged files and allocate whatever shape a header
-# claims). A pyg: file is a pickle: it is read with torch.load(weights_only=True), which builds only tensors and the
-# classes PyG registers as safe (Data and its storage), so a planted object never runs; an unpickling error is refused.
+# A .npz is read by distill_core.safe_numpy.read_npz, member by member with the zip and .npy headers checked before
+# any array is allocated. A pyg: file is a pickle: it is read with torch.load(weights_only=True), which builds only
+# tensors and the classes PyG registers as safe (Data and its storage), so a planted object never runs; an unpickling
+# error is refused.
 
 GRAPH_ARRAYS = ["x", "edge_index", "y", "train_mask", "val_mask", "test_mask"]
-_NPZ_FIX = ("save it with np.savez(path, x=..., edge_index=..., y=..., train_mask=..., val_mask=..., test_mask=...) "
-            "(numeric arrays)")
+_NPZ_FIX = "save it with np.savez(path, x=..., edge_index=..., y=..., train_mask=..., val_mask=..., test_mask=...)"
 _PYG_FIX = ("save the graph with torch.save(Data(x=..., edge_index=..., y=..., train_mask=..., val_mask=..., "
             "test_mask=...), path) holding only tensors, or save the arrays with np.savez and pass npz:PATH")
-_DEFLATE_MAX_RATIO = 1100  # deflate expands at most ~1032x; a member claiming more is corrupt or crafted
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error, zlib.error,
-               NotImplementedError, RuntimeError, OverflowError, MemoryError, KeyError, IndexError, UnicodeError)
 #: the classes a torch.save'd Data pickles besides Data itself (which torch_geometric registers as safe)
 PYG_SAFE_GLOBALS = [Data, GlobalStorage, DataEdgeAttr, DataTensorAttr]
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as ``Type: message`` on one line, at most ~200 characters (it is quoted inside our errors)."""
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # a folder we may not stat, an embedded NUL byte
-        return False
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
-
-
-def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
-    """Array name -> member (``x.npy`` -> ``x``), as np.load names them."""
-    return {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
-
-
-def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, disk_size: int) -> np.ndarray:
-    """One numeric .npy member, its header checked against the member's size before the array is allocated."""
-    if info.flag_bits & 0x1:
-        raise DataValidationError(f"{where} is encrypted; {_NPZ_FIX}")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise DataValidationError(f"{where} uses zip compression method {info.compress_type}; {_NPZ_FIX} or "
-                                  "np.savez_compressed")
-    if info.compress_size > disk_size or (info.compress_type == zipfile.ZIP_STORED
-                                          and info.compress_size != info.file_size) \
-            or info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 4096:
-        raise DataValidationError(f"{where}: the zip directory claims {info.file_size} bytes from "
-                                  f"{info.compress_size} stored in a {disk_size}-byte file, so the archive is "
-                                  f"corrupt, truncated or crafted; {_NPZ_FIX}")
-    with archive.open(info) as member:
-        try:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
-            else:
-                raise DataValidationError(f"{where} uses .npy format {version}; {_NPZ_FIX}")
-        except (ValueError, TypeError, SyntaxError) as exc:  # header parse errors, all one problem
-            raise DataValidationError(f"{where} is not a .npy array ({_one_line(exc)}); {_NPZ_FIX}") from None
-        if dtype.hasobject:
-            raise DataValidationError(f"{where} holds Python objects (dtype {dtype}), which are not loaded (loading "
-                                      f"them would run pickled code); {_NPZ_FIX}")
-        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None or not dtype.itemsize:
-            raise DataValidationError(f"{where} has dtype {dtype}; {_NPZ_FIX}")
-        nbytes = math.prod(shape) * dtype.itemsize
-        offset = member.tell()
-        if nbytes != info.file_size - offset:
-            raise DataValidationError(f"{where}: its header claims shape {shape} of {dtype} ({nbytes} bytes) but "
-                                      f"the member holds {info.file_size - offset} bytes of data, so the file is "
-                                      f"corrupt, truncated or crafted; {_NPZ_FIX}")
-        data = member.read(nbytes)
-        if len(data) != nbytes or member.read(1):
-            raise DataValidationError(f"{where} holds {len(data)} bytes of data instead of {nbytes}: the file is "
-                                      f"truncated or corrupt; {_NPZ_FIX}")
-    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-    return array
 
 
 def _as_tensor(array: np.ndarray, where: str) -> Tensor:
@@ -381,33 +307,7 @@ def _as_tensor(array: np.ndarray, where: str) -> Tensor:
 
 
 def _load_npz(path: str) -> Data:
-    file = Path(path)
-    if not _is_file(file):
-        raise DataValidationError(f"npz:{path}: no such file; give the path of a .npz holding x, edge_index, y and "
-                                  "train_mask/val_mask/test_mask")
-    head = b""
-    try:
-        disk_size = file.stat().st_size
-        with file.open("rb") as handle:
-            head = handle.read(6)
-        if head == b"\x93NUMPY":
-            raise DataValidationError(f"npz:{path} is a single .npy array, not a .npz archive; {_NPZ_FIX}")
-        with zipfile.ZipFile(file) as archive:
-            members = _npz_members(archive)
-            absent = [k for k in GRAPH_ARRAYS if k not in members]
-            if absent:
-                raise DataValidationError(f"npz:{path} lacks the arrays {absent} (it holds {sorted(members)[:20]}); "
-                                          f"{_NPZ_FIX}")
-            arrays = {k: _read_npz_member(archive, members[k], f"npz:{path}: array {k!r}", disk_size)
-                      for k in GRAPH_ARRAYS}
-    except DataValidationError:
-        raise
-    except PermissionError as exc:
-        raise DataValidationError(f"cannot read npz:{path} ({exc}); check its permissions") from None
-    except _ZIP_ERRORS as exc:
-        empty = " (the file is empty)" if not head else ""
-        raise DataValidationError(f"npz:{path} cannot be read as a .npz file{empty} ({_one_line(exc)}); it may be "
-                                  f"truncated or corrupt: {_NPZ_FIX}") from None
+    arrays = read_npz(Path(path), GRAPH_ARRAYS, label=f"npz:{path}", fix=_NPZ_FIX)
     return Data(**{k: _as_tensor(arrays[k], f"npz:{path}: array {k!r}") for k in GRAPH_ARRAYS})
 
 
@@ -419,7 +319,7 @@ def _unpickling_reason(exc: BaseException) -> str:
         reason = text.split("WeightsUnpickler error:", 1)[1]
         reason = reason.split("Please use", 1)[0].split("Check the documentation", 1)[0]
         return "refused by the safe loader: " + " ".join(reason.split())[:200]
-    return _one_line(exc)
+    return one_line(exc)
 
 
 def _load_pyg(path: str) -> Data:
@@ -427,7 +327,7 @@ def _load_pyg(path: str) -> Data:
     ``Data`` pickles (:data:`PYG_SAFE_GLOBALS`) allowed: any other object in the file is refused before it is built
     (a planted pickle never runs). Only the tensors of the graph's store are kept."""
     file = Path(path)
-    if not _is_file(file):
+    if not is_file(file):
         raise DataValidationError(f"pyg:{path}: no such file; save a graph with torch.save(data, path)")
     try:
         with torch.serialization.safe_globals(PYG_SAFE_GLOBALS), warnings.catch_warnings():
@@ -452,11 +352,7 @@ def _load_pyg(path: str) -> Data:
 def npz_has_graph(path: str) -> bool:
     """True when ``path`` is a readable .npz with an ``edge_index`` array (vision ``.npz`` files have none); reads
     only the zip directory and never raises."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return "edge_index" in _npz_members(archive)
-    except Exception:
-        return False
+    return "edge_index" in (npz_keys(path) or [])
 
 
 def load_graph(spec: str, *, root: str | None = None) -> Data:

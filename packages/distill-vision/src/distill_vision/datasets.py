@@ -17,17 +17,12 @@ arrays are refused), and every damaged file fails with a :class:`DataValidationE
 from __future__ import annotations
 
 import gzip
-import io
 import math
 import os
-import pickle
-import pickletools
 import struct
-import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +32,20 @@ from distill_core.data import RealData, validate_real_data
 from distill_core.errors import DataValidationError, UnknownNameError, require
 from distill_core.paths import user_data_dir
 from distill_core.preprocessing import ChannelNormalization, Preprocessing, ZCAWhitening
+from distill_core.safe_numpy import (
+    NUMPY_GLOBALS,
+    ArrayStub,
+    Bytes,
+    FromBuffer,
+    Refused,
+    Scalar,
+    is_dir,
+    is_file,
+    npz_keys,
+    one_line,
+    read_npz,
+    restricted_unpickle,
+)
 
 __all__ = ["DATASETS", "RawImages", "load", "npz_keys", "parse_spec", "read_cifar_batch", "read_npz_images"]
 
@@ -84,7 +93,7 @@ def _fashion_mnist(root: str | None) -> RawImages:
     names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
     paths = []
     for name in names:
-        found = [folder / (name + ext) for ext in (".gz", "") if _is_file(folder / (name + ext))]
+        found = [folder / (name + ext) for ext in (".gz", "") if is_file(folder / (name + ext))]
         if not found:
             raise DataValidationError(f"Fashion-MNIST file {name}(.gz) not found in {folder}; install it with "
                                       "`apt-get install -y dataset-fashion-mnist` or pass --root DIR")
@@ -99,10 +108,10 @@ def _mnist(root: str | None) -> RawImages:
     out = []
     for split in ("train", "test"):
         path = folder / f"{split}.npz"
-        if not _is_file(path):
+        if not is_file(path):
             raise DataValidationError(f"MNIST file {path} not found; put train.npz and test.npz (keys x uint8 "
                                       f"(N, 28, 28), y) in {folder}, or pass --root DIR, or set DISTILL_MNIST_ROOT")
-        arrays = _read_npz(path, ("x", "y"), {}, "MNIST file")
+        arrays = read_npz(path, ("x", "y"), fix=_NPZ_FIX)
         y = arrays["y"].reshape(-1)
         integral = y.dtype.kind in "iu" or (y.dtype.kind == "f" and bool(np.all(np.isfinite(y) & (y == np.round(y)))))
         if not integral or not len(y) or y.min() < 0 or y.max() > 9:
@@ -114,7 +123,7 @@ def _mnist(root: str | None) -> RawImages:
 
 def _cifar10(path: str) -> RawImages:
     folder = Path(path)
-    if not _is_dir(folder):
+    if not is_dir(folder):
         raise DataValidationError(f"CIFAR-10 folder {folder} not found; pass cifar10:PATH to the extracted "
                                   "cifar-10-batches-py folder (data_batch_1..5, test_batch)")
 
@@ -122,7 +131,7 @@ def _cifar10(path: str) -> RawImages:
         xs, ys = [], []
         for name in names:
             file = folder / name
-            if not _is_file(file):
+            if not is_file(file):
                 raise DataValidationError(f"CIFAR-10 batch {file} is missing; the folder must hold data_batch_1..5 "
                                           "and test_batch")
             x, y = read_cifar_batch(file)
@@ -139,220 +148,23 @@ def _cifar10(path: str) -> RawImages:
 
 
 # --- CIFAR-10 python batches ------------------------------------------------------------------------------------
-# The batches are pickles, and unpickling runs whatever callables a file names. A batch is read by an unpickler
-# that resolves only the globals a CIFAR-10 batch uses (numpy array and dtype reconstruction, byte strings, sets)
-# and resolves each of them to an inert stand-in: no numpy object is built from the file's own state while it is
-# unpickled (numpy trusts pickled array states: an object-dtype state can crash the interpreter). The stand-ins
-# are turned into arrays afterwards, from validated shapes, numeric dtypes and byte buffers.
+# The batches are pickles: read with distill_core.safe_numpy's restricted unpickler, which resolves only the globals
+# a CIFAR-10 batch uses (numpy array and dtype reconstruction, byte strings, sets), each to an inert stand-in.
 
 _CIFAR_FIX = "use the cifar-10-batches-py folder extracted from the original cifar-10-python.tar.gz"
-_NUMERIC_KINDS = "biuf"
-
-
-class _Refused(pickle.UnpicklingError):
-    """Raised inside the unpickler; turned into a DataValidationError naming the file."""
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as ``Type: message`` on one line, at most ~200 characters (it is quoted inside our errors)."""
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-
-
-def _plain_dtype(spec: object, byteorder: object = "=") -> np.dtype:
-    """A non-structured numeric dtype from a dtype string (``"u1"``, ``"<f4"``); anything else is refused."""
-    if isinstance(spec, bytes):
-        spec = spec.decode("ascii", "replace")
-    if not isinstance(spec, str) or len(spec) > 8:
-        raise _Refused(f"an array dtype {spec!r:.40} that is not a numeric dtype string")
-    try:
-        dtype = np.dtype(spec)
-    except (TypeError, ValueError) as exc:
-        raise _Refused(f"an unknown array dtype {spec!r}") from exc
-    if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        raise _Refused(f"an array of dtype {dtype} (only numeric arrays are read)")
-    if byteorder in ("<", ">"):
-        dtype = dtype.newbyteorder(byteorder)  # type: ignore[arg-type]
-    return dtype
-
-
-def _buffer_array(raw: object, dtype: object, shape: object, fortran: bool) -> np.ndarray:
-    """An array over ``raw`` (bytes) after checking that its length is exactly ``shape`` x ``dtype``."""
-    if not isinstance(dtype, _DtypeStub):
-        raise _Refused("an array whose dtype is not a numpy dtype")
-    if not isinstance(raw, (bytes, bytearray)):
-        raise _Refused("an array whose data is not a byte string")
-    if not isinstance(shape, tuple) or len(shape) > 8:
-        raise _Refused(f"an array shape {shape!r:.60} that is not a tuple of sizes")
-    dims = []
-    for dim in shape:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
-            raise _Refused(f"an array shape {shape!r:.60} that is not a tuple of sizes")
-        dims.append(dim)
-    count = math.prod(dims)
-    if count * dtype.dtype.itemsize != len(raw):
-        raise _Refused(f"an array of shape {tuple(dims)} ({dtype.dtype}) over {len(raw)} bytes of data")
-    flat = np.frombuffer(raw, dtype=dtype.dtype, count=count) if count else np.empty(0, dtype.dtype)
-    return flat.reshape(dims, order="F" if fortran else "C")
-
-
-class _Stub:
-    """Base of the stand-ins: no attributes a pickle can set (``BUILD`` goes through ``__setstate__``)."""
-
-    __slots__ = ()
-
-    def __setstate__(self, state: object) -> None:
-        raise _Refused(f"state for a {type(self).__name__.strip('_')}")
-
-
-class _DtypeStub(_Stub):
-    """What ``numpy.dtype(...)`` yields while a batch is unpickled."""
-
-    __slots__ = ("dtype",)
-
-    def __init__(self, spec: object) -> None:
-        self.dtype = _plain_dtype(spec)
-
-    def __setstate__(self, state: object) -> None:
-        # numpy writes (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])
-        if not isinstance(state, tuple) or len(state) < 5 or any(part is not None for part in state[2:5]):
-            raise _Refused("a structured or subarray dtype (only plain numeric arrays are read)")
-        order = state[1].decode("latin-1") if isinstance(state[1], bytes) else state[1]  # Python 2 files
-        self.dtype = _plain_dtype(self.dtype.str[1:], order)
-
-
-class _ArrayStub(_Stub):
-    """What ``numpy.core.multiarray._reconstruct(...)`` yields; ``__setstate__`` receives numpy's array state."""
-
-    __slots__ = ("array",)
-
-    def __init__(self, array: np.ndarray | None = None) -> None:
-        self.array = array
-
-    def __setstate__(self, state: object) -> None:
-        # numpy writes (version, shape, dtype, is_fortran, raw bytes); very old versions omit the version
-        if isinstance(state, tuple) and len(state) == 5:
-            state = state[1:]
-        if not isinstance(state, tuple) or len(state) != 4:
-            raise _Refused("an array state that numpy does not write")
-        shape, dtype, fortran, raw = state
-        self.array = _buffer_array(raw, dtype, shape, bool(fortran))
-
-
-class _Global(_Stub):
-    """A stand-in for one allowed global: a callable instance (``NEWOBJ`` needs a class and refuses it)."""
-
-    __slots__ = ()
-
-    def __call__(self, *args: object) -> object:
-        raise _Refused(f"a call of {type(self).__name__.strip('_')}")
-
-
-class _NdarrayType(_Global):
-    __slots__ = ()
-
-
-class _Reconstruct(_Global):
-    __slots__ = ()
-
-    def __call__(self, *args: object) -> object:
-        if len(args) != 3 or not isinstance(args[0], _NdarrayType) or args[1] != (0,):
-            raise _Refused("an array reconstruction that numpy does not write")
-        return _ArrayStub()
-
-
-class _Dtype(_Global):
-    __slots__ = ()
-
-    def __call__(self, *args: object) -> object:
-        if not 1 <= len(args) <= 3:
-            raise _Refused("a dtype call that numpy does not write")
-        return _DtypeStub(args[0])
-
-
-class _Scalar(_Global):
-    __slots__ = ()
-
-    def __call__(self, *args: object) -> object:
-        if len(args) != 2:
-            raise _Refused("a scalar that numpy does not write")
-        return _buffer_array(args[1], args[0], (), False).item()  # a Python number, never a numpy object
-
-
-class _FromBuffer(_Global):
-    __slots__ = ()
-
-    def __call__(self, *args: object) -> object:
-        if len(args) != 4 or args[3] not in ("C", "F"):
-            raise _Refused("an array (protocol 5) that numpy does not write")
-        return _ArrayStub(_buffer_array(args[0], args[1], args[2], args[3] == "F"))
-
-
-class _Encode(_Global):
-    """``_codecs.encode(text, "latin1")``: how Python 3 writes bytes at protocol 2."""
-
-    __slots__ = ()
-
-    def __call__(self, *args: object) -> object:
-        if len(args) != 2 or not isinstance(args[0], str) or args[1] not in ("latin1", "latin-1"):
-            raise _Refused("a text encoding other than latin-1")
-        return args[0].encode("latin-1")
-
-
-class _Bytes(_Global):
-    """``bytes()`` / ``bytes(b"...")``: how Python 3 writes an empty byte string at protocol 2."""
-
-    __slots__ = ()
-
-    def __call__(self, *args: object) -> object:
-        if args and not (len(args) == 1 and isinstance(args[0], (bytes, bytearray))):
-            raise _Refused("a bytes() call other than an empty or copied byte string")
-        return bytes(args[0]) if args else b""
-
-
 _CIFAR_GLOBALS: dict[tuple[str, str], object] = {
-    **{(module, "_reconstruct"): _Reconstruct() for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(module, "scalar"): _Scalar() for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(module, "_frombuffer"): _FromBuffer() for module in ("numpy.core.numeric", "numpy._core.numeric")},
-    ("numpy", "ndarray"): _NdarrayType(),
-    ("numpy", "dtype"): _Dtype(),
-    ("_codecs", "encode"): _Encode(),
-    **{(module, "bytes"): _Bytes() for module in ("builtins", "__builtin__")},
+    **NUMPY_GLOBALS,
+    **{(module, "scalar"): Scalar() for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(module, "_frombuffer"): FromBuffer() for module in ("numpy.core.numeric", "numpy._core.numeric")},
+    **{(module, "bytes"): Bytes() for module in ("builtins", "__builtin__")},
     **{(module, kind.__name__): kind for module in ("builtins", "__builtin__") for kind in (set, frozenset)},
 }
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """Resolves only the globals of :data:`_CIFAR_GLOBALS`, each to its inert stand-in."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _CIFAR_GLOBALS[(module, name)]
-        except (KeyError, TypeError):
-            reference = " ".join(f"{module}.{name}".split())[:100]  # any text a crafted STACK_GLOBAL names
-            raise _Refused(f"it references {reference} (refused, never imported or run)") from None
-
-    def persistent_load(self, pid: object) -> Any:
-        raise _Refused("it references an external object")
-
-
-def _unpickle_cifar_batch(file: Path) -> object:
-    """Unpickle a CIFAR-10 batch with :class:`_CifarUnpickler` after checking every length in the stream."""
-    data = file.read_bytes()
-    # pickletools walks the opcodes without running them and checks each length against the bytes left, so the
-    # unpickler below never allocates what a crafted length or memo index claims (the C unpickler sizes its memo
-    # by the largest index: 10 bytes asking for index 2**30 cost 16 GB)
-    for opcode, arg, pos in pickletools.genops(data):
-        if opcode.name == "FRAME" and isinstance(arg, int) and arg > len(data) - (pos or 0):
-            raise _Refused(f"a frame of {arg} bytes in a {len(data)}-byte file")
-        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and (not isinstance(arg, int) or arg > len(data)):
-            raise _Refused(f"a memo index {arg!r:.20} beyond the size of the file")
-    return _CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
-
-
 def _unstub(value: object) -> object:
-    if isinstance(value, _ArrayStub):
+    if isinstance(value, ArrayStub):
         if value.array is None:
-            raise _Refused("an array without data")
+            raise Refused("an array without data")
         return value.array
     return value
 
@@ -371,14 +183,14 @@ def read_cifar_batch(file: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarr
     file = Path(file)
     what = f"{file} is not a CIFAR-10 python batch"
     try:
-        batch = _unpickle_cifar_batch(file)
+        batch = restricted_unpickle(file.read_bytes(), _CIFAR_GLOBALS, encoding="bytes")
     except OSError as exc:
         raise DataValidationError(f"cannot read the CIFAR-10 batch {file} ({exc}); check its permissions, or "
                                   f"{_CIFAR_FIX}") from exc
-    except _Refused as exc:
+    except Refused as exc:
         raise DataValidationError(f"{what}: {exc}; {_CIFAR_FIX}") from None
     except Exception as exc:  # a damaged pickle fails in many ways, all of them this one problem
-        raise DataValidationError(f"{what} (unreadable pickle: {_one_line(exc)}); "
+        raise DataValidationError(f"{what} (unreadable pickle: {one_line(exc)}); "
                                   f"{_CIFAR_FIX}") from None
     if not isinstance(batch, dict):
         raise DataValidationError(f"{what}: it holds a {type(batch).__name__}, not a dict with b'data' and "
@@ -389,10 +201,10 @@ def read_cifar_batch(file: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarr
         raise DataValidationError(f"{what}: its dict lacks {[k.encode() for k in missing]}; {_CIFAR_FIX}")
     try:
         data, labels = _unstub(found["data"]), np.asarray(_unstub(found["labels"]))
-    except _Refused as exc:
+    except Refused as exc:
         raise DataValidationError(f"{what}: {exc}; {_CIFAR_FIX}") from None
     except (TypeError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
-        raise DataValidationError(f"{what}: its b'labels' are not a list of class indices ({_one_line(exc)}); "
+        raise DataValidationError(f"{what}: its b'labels' are not a list of class indices ({one_line(exc)}); "
                                   f"{_CIFAR_FIX}") from None
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "iu" or data.ndim != 2 \
             or data.shape[1] != 3 * 32 * 32 or not len(data):
@@ -434,142 +246,19 @@ def _images(array: np.ndarray, what: str = "images") -> Tensor:
 
 
 # --- .npz archives ------------------------------------------------------------------------------------------------
-# Read member by member with the zip and .npy headers checked first: np.load would pass on a bare .npy (or a pickle)
-# as well as a zip, raise zipfile/EOF errors on damaged files and allocate whatever shape a header claims.
+# Read with distill_core.safe_numpy.read_npz: member by member, headers checked before anything is allocated.
 
 _NPZ_FIX = "save it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
-_DEFLATE_MAX_RATIO = 1100  # deflate expands at most ~1032x; a member claiming more is corrupt or crafted
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error, zlib.error,
-               NotImplementedError, RuntimeError, OverflowError, MemoryError, KeyError, IndexError)
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # a folder we may not stat, an embedded NUL byte
-        return False
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
-
-
-def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
-    """Array name -> member (``x_train.npy`` -> ``x_train``), as np.load names them."""
-    return {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
-
-
-def npz_keys(path: str | os.PathLike[str]) -> list[str] | None:
-    """The array names in a .npz archive, read from its zip directory only; ``None`` when it is not a readable zip
-    (never raises)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return list(_npz_members(archive))
-    except _ZIP_ERRORS:
-        return None
-
-
-def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file: Path, key: str, kinds: str,
-                     disk_size: int) -> np.ndarray:
-    """One .npy member, its header checked against the member's size before any array is allocated."""
-    where = f"{file}: array {key!r}"
-    if info.flag_bits & 0x1:
-        raise DataValidationError(f"{where} is encrypted; {_NPZ_FIX} (no password)")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise DataValidationError(f"{where} uses zip compression method {info.compress_type}; {_NPZ_FIX} or "
-                                  "np.savez_compressed")
-    if info.compress_size > disk_size or (info.compress_type == zipfile.ZIP_STORED
-                                          and info.compress_size != info.file_size) \
-            or info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 4096:
-        raise DataValidationError(f"{where}: the zip directory claims {info.file_size} bytes from "
-                                  f"{info.compress_size} stored in a {disk_size}-byte file, so the archive is "
-                                  f"corrupt, truncated or crafted; {_NPZ_FIX}")
-    with archive.open(info) as member:
-        try:
-            version = np.lib.format.read_magic(member)
-        except ValueError as exc:
-            raise DataValidationError(f"{where} is not a .npy array ({_one_line(exc)}); {_NPZ_FIX}") from None
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise DataValidationError(f"{where} uses .npy format {version} (structured arrays); {_NPZ_FIX} with "
-                                      "plain numeric arrays")
-        if dtype.hasobject:
-            raise DataValidationError(f"{where} holds Python objects (dtype {dtype}), which are not loaded (loading "
-                                      f"them would run pickled code); {_NPZ_FIX} with numeric arrays "
-                                      "(e.g. np.asarray(x, dtype=np.float32))")
-        if dtype.kind not in kinds or dtype.fields is not None or not dtype.itemsize:
-            raise DataValidationError(f"{where} has dtype {dtype}; {_NPZ_FIX} with "
-                                      f"{'numeric' if 'f' in kinds else 'string'} arrays")
-        count = math.prod(shape)
-        nbytes = count * dtype.itemsize
-        offset = member.tell()
-        if nbytes != info.file_size - offset:
-            raise DataValidationError(f"{where}: its header claims shape {shape} of {dtype} ({nbytes} bytes) but "
-                                      f"the member holds {info.file_size - offset} bytes of data, so the file is "
-                                      f"corrupt, truncated or crafted; {_NPZ_FIX}")
-        out = np.empty(nbytes, dtype=np.uint8)
-        done = 0
-        while done < nbytes:
-            chunk = member.read(min(1 << 24, nbytes - done))
-            if not chunk:
-                break
-            out[done:done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-            done += len(chunk)
-        if done != nbytes or member.read(1):
-            raise DataValidationError(f"{where} holds {done} bytes of data instead of {nbytes}: the file is "
-                                      f"truncated or corrupt; {_NPZ_FIX}")
-    return out.view(dtype).reshape(shape, order="F" if fortran else "C")
-
-
-def _read_npz(file: Path, required: tuple[str, ...], optional: dict[str, str], what: str) -> dict[str, np.ndarray]:
-    """The ``required`` arrays (numeric) and any of ``optional`` (name -> allowed dtype kinds) of a .npz archive.
-
-    Raises:
-        DataValidationError: the file is missing, not a zip, damaged, lacks a required array, or an array is an
-            object array, has a header that disagrees with its size, or is truncated.
-    """
-    if not _is_file(file):
-        raise DataValidationError(f"{what} {file} not found; pass the path of an existing .npz file")
-    head = b""
-    try:
-        disk_size = file.stat().st_size
-        with file.open("rb") as handle:
-            head = handle.read(6)
-        if head == b"\x93NUMPY":
-            raise DataValidationError(f"{file} is a single .npy array, not a .npz archive; {_NPZ_FIX}")
-        with zipfile.ZipFile(file) as archive:
-            members = _npz_members(archive)
-            missing = [key for key in required if key not in members]
-            if missing:
-                raise DataValidationError(f"{file} lacks {missing}; it must hold {list(required)} (found "
-                                          f"{sorted(members)[:20]})")
-            wanted = {**dict.fromkeys(required, _NUMERIC_KINDS), **optional}
-            return {key: _read_npz_member(archive, members[key], file, key, kinds, disk_size)
-                    for key, kinds in wanted.items() if key in members}
-    except DataValidationError:
-        raise
-    except PermissionError as exc:
-        raise DataValidationError(f"cannot read {file} ({exc}); check its permissions") from None
-    except _ZIP_ERRORS as exc:
-        empty = " (the file is empty)" if not head else ""
-        raise DataValidationError(f"{file} is not a readable .npz archive{empty} ({_one_line(exc)}); it may be "
-                                  f"truncated or corrupt: {_NPZ_FIX}") from None
 
 
 def read_npz_images(path: str) -> RawImages:
     """A user's .npz with x_train, y_train, x_test, y_test (optional class_names), validated with clear errors."""
     file = Path(path)
     keys = ("x_train", "y_train", "x_test", "y_test")
-    if not _is_file(file):
+    if not is_file(file):
         raise DataValidationError(f"npz file {file} not found; pass npz:PATH to a .npz with x_train, y_train, x_test, "
                                   "y_test")
-    arrays = _read_npz(file, keys, {"class_names": "USbiuf"}, "npz file")
+    arrays = read_npz(file, keys, optional={"class_names": "USbiuf"}, fix=_NPZ_FIX)
     ys = []
     for key in ("y_train", "y_test"):
         y = arrays[key]
