@@ -4,6 +4,7 @@ coresets and a way to show a summary. Registered under the entry-point group ``d
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +22,19 @@ if TYPE_CHECKING:
     from .data import Budget
     from .method import Method
 
-__all__ = ["Modality"]
+__all__ = ["Modality", "ModelFit"]
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """How one evaluation model is trained: the protocol, the learning rate (``None``: the protocol's), the
+    augmentation, the seeded generator of its batches and the device."""
+
+    protocol: EvalProtocol
+    lr: float | None
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None
+    generator: torch.Generator
+    device: torch.device
 
 
 class Modality:
@@ -88,19 +101,25 @@ class Modality:
         generator: torch.Generator,
         device: torch.device,
     ) -> float:
-        """Train one fresh ``protocol.model`` on the summary and return its test accuracy in percent.
+        """Train one fresh ``protocol.model`` on the summary and return its test accuracy in percent (what
+        :func:`~distill_core.evaluation.evaluate_summary` calls once per model). Modalities override
+        :meth:`train_and_test`, which receives these settings as one :class:`ModelFit`."""
+        return self.train_and_test(summary, data, ModelFit(protocol=protocol, lr=lr, augment=augment,
+                                                           generator=generator, device=device))
 
-        The default trains on ``summary.materialize()`` with :func:`~distill_core.training.train_classifier`
-        and tests on ``data.x_test``; modalities whose models need more than samples (graphs) override it.
-        """
+    def train_and_test(self, summary: Summary, data: RealData, fit: ModelFit) -> float:
+        """:meth:`fit_and_score`'s work. The default trains on ``summary.materialize()`` with
+        :func:`~distill_core.training.train_classifier` and tests on ``data.x_test``; modalities whose models need
+        more than samples (graphs) override it."""
         from .training import accuracy, init_model_, train_classifier
 
+        protocol, device = fit.protocol, fit.device
         x_syn, targets = (t.to(device) for t in summary.materialize())
         model = self.build_model(protocol.model, sample_shape=data.sample_shape, num_classes=data.num_classes,
                                  **protocol.model_kwargs).to(device)
         init_model_(model, protocol.init)
-        train_classifier(model, x_syn, targets, label_kind=summary.label_kind, protocol=protocol, lr=lr,
-                         augment=augment, generator=generator)
+        train_classifier(model, x_syn, targets, label_kind=summary.label_kind, protocol=protocol, lr=fit.lr,
+                         augment=fit.augment, generator=fit.generator)
         return accuracy(model, data.x_test.to(device), data.y_test.to(device))
 
     def augmenter(self, name: str | None) -> Callable[[Tensor, torch.Generator], Tensor] | None:

@@ -3,7 +3,6 @@ coresets and drawings of condensed graphs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,7 @@ from torch_geometric.utils import subgraph
 
 from distill_core.data import RealData
 from distill_core.evaluation import EvalProtocol
-from distill_core.modality import Modality
+from distill_core.modality import Modality, ModelFit
 from distill_core.preprocessing import Preprocessing
 from distill_core.registry import register_modality
 from distill_core.synset import Summary
@@ -78,26 +77,16 @@ class GraphModality(Modality):
                             epochs=600, lr=0.01, momentum=0.0, weight_decay=5e-4, batch_size=0,
                             schedule="step_half", n_models=5, selection="best_val")
 
-    def fit_and_score(
-        self,
-        summary: Summary,
-        data: RealData,
-        *,
-        protocol: EvalProtocol,
-        lr: float | None,
-        augment: Callable[[Tensor, torch.Generator], Tensor] | None,
-        generator: torch.Generator,
-        device: torch.device,
-    ) -> float:
+    def train_and_test(self, summary: Summary, data: RealData, fit: ModelFit) -> float:
         """Train one fresh ``protocol.model`` on the condensed graph and test it on the original graph."""
-        ctx = graph_context(data, device)
-        x_syn, targets = (t.to(device) for t in summary.materialize())
+        ctx = graph_context(data, fit.device)
+        x_syn, targets = (t.to(fit.device) for t in summary.materialize())
         adj = summary.eval_adjacency() if isinstance(summary, GraphSummary) else torch.zeros(len(x_syn), len(x_syn))
-        adj = adj.to(device)
-        arch, fit = split_model_kwargs(protocol.model_kwargs)
-        model = build_graph_model(protocol.model, in_dim=x_syn.shape[1], num_classes=data.num_classes, **arch)
-        return fit_graph_model(model.to(device), x_syn, Propagation.from_dense(adj), targets, ctx,
-                               protocol=protocol, lr=lr, optimizer=fit.get("optimizer", "adam"))
+        adj = adj.to(fit.device)
+        arch, options = split_model_kwargs(fit.protocol.model_kwargs)
+        model = build_graph_model(fit.protocol.model, in_dim=x_syn.shape[1], num_classes=data.num_classes, **arch)
+        return fit_graph_model(model.to(fit.device), x_syn, Propagation.from_dense(adj), targets, ctx,
+                               protocol=fit.protocol, lr=fit.lr, optimizer=options.get("optimizer", "adam"))
 
     # -- coresets -----------------------------------------------------------------------------------------------
     def features(self, data: RealData, indices: Tensor, *, seed: int) -> Tensor:

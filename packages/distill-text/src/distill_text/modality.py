@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,7 +14,7 @@ from torch import Tensor, nn
 from distill_core.data import RealData
 from distill_core.errors import DataValidationError, UnknownNameError
 from distill_core.evaluation import EvalProtocol, accuracy, train_classifier
-from distill_core.modality import Modality
+from distill_core.modality import Modality, ModelFit
 from distill_core.preprocessing import Preprocessing
 from distill_core.synset import Summary
 
@@ -131,17 +130,7 @@ class TextModality(Modality):
             return native_protocol(summary)
         return plain_protocol()
 
-    def fit_and_score(
-        self,
-        summary: Summary,
-        data: RealData,
-        *,
-        protocol: EvalProtocol,
-        lr: float | None,
-        augment: Callable[[Tensor, torch.Generator], Tensor] | None,
-        generator: torch.Generator,
-        device: torch.device,
-    ) -> float:
+    def train_and_test(self, summary: Summary, data: RealData, fit: ModelFit) -> float:
         """Train one fresh learner on the summary; ``minilm-head`` trains only the linear head on the frozen
         encoder's features (computed once per summary and test set)."""
         want = data.extra.get("model_id")
@@ -151,11 +140,11 @@ class TextModality(Modality):
                 f"the summary lives in the embeddings of model {getattr(summary, 'model', '?')} (id {have}) but the "
                 f"test data was embedded with {data.extra.get('model')} (id {want}); load the data with the "
                 "artifact's dataset spec (`distill eval DIR` does this)")
-        if protocol.model != "minilm-head":
-            return super().fit_and_score(summary, data, protocol=protocol, lr=lr, augment=augment,
-                                         generator=generator, device=device)
+        if fit.protocol.model != "minilm-head":
+            return super().train_and_test(summary, data, fit)
+        device = fit.device
         kwargs = {"model_path": data.extra["model_path"], "embed_scale": data.extra["embed_scale"],
-                  **protocol.model_kwargs}
+                  **fit.protocol.model_kwargs}
         head = self.build_model("minilm-head", sample_shape=data.sample_shape, num_classes=data.num_classes,
                                 **kwargs).to(device)
         x_syn, targets = (t.to(device) for t in summary.materialize())
@@ -165,8 +154,8 @@ class TextModality(Modality):
             _FEATURE_CACHE[key] = head.embed(data.x_test.to(device)).cpu()
         f_test = _FEATURE_CACHE[key].to(device)
         f_syn = head.embed(x_syn)
-        train_classifier(head.fc, f_syn, targets, label_kind=summary.label_kind, protocol=protocol, lr=lr,
-                         generator=generator)
+        train_classifier(head.fc, f_syn, targets, label_kind=summary.label_kind, protocol=fit.protocol, lr=fit.lr,
+                         generator=fit.generator)
         return accuracy(head.fc, f_test, data.y_test.to(device))
 
     # -- coresets -----------------------------------------------------------------------------------------------
