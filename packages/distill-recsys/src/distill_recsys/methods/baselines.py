@@ -19,13 +19,12 @@ import torch
 
 from distill_core.baselines import k_center_select
 from distill_core.data import Budget
-from distill_core.errors import DataValidationError
 from distill_core.method import Method, MethodConfig
 from distill_core.modality import Modality
 
 from ..data import InteractionData
 from ..summary import SparseUserSummary
-from ._common import resolve_user_budget
+from ._common import active_users, random_users
 
 __all__ = ["HeadUsers", "KCenterUsers", "RandomUsers", "UserCoresetConfig", "user_embeddings"]
 
@@ -60,21 +59,16 @@ class _UserCoreset(Method[UserCoresetConfig]):
 
     def init_summary(self, data: InteractionData, *, budget: Budget,  # type: ignore[override]
                      modality: Modality, generator: torch.Generator) -> SparseUserSummary:
-        n = resolve_user_budget(budget, data)
-        active = np.nonzero(data.train.getnnz(axis=1) > 0)[0]
-        if n > len(active):
-            raise DataValidationError(f"{data.name}: a budget of {n} users exceeds the {len(active)} users with "
-                                      f"training interactions; ask for at most {len(active)}")
+        n, active = active_users(budget, data)
         if self.selection == "random":
-            chosen = active[torch.randperm(len(active), generator=generator)[:n].numpy()]
+            chosen = random_users(active, n, generator)
         elif self.selection == "head":
             counts = data.train.getnnz(axis=1)[active]
             chosen = active[np.argsort(-counts, kind="stable")[:n]]
         else:
             pool = active
             if len(pool) > self.config.candidates:
-                pool = np.sort(active[torch.randperm(len(active), generator=generator)[:self.config.candidates]
-                                      .numpy()])
+                pool = np.sort(random_users(active, self.config.candidates, generator))
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
             emb = user_embeddings(data, pool, dim=self.config.embedding_dim, seed=seed)
             chosen = pool[k_center_select(emb, n).numpy()]

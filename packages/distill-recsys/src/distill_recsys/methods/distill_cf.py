@@ -61,7 +61,7 @@ from ..gumbel import multi_gumbel_softmax
 from ..learners import InfiniteAE
 from ..metrics import metric_names
 from ..summary import SparseUserSummary, UserLogitSummary, sparsify_rows
-from ._common import resolve_user_budget
+from ._common import active_users, random_users
 
 __all__ = ["DistillCF", "DistillCFConfig", "DistillCFSelection"]
 
@@ -187,12 +187,8 @@ class DistillCF(Method[DistillCFConfig]):
     def init_summary(self, data: InteractionData, *, budget: Budget,  # type: ignore[override]
                      modality: Modality, generator: torch.Generator) -> UserLogitSummary:
         """Logits = the binary training rows of ``budget`` random real users with training data."""
-        n = resolve_user_budget(budget, data)
-        active = np.nonzero(data.train.getnnz(axis=1) > 0)[0]
-        if n > len(active):
-            raise DataValidationError(f"{data.name}: a budget of {n} synthetic users exceeds the {len(active)} users "
-                                      f"with training interactions; ask for at most {len(active)}")
-        pick = active[torch.randperm(len(active), generator=generator)[:n].numpy()]
+        n, active = active_users(budget, data, what="synthetic users")
+        pick = random_users(active, n, generator)
         logits = csr_rows_to_dense(data.train, np.sort(pick))
         if self.config.init == "noise":
             logits.normal_(generator=generator)
