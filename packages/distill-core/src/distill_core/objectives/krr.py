@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 from torch import Tensor
 
 from ..errors import DataValidationError
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
     "DEFAULT_JITTER",
+    "KRRSolveOptions",
     "KernelFn",
     "SingularKernelError",
     "blocked_kernel",
@@ -43,6 +48,16 @@ logger = logging.getLogger(__name__)
 KernelFn = Callable[[Tensor, Tensor], Tensor]
 #: Jitter schedule, as multiples of the mean diagonal, tried in order after the plain regularised solve fails.
 DEFAULT_JITTER: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+
+
+class KRRSolveOptions(TypedDict, total=False):
+    """The options of the regularised solve (:func:`krr_solve`, which holds their defaults), taken by every function
+    here that solves: ``reg``, ``relative``, ``float64``, ``jitter``."""
+
+    reg: float
+    relative: bool
+    float64: bool
+    jitter: Sequence[float]
 
 
 class SingularKernelError(DataValidationError, FloatingPointError):
@@ -139,44 +154,26 @@ def krr_solve(
     return (alpha if y.dim() == 2 else alpha[:, 0]).to(out_dtype)
 
 
-def krr_predict(
-    k_ts: Tensor,
-    k_ss: Tensor,
-    y_s: Tensor,
-    *,
-    reg: float = 1e-6,
-    relative: bool = True,
-    float64: bool = False,
-    jitter: Sequence[float] = DEFAULT_JITTER,
-) -> Tensor:
-    """KRR predictions ``K_ts (K_ss + λI)^{-1} Y_s``.
+def krr_predict(k_ts: Tensor, k_ss: Tensor, y_s: Tensor, **solve: Unpack[KRRSolveOptions]) -> Tensor:
+    """KRR predictions ``K_ts (K_ss + λI)^{-1} Y_s``; ``solve`` as :func:`krr_solve`.
 
     Shapes:
         k_ts: ``(m, n)``; k_ss: ``(n, n)``; y_s: ``(n, c)``; returns ``(m, c)``.
     """
     if k_ts.dim() != 2 or k_ts.shape[1] != len(k_ss):
         raise DataValidationError(f"the target-support kernel must be (m, {len(k_ss)}), got {tuple(k_ts.shape)}")
-    alpha = krr_solve(k_ss, y_s, reg=reg, relative=relative, float64=float64, jitter=jitter)
+    alpha = krr_solve(k_ss, y_s, **solve)
     return k_ts.to(alpha.dtype) @ alpha
 
 
-def krr_loss(
-    k_ts: Tensor,
-    k_ss: Tensor,
-    y_s: Tensor,
-    y_t: Tensor,
-    *,
-    reg: float = 1e-6,
-    relative: bool = True,
-    float64: bool = False,
-    jitter: Sequence[float] = DEFAULT_JITTER,
-) -> Tensor:
-    """KIP's outer loss ``0.5 · mean((K_ts (K_ss + λI)^{-1} Y_s − Y_t)²)`` (mean over all entries).
+def krr_loss(k_ts: Tensor, k_ss: Tensor, y_s: Tensor, y_t: Tensor, **solve: Unpack[KRRSolveOptions]) -> Tensor:
+    """KIP's outer loss ``0.5 · mean((K_ts (K_ss + λI)^{-1} Y_s − Y_t)²)`` (mean over all entries); ``solve`` as
+    :func:`krr_solve`.
 
     Shapes:
         k_ts: ``(m, n)``; k_ss: ``(n, n)``; y_s: ``(n, c)``; y_t: ``(m, c)``; returns a scalar.
     """
-    pred = krr_predict(k_ts, k_ss, y_s, reg=reg, relative=relative, float64=float64, jitter=jitter)
+    pred = krr_predict(k_ts, k_ss, y_s, **solve)
     if pred.shape != y_t.shape:
         raise DataValidationError(f"target labels have shape {tuple(y_t.shape)} but predictions {tuple(pred.shape)}")
     return 0.5 * ((pred - y_t.to(pred.dtype)) ** 2).mean()
@@ -193,18 +190,8 @@ def blocked_kernel(kernel_fn: KernelFn, x1: Tensor, x2: Tensor, *, block_size: i
     return torch.cat([kernel_fn(x1[i:i + block_size], x2) for i in range(0, len(x1), block_size)], 0)
 
 
-def krr_predict_blocked(
-    kernel_fn: KernelFn,
-    x_s: Tensor,
-    y_s: Tensor,
-    x_t: Tensor,
-    *,
-    block_size: int = 1024,
-    reg: float = 1e-6,
-    relative: bool = True,
-    float64: bool = False,
-    jitter: Sequence[float] = DEFAULT_JITTER,
-) -> Tensor:
+def krr_predict_blocked(kernel_fn: KernelFn, x_s: Tensor, y_s: Tensor, x_t: Tensor, *, block_size: int = 1024,
+                        **solve: Unpack[KRRSolveOptions]) -> Tensor:
     """KRR predictions for a large target set: the support is solved once, the target-support kernel is built and
     used one block of ``block_size`` targets at a time, so memory does not grow with the number of targets (beyond
     the ``(m, c)`` predictions themselves).
@@ -214,6 +201,7 @@ def krr_predict_blocked(
         x_s: support samples ``(n, ...)``; y_s: support targets ``(n, c)``.
         x_t: target samples ``(m, ...)`` (may live on the CPU; each block is moved to ``x_s``'s device).
         block_size: targets per block.
+        solve: ``reg``, ``relative``, ``float64``, ``jitter`` of :func:`krr_solve`.
 
     Returns:
         ``(m, c)`` predictions on ``x_s``'s device.
@@ -223,7 +211,7 @@ def krr_predict_blocked(
     """
     if block_size < 1:
         raise DataValidationError(f"block_size must be >= 1, got {block_size}")
-    alpha = krr_solve(kernel_fn(x_s, x_s), y_s, reg=reg, relative=relative, float64=float64, jitter=jitter)
+    alpha = krr_solve(kernel_fn(x_s, x_s), y_s, **solve)
     preds = []
     for i in range(0, len(x_t), block_size):
         block = x_t[i:i + block_size].to(x_s.device, non_blocking=True)
