@@ -8,6 +8,8 @@ seeds: NNGP vs the readout covariance averaged over 64 random width-256 nets: 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -28,20 +30,29 @@ def _scale(k: torch.Tensor) -> float:
     return float(k.diagonal().max())
 
 
+def _mean_over_wide_nets(nets: int, seed: int, pool: bool, readout: str,
+                         estimate: Callable[[ConvNetNTKParam], torch.Tensor]) -> torch.Tensor:
+    """The mean of ``estimate(net)`` over ``nets`` random width-256 networks of the architecture, seeded."""
+    torch.manual_seed(seed)
+    total = torch.zeros(())
+    for _ in range(nets):
+        net = ConvNetNTKParam(2, (6, 6), width=256, depth=2, pool=pool, readout=readout)  # type: ignore[arg-type]
+        total = total + estimate(net)
+    return total / nets
+
+
 @pytest.mark.parametrize(("pool", "readout"), ARCHS)
 def test_nngp_matches_monte_carlo_over_wide_random_nets(pool: bool, readout: str) -> None:
     x = _images()
     nngp = cnngp(x, depth=2, pool=pool, readout=readout)
-    mc = torch.zeros_like(nngp)
-    nets = 64
-    torch.manual_seed(1)
-    for _ in range(nets):
-        net = ConvNetNTKParam(2, (6, 6), width=256, depth=2, pool=pool, readout=readout)  # type: ignore[arg-type]
+
+    def readout_expectation(net: ConvNetNTKParam) -> torch.Tensor:
+        # the expectation over the readout weights and bias, given the hidden features
         with torch.no_grad():
             features = net.features(x)
-        # the expectation over the readout weights and bias, given the hidden features
-        mc += net.w_var * features @ features.T / features.shape[1] + net.b_var
-    mc /= nets
+        return net.w_var * features @ features.T / features.shape[1] + net.b_var
+
+    mc = _mean_over_wide_nets(64, 1, pool, readout, readout_expectation)
     assert (mc - nngp).abs().max() <= 0.04 * _scale(nngp), (nngp, mc)
 
 
@@ -49,13 +60,7 @@ def test_nngp_matches_monte_carlo_over_wide_random_nets(pool: bool, readout: str
 def test_ntk_matches_empirical_ntk_of_wide_nets(pool: bool, readout: str) -> None:
     x = _images(3)
     ntk = cntk(x, depth=2, pool=pool, readout=readout)
-    emp = torch.zeros_like(ntk)
-    nets = 8
-    torch.manual_seed(2)
-    for _ in range(nets):
-        net = ConvNetNTKParam(2, (6, 6), width=256, depth=2, pool=pool, readout=readout)  # type: ignore[arg-type]
-        emp += empirical_ntk(net, x)
-    emp /= nets
+    emp = _mean_over_wide_nets(8, 2, pool, readout, lambda net: empirical_ntk(net, x))
     assert (emp - ntk).abs().max() <= 0.05 * _scale(ntk), (ntk, emp)
 
 

@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 from distill_core.data import RealData
 from distill_core.errors import DistillError
-from distill_core.fuzz import load_profile, only_distill_errors, sandbox
+from distill_core.fuzz import flip_bytes, load_profile, only_distill_errors, sandbox
 from distill_vision.modality import VisionModality
 
 load_profile()
@@ -79,11 +79,7 @@ def test_fuzz_npz_truncations(compressed: bool, cut: float) -> None:
 
 @given(compressed=st.booleans(), data=st.data())
 def test_fuzz_npz_corrupted_bytes(compressed: bool, data: st.DataObject) -> None:
-    blob = bytearray(VALID_NPZ[compressed])
-    for _ in range(data.draw(st.integers(1, 4), label="flips")):
-        position = data.draw(st.integers(0, len(blob) - 1), label="position")
-        blob[position] ^= data.draw(st.integers(1, 255), label="xor")
-    _load_npz(bytes(blob))
+    _load_npz(flip_bytes(VALID_NPZ[compressed], data))
 
 
 DTYPES = [np.uint8, np.int16, np.int64, np.uint64, np.float16, np.float32, np.float64, np.dtype(">f4"), np.bool_,
@@ -183,11 +179,7 @@ def test_fuzz_cifar10_truncations(protocol: int, cut: float) -> None:
 
 @given(protocol=st.sampled_from([2, 4, 5]), data=st.data())
 def test_fuzz_cifar10_corrupted_bytes(protocol: int, data: st.DataObject) -> None:
-    blob = bytearray(VALID_BATCH[protocol])
-    for _ in range(data.draw(st.integers(1, 4), label="flips")):
-        position = data.draw(st.integers(0, len(blob) - 1), label="position")
-        blob[position] ^= data.draw(st.integers(1, 255), label="xor")
-    _load_cifar(bytes(blob))
+    _load_cifar(flip_bytes(VALID_BATCH[protocol], data))
 
 
 LABELS = st.one_of(

@@ -20,32 +20,28 @@ SMALL_NET = {"width": 32}
 EVAL = {"model_kwargs": SMALL_NET, "epochs": 100, "n_models": 2}
 
 
-class TestDM(MethodContract):
+class _OnDigits(MethodContract):
+    """DC, DSA and DM at 1 image per class on digits with a 32-wide ConvNet."""
+
+    dataset = "digits"
+    ipc = 1
+    overrides = {"steps": 20, "model_kwargs": SMALL_NET, "batch_real": 64}
+    protocol_overrides = EVAL
+    beats_random_margin = 5.0
+
+
+class TestDM(_OnDigits):
     method = "dm"
-    dataset = "digits"
-    ipc = 1
     # a 32-wide net gives a 4x smaller embedding than the default 128, so the image lr is scaled up accordingly
-    overrides = {"steps": 40, "model_kwargs": SMALL_NET, "batch_real": 64, "lr_summary": 10.0}
-    protocol_overrides = EVAL
-    beats_random_margin = 5.0
+    overrides = {**_OnDigits.overrides, "steps": 40, "lr_summary": 10.0}
 
 
-class TestDC(MethodContract):
+class TestDC(_OnDigits):
     method = "dc"
-    dataset = "digits"
-    ipc = 1
-    overrides = {"steps": 20, "model_kwargs": SMALL_NET, "batch_real": 64}
-    protocol_overrides = EVAL
-    beats_random_margin = 5.0
 
 
-class TestDSA(MethodContract):
+class TestDSA(_OnDigits):
     method = "dsa"
-    dataset = "digits"
-    ipc = 1
-    overrides = {"steps": 20, "model_kwargs": SMALL_NET, "batch_real": 64}
-    protocol_overrides = EVAL
-    beats_random_margin = 5.0
 
 
 def test_absurd_image_learning_rate_stops_cleanly(tmp_path: Path) -> None:

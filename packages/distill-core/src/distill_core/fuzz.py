@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from .errors import DistillError
 
-__all__ = ["PROFILES", "claim_and_load", "load_profile", "only_distill_errors", "sandbox"]
+__all__ = ["PROFILES", "claim_and_load", "flip_bytes", "load_profile", "only_distill_errors", "sandbox"]
 
 #: examples per test of each profile
 PROFILES = {"ci": 40, "thorough": 2000}
@@ -64,6 +65,16 @@ def sandbox() -> Iterator[Path]:
                     os.environ[key] = value
         written = [str(p.relative_to(root)) for p in (*work.rglob("*"), *home.rglob("*"))]
         assert not written, f"the loader wrote outside its input folder: {written}"
+
+
+def flip_bytes(blob: bytes, data: st.DataObject, *, most: int = 4) -> bytes:
+    """``blob`` with 1 to ``most`` bytes XOR-ed with non-zero values, positions and values drawn from ``data``
+    (a corrupted copy of a valid file)."""
+    corrupted = bytearray(blob)
+    for _ in range(data.draw(st.integers(1, most), label="flips")):
+        position = data.draw(st.integers(0, len(corrupted) - 1), label="position")
+        corrupted[position] ^= data.draw(st.integers(1, 255), label="xor")
+    return bytes(corrupted)
 
 
 def only_distill_errors(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
