@@ -99,7 +99,22 @@ def _norm(kind: str, channels: int) -> nn.Module:
     raise UnknownNameError("norm", kind, ["instancenorm", "batchnorm", "none"])
 
 
-class ConvNet(nn.Module):
+class _FeaturesThenClassifier(nn.Module):
+    """What every model here is: ``features`` (images -> ``(n, embed_dim)``) then ``classifier``; ``embed`` is the
+    features, the space distribution matching compares."""
+
+    features: nn.Module
+    classifier: nn.Module
+    embed_dim: int
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+class ConvNet(_FeaturesThenClassifier):
     """ConvNet-D (Gidaris & Komodakis 2018; the DC/DSA/DM default, https://arxiv.org/abs/2006.05929).
 
     Args:
@@ -134,14 +149,8 @@ class ConvNet(nn.Module):
         self.embed_dim = width * size * size
         self.classifier = nn.Linear(self.embed_dim, num_classes)
 
-    def embed(self, x: Tensor) -> Tensor:
-        return self.features(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
-
-
-class MLP(nn.Module):
+class MLP(_FeaturesThenClassifier):
     """3-layer perceptron (width 128, ReLU), DC's MLP baseline architecture."""
 
     def __init__(self, *, in_channels: int, num_classes: int, image_size: int, width: int = 128) -> None:
@@ -151,14 +160,8 @@ class MLP(nn.Module):
         self.embed_dim = width
         self.classifier = nn.Linear(width, num_classes)
 
-    def embed(self, x: Tensor) -> Tensor:
-        return self.features(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
-
-
-class LeNet(nn.Module):
+class LeNet(_FeaturesThenClassifier):
     """LeNet-5 (LeCun et al. 1998) with ReLU and max-pooling; 28x28 single-channel inputs are padded to 32x32."""
 
     def __init__(self, *, in_channels: int, num_classes: int, image_size: int) -> None:
@@ -176,12 +179,6 @@ class LeNet(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(self.embed_dim, 120), nn.ReLU(inplace=True), nn.Linear(120, 84),
                                         nn.ReLU(inplace=True), nn.Linear(84, num_classes))
 
-    def embed(self, x: Tensor) -> Tensor:
-        return self.features(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
-
 
 class _BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int, norm: str) -> None:
@@ -197,7 +194,7 @@ class _BasicBlock(nn.Module):
         return torch.relu(self.body(x) + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
+class ResNet18(_FeaturesThenClassifier):
     """ResNet-18 (He et al. 2016) in the CIFAR layout used by DC's cross-architecture tables (3x3 stem, no
     max-pool, 64-128-256-512 channels), with instance norm by default."""
 
@@ -215,12 +212,6 @@ class ResNet18(nn.Module):
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.embed_dim = c
         self.classifier = nn.Linear(c, num_classes)
-
-    def embed(self, x: Tensor) -> Tensor:
-        return self.features(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
 
 
 register_model("convnet")(ConvNet)
