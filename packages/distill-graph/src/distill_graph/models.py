@@ -29,6 +29,17 @@ def _linear(x: Tensor, layer: nn.Linear, *, bias: bool = True) -> Tensor:
     return out + layer.bias if bias and layer.bias is not None else out
 
 
+def _linear_stack(in_dim: int, num_classes: int, hidden: int, nlayers: int, *, bias: bool = True) -> nn.ModuleList:
+    """``nlayers`` linear layers ``in_dim -> hidden -> ... -> num_classes``, initialised in order."""
+    dims = [in_dim] + [hidden] * (nlayers - 1) + [num_classes]
+    return nn.ModuleList(nn.Linear(a, b, bias=bias) for a, b in itertools.pairwise(dims))
+
+
+def _between_layers(h: Tensor, layer: int, layers: int, dropout: float, training: bool) -> Tensor:
+    """ReLU and dropout after every layer but the last (whose output is the logits)."""
+    return F.dropout(F.relu(h), dropout, training) if layer < layers - 1 else h
+
+
 class GCN(nn.Module):
     """Graph convolutional network (Kipf & Welling, ICLR 2017, https://arxiv.org/abs/1609.02907).
 
@@ -48,8 +59,7 @@ class GCN(nn.Module):
     def __init__(self, *, in_dim: int, num_classes: int, hidden: int = 256, nlayers: int = 2,
                  dropout: float = 0.5) -> None:
         super().__init__()
-        dims = [in_dim] + [hidden] * (nlayers - 1) + [num_classes]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        self.layers = _linear_stack(in_dim, num_classes, hidden, nlayers)
         self.dropout = dropout
 
     def embed(self, x: Tensor, graph: Propagation) -> list[Tensor]:
@@ -57,9 +67,8 @@ class GCN(nn.Module):
         states = []
         h = x
         for i, layer in enumerate(self.layers):
-            h = graph.gcn(_linear(h, layer, bias=False)) + layer.bias
-            if i < len(self.layers) - 1:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+            h = _between_layers(graph.gcn(_linear(h, layer, bias=False)) + layer.bias, i, len(self.layers),
+                                self.dropout, self.training)
             states.append(h)
         return states
 
@@ -106,17 +115,15 @@ class GraphSAGE(nn.Module):
     def __init__(self, *, in_dim: int, num_classes: int, hidden: int = 256, nlayers: int = 2,
                  dropout: float = 0.5) -> None:
         super().__init__()
-        dims = [in_dim] + [hidden] * (nlayers - 1) + [num_classes]
-        self.self_layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
-        self.neigh_layers = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(dims))
+        self.self_layers = _linear_stack(in_dim, num_classes, hidden, nlayers)
+        self.neigh_layers = _linear_stack(in_dim, num_classes, hidden, nlayers, bias=False)
         self.dropout = dropout
 
     def forward(self, x: Tensor, graph: Propagation) -> Tensor:
         h = x
         for i, (lin_self, lin_neigh) in enumerate(zip(self.self_layers, self.neigh_layers)):
-            h = _linear(h, lin_self) + graph.mean(_linear(h, lin_neigh, bias=False))
-            if i < len(self.self_layers) - 1:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+            h = _between_layers(_linear(h, lin_self) + graph.mean(_linear(h, lin_neigh, bias=False)), i,
+                                len(self.self_layers), self.dropout, self.training)
         return h
 
 
@@ -155,16 +162,13 @@ class MLP(nn.Module):
     def __init__(self, *, in_dim: int, num_classes: int, hidden: int = 256, nlayers: int = 2,
                  dropout: float = 0.5) -> None:
         super().__init__()
-        dims = [in_dim] + [hidden] * (nlayers - 1) + [num_classes]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        self.layers = _linear_stack(in_dim, num_classes, hidden, nlayers)
         self.dropout = dropout
 
     def forward(self, x: Tensor, graph: Propagation | None = None) -> Tensor:
         h = x
         for i, layer in enumerate(self.layers):
-            h = _linear(h, layer)
-            if i < len(self.layers) - 1:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+            h = _between_layers(_linear(h, layer), i, len(self.layers), self.dropout, self.training)
         return h
 
 

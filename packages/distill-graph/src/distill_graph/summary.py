@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from distill_core.errors import ArtifactError, DataValidationError
 from distill_core.preprocessing import Preprocessing
-from distill_core.synset import LabelKind, Summary, register_summary_type
+from distill_core.synset import Summary, register_summary_type
 
 __all__ = ["GraphSummary", "StructureGenerator", "StructureKind", "bernoulli_graph"]
 
@@ -110,7 +110,8 @@ class GraphSummary(Summary):
         sample_seed: when set (with ``discrete``), the evaluated 0/1 graph is instead one draw of the Bernoulli graph
             whose edge probabilities are the generated entries (each unordered pair once, mirrored), from a
             generator seeded with it, so every call gives the same graph (DosCond's evaluation).
-        label_kind, label_values, learn_lr, lr_init, preprocessing: as :class:`~distill_core.synset.Summary`.
+        summary_options: ``label_kind``, ``label_values``, ``learn_lr``, ``lr_init``, ``preprocessing``, passed to
+            :class:`~distill_core.synset.Summary`, which holds their defaults.
 
     Shapes:
         ``x``: ``(n, d)``; ``labels``: ``(n,)``; :meth:`adjacency`: ``(n, n)``.
@@ -134,14 +135,9 @@ class GraphSummary(Summary):
         threshold: float = 0.0,
         discrete: bool = False,
         sample_seed: int | None = None,
-        label_kind: LabelKind = "hard",
-        label_values: Tensor | None = None,
-        learn_lr: bool = False,
-        lr_init: float = 0.01,
-        preprocessing: Preprocessing | None = None,
+        **summary_options: Any,
     ) -> None:
-        super().__init__(x=x, labels=labels, num_classes=num_classes, label_kind=label_kind,
-                         label_values=label_values, learn_lr=learn_lr, lr_init=lr_init, preprocessing=preprocessing)
+        super().__init__(x=x, labels=labels, num_classes=num_classes, **summary_options)
         if x.dim() != 2:
             raise DataValidationError(f"graph summary features must be (n, d), got {tuple(x.shape)}")
         if structure not in ("pge", "identity", "fixed"):
