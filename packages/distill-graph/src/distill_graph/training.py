@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from distill_core.data import RealData
 from distill_core.evaluation import EvalProtocol
+from distill_core.objectives import soft_cross_entropy
 
 from .data import GraphContext, graph_context
 from .graph import Propagation
@@ -94,7 +95,7 @@ def fit_graph_model(
             logits, batch_targets = logits[train_nodes], targets[train_nodes]
         else:
             batch_targets = targets
-        loss = -(batch_targets * F.log_softmax(logits, -1)).sum(-1).mean()
+        loss = soft_cross_entropy(logits, batch_targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

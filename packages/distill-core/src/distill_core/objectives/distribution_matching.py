@@ -3,10 +3,12 @@ GCDM: Liu et al. 2022, https://arxiv.org/abs/2206.13658)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import Tensor
 
-__all__ = ["classwise_mean_embedding_distance", "gaussian_mmd2", "mean_embedding_distance"]
+__all__ = ["classwise_distance", "classwise_mean_embedding_distance", "gaussian_mmd2", "mean_embedding_distance"]
 
 
 def mean_embedding_distance(e_real: Tensor, e_syn: Tensor) -> Tensor:
@@ -19,18 +21,42 @@ def mean_embedding_distance(e_real: Tensor, e_syn: Tensor) -> Tensor:
 
 
 def classwise_mean_embedding_distance(
-    e_real: Tensor, y_real: Tensor, e_syn: Tensor, y_syn: Tensor, num_classes: int
+    e_real: Tensor, y_real: Tensor, e_syn: Tensor, y_syn: Tensor, num_classes: int, *,
+    weights: Sequence[float] | None = None,
 ) -> Tensor:
-    """Sum over classes of :func:`mean_embedding_distance`; classes absent from either side are skipped.
+    """Sum over classes of :func:`mean_embedding_distance` (DM's loss); classes absent from either side are skipped.
+    :func:`classwise_distance` with that distance.
 
     Shapes:
         e_real: ``(n, d)`` with labels y_real ``(n,)``; e_syn: ``(m, d)`` with y_syn ``(m,)``; returns a 0-d tensor.
+    """
+    return classwise_distance(e_real, y_real, e_syn, y_syn, num_classes, weights=weights)
+
+
+def classwise_distance(
+    e_real: Tensor, y_real: Tensor, e_syn: Tensor, y_syn: Tensor, num_classes: int, *,
+    distance: Callable[[Tensor, Tensor], Tensor] = mean_embedding_distance,
+    weights: Sequence[float] | None = None,
+) -> Tensor:
+    """``sum_c w_c distance(e_real[y_real == c], e_syn[y_syn == c])``, skipping classes absent from either side.
+
+    Args:
+        e_real, y_real: real embeddings and their classes.
+        e_syn, y_syn: synthetic embeddings and their classes.
+        num_classes: classes ``0..num_classes-1`` are visited in order.
+        distance: the distance of two sets of embeddings (:func:`mean_embedding_distance`, the linear-kernel MMD^2,
+            or :func:`gaussian_mmd2`).
+        weights: ``weights[c]`` multiplies class ``c``'s distance (GCDM: ``n_syn_c / max_c n_syn_c``); ``None``: 1.
+
+    Shapes:
+        e_real: ``(n, d)``; y_real: ``(n,)``; e_syn: ``(m, d)``; y_syn: ``(m,)``; returns a 0-d tensor.
     """
     total = e_syn.new_zeros(())
     for c in range(num_classes):
         real_c, syn_c = e_real[y_real == c], e_syn[y_syn == c]
         if len(real_c) and len(syn_c):
-            total = total + mean_embedding_distance(real_c, syn_c)
+            term = distance(real_c, syn_c)
+            total = total + (term if weights is None else weights[c] * term)
     return total
 
 

@@ -40,6 +40,7 @@ def classwise_gradient_match(
     losses: Callable[[int], tuple[Tensor, Tensor]],
     *,
     metric: GradientMetric = "ours",
+    weights: Sequence[float] | None = None,
 ) -> Tensor:
     """DC's matching loss: for every class, the distance between the network's parameter gradients of the real loss
     (detached) and of the synthetic loss (differentiable, ``create_graph``), summed over classes.
@@ -49,6 +50,8 @@ def classwise_gradient_match(
         classes: the classes to match, in order (the order fixes the random draws inside ``losses``).
         losses: ``c -> (real_loss, synthetic_loss)``, both 0-d tensors computed with ``net`` on class ``c``.
         metric: see :func:`gradient_match_distance`.
+        weights: ``weights[c]`` multiplies class ``c``'s distance (GCond: ``n_syn_c / max_c n_syn_c``); ``None``:
+            every class counts once (DC).
 
     Returns:
         A 0-d tensor, differentiable in whatever the synthetic losses depend on.
@@ -63,6 +66,8 @@ def classwise_gradient_match(
         g_real = [g.detach() for g in torch.autograd.grad(real_loss, params)]
         g_syn = torch.autograd.grad(syn_loss, params, create_graph=True)
         term = gradient_match_distance(g_real, g_syn, metric=metric)
+        if weights is not None:
+            term = weights[c] * term
         total = term if total is None else total + term
     if total is None:
         raise ValueError("classwise_gradient_match needs at least one class")

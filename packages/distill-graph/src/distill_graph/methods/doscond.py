@@ -38,7 +38,6 @@ from torch import Tensor
 
 from distill_core.method import StepContext
 from distill_core.objectives import GradientMetric
-from distill_core.registry import register_method
 
 from ..summary import GraphSummary
 from .gcond import GCond, GCondConfig
@@ -112,7 +111,6 @@ def sample_bernoulli_structure(logits: Tensor, *, temperature: float, generator:
     return soft * (1 - torch.eye(n, device=logits.device))
 
 
-@register_method("doscond")
 class DosCond(GCond):
     """DosCond (Jin et al., KDD 2022): one-step gradient matching with a discrete (Bernoulli) structure."""
 

@@ -21,7 +21,7 @@ import torch
 
 from distill_core.method import StepContext
 from distill_core.objectives import gaussian_mmd2, mean_embedding_distance
-from distill_core.registry import register_method
+from distill_core.objectives.distribution_matching import classwise_distance
 from distill_core.synset import Summary
 
 from ..graph import Propagation
@@ -61,7 +61,6 @@ class GCDMConfig(GraphCondensationConfig):
         "help": "match every layer's output or the hidden layers only"})
 
 
-@register_method("gcdm")
 class GCDM(GraphCondensation):
     """GCDM (Liu et al., 2022): class-wise MMD of GNN node embeddings between the real and the synthetic graph."""
 
@@ -70,26 +69,24 @@ class GCDM(GraphCondensation):
     config: GCDMConfig
 
     def distribution_loss(self, model: torch.nn.Module, summary: GraphSummary, ctx: StepContext) -> torch.Tensor:
-        """``sum_c w_c sum_l MMD^2(E_l(real_c), E_l(syn_c))``."""
+        """``sum_l sum_c w_c MMD^2(E_l(real_c), E_l(syn_c))``: the core's class-wise distance
+        (:func:`~distill_core.objectives.distribution_matching.classwise_distance`) at every matched layer."""
         assert self.real is not None
         cfg = self.config
         emb_syn = model.embed(summary.x, Propagation.from_dense(self.synthetic_graph(summary, ctx)))
-        keep = slice(None) if cfg.layers == "all" else slice(0, -1)
-        total = summary.x.new_zeros(())
-        for c in range(summary.num_classes):
-            mask = summary.labels == c
-            if not bool(mask.any()):
-                continue
+        present = [c for c in range(summary.num_classes) if bool((summary.labels == c).any())]
+        per_class = []
+        for c in present:
             idx = self.sample_class(ctx, c)
             with torch.no_grad():
-                emb_real = self.real.embeddings(model, idx, hops=cfg.nlayers)
-            for e_real, e_syn in list(zip(emb_real, emb_syn))[keep]:
-                if cfg.kernel == "linear":
-                    d = mean_embedding_distance(e_real, e_syn[mask])
-                else:
-                    d = gaussian_mmd2(e_real, e_syn[mask])
-                total = total + self.class_weight[c] * d
-        return total
+                per_class.append((self.real.embeddings(model, idx, hops=cfg.nlayers), torch.full((len(idx),), c)))
+        y_real = torch.cat([labels for _, labels in per_class]).to(summary.labels.device)
+        emb_real = [torch.cat(layer) for layer in zip(*(emb for emb, _ in per_class))]
+        distance = mean_embedding_distance if cfg.kernel == "linear" else gaussian_mmd2
+        keep = slice(None) if cfg.layers == "all" else slice(0, -1)
+        return sum((classwise_distance(e_real, y_real, e_syn, summary.labels, summary.num_classes, distance=distance,
+                                       weights=self.class_weight)
+                    for e_real, e_syn in list(zip(emb_real, emb_syn))[keep]), summary.x.new_zeros(()))
 
     def run_step(self, summary: Summary, ctx: StepContext) -> float:
         assert isinstance(summary, GraphSummary)

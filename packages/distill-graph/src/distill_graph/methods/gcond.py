@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill_core.method import StepContext
-from distill_core.objectives import GradientMetric, gradient_match_distance
-from distill_core.registry import register_method
+from distill_core.objectives import GradientMetric, classwise_gradient_match
 from distill_core.synset import Summary
 
 from ..graph import Propagation
@@ -104,7 +103,8 @@ def sgc_gradient_matching_loss(method: GraphCondensation, model: SGC, summary: G
 
 def class_gradient_matching_loss(method: GraphCondensation, model: nn.Module, summary: GraphSummary,
                                  ctx: StepContext, adj: Tensor, metric: GradientMetric) -> Tensor:
-    """``sum_c w_c D(grad L_real_c, grad L_syn_c)`` for one backbone (GCond's outer loss), by autograd.
+    """``sum_c w_c D(grad L_real_c, grad L_syn_c)`` for one backbone (GCond's outer loss), by autograd: the core's
+    :func:`~distill_core.objectives.classwise_gradient_match` with GCond's class weights.
 
     Args:
         method: the method (its real graph, class weights and batch size).
@@ -115,25 +115,21 @@ def class_gradient_matching_loss(method: GraphCondensation, model: nn.Module, su
         metric: the gradient distance.
     """
     assert method.real is not None
-    params = [p for p in model.parameters() if p.requires_grad]
     out_syn = model(summary.x, Propagation.from_dense(adj))
+    real = method.real
     y_train = ctx.data.y_train
-    total = out_syn.new_zeros(())
-    for c in range(summary.num_classes):
-        mask = summary.labels == c
-        if not bool(mask.any()):
-            continue
+
+    def class_losses(c: int) -> tuple[Tensor, Tensor]:
         idx = method.sample_class(ctx, c)
-        logits_real = method.real.logits(model, idx, hops=method.config.nlayers)
-        y_real = y_train[idx].to(logits_real.device)
-        g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(logits_real, y_real), params)]
-        loss_syn = F.cross_entropy(out_syn[mask], summary.labels[mask])
-        g_syn = torch.autograd.grad(loss_syn, params, create_graph=True)
-        total = total + method.class_weight[c] * gradient_match_distance(g_real, g_syn, metric=metric)
-    return total
+        logits_real = real.logits(model, idx, hops=method.config.nlayers)
+        mask = summary.labels == c
+        return (F.cross_entropy(logits_real, y_train[idx].to(logits_real.device)),
+                F.cross_entropy(out_syn[mask], summary.labels[mask]))
+
+    present = [c for c in range(summary.num_classes) if bool((summary.labels == c).any())]
+    return classwise_gradient_match(model, present, class_losses, metric=metric, weights=method.class_weight)
 
 
-@register_method("gcond")
 class GCond(GraphCondensation):
     """GCond (Jin et al., ICLR 2022): gradient matching with a generated structure."""
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from distill_core.errors import DataValidationError
-from distill_core.registry import register_method
 
 from .gcond import GCond, GCondConfig
 
@@ -43,7 +42,6 @@ class GCondXConfig(GCondConfig):
             raise DataValidationError("GCond-X has no structure; use method 'gcond' for a generated structure")
 
 
-@register_method("gcond-x")
 class GCondX(GCond):
     """GCond-X (Jin et al., ICLR 2022): gradient matching of node features only, no synthetic edges."""
 
