@@ -53,3 +53,18 @@ def test_ratio_resolves_against_all_nodes(capsys, tmp_path) -> None:
                  "--out", str(tmp_path / "r"), "--no-progress", "--json"])
     assert code == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["budget"] == [3, 3, 3, 3]
+
+
+def test_picture_has_a_legend_of_class_colours(tmp_path) -> None:
+    import torch
+
+    from distill_graph.render import PALETTE, draw_graph, legend
+
+    panel = legend(["class 0: 2 nodes", "1 cats: 1 nodes"], 64)
+    for c in range(2):  # each line shows its class's node colour
+        colour = torch.tensor(PALETTE[c])[:, None, None]
+        assert bool(((panel - colour).abs().sum(0) < 1e-6).any()), c
+    assert legend([f"class {c}" for c in range(50)], 64).shape[1] == 64  # too many lines: cut, never taller
+    path = draw_graph(torch.zeros(3, 3), torch.tensor([0, 1, 1]), 2, tmp_path / "g.png", size=64,
+                      class_names=["a", "b"])
+    assert path.read_bytes()[:4] == b"\x89PNG"

@@ -112,12 +112,14 @@ class GraphModality(Modality):
 
     # -- display ------------------------------------------------------------------------------------------------
     def render(self, artifact: Artifact, path: Path) -> Path:
-        """Draw the condensed graph: one coloured disc per node (colour = class), grey lines for edges."""
+        """Draw the condensed graph: one coloured disc per node (colour = class), grey lines for edges, a legend
+        naming each class's colour (and its number of nodes)."""
         from .render import draw_graph
 
         summary = artifact.summary
         adj = summary.eval_adjacency() if isinstance(summary, GraphSummary) else torch.zeros(0, 0)
-        return draw_graph(adj, summary.labels, summary.num_classes, path)
+        return draw_graph(adj, summary.labels, summary.num_classes, path,
+                          class_names=list(artifact.dataset.get("class_names") or []))
 
     def export(self, artifact: Artifact, path: Path) -> Path:
         """The condensed graph as ``.npz`` (x, edge_index, edge_weight, y), readable with numpy alone."""
