@@ -11,21 +11,17 @@ import torch
 
 from distill_core import Budget, DivergenceError, distill, evaluate_summary, get_modality
 from distill_core.checkpoint import CHECKPOINT, load_state
-from distill_core.testing import MethodContract
 from distill_vision.methods.dd import DD, native_protocol
+from distill_vision.testing import DigitsContract
 
 torch.set_num_threads(1)  # tiny problems on shared CI machines
 
-FAST_PROTOCOL = {"model": "mlp", "epochs": 60, "lr": 0.05, "batch_size": 64, "n_models": 2}
 FAST = {"model": "mlp", "lr_init": 0.1, "lr_lr": 0.05, "lr_summary": 0.05, "batch_real": 128}
 
 
-class TestDDContract(MethodContract):
+class TestDDContract(DigitsContract):
     method = "dd"
-    dataset = "digits"
-    ipc = 2
     overrides: ClassVar[dict[str, Any]] = {"steps": 40, **FAST}
-    protocol_overrides: ClassVar[dict[str, Any]] = FAST_PROTOCOL
 
 
 def test_learned_lr_is_positive_and_native_protocol_beats_random() -> None:

@@ -9,22 +9,18 @@ from typing import Any, ClassVar
 import torch
 
 from distill_core import Budget, distill
-from distill_core.testing import MethodContract
 from distill_vision.methods.frepo import label_margin_loss
+from distill_vision.testing import DigitsContract
 
 torch.set_num_threads(1)  # tiny problems on shared CI machines
 
-FAST_PROTOCOL = {"model": "mlp", "epochs": 60, "lr": 0.05, "batch_size": 64, "n_models": 2}
 FAST = {"model_kwargs": {"width": 32}, "num_models": 3, "max_online_updates": 4, "target_batch": 256,
         "lr_summary": 0.01, "lr_model": 0.003}
 
 
-class TestFRePOContract(MethodContract):
+class TestFRePOContract(DigitsContract):
     method = "frepo"
-    dataset = "digits"
-    ipc = 2
     overrides: ClassVar[dict[str, Any]] = {"steps": 25, **FAST}
-    protocol_overrides: ClassVar[dict[str, Any]] = FAST_PROTOCOL
 
 
 def _run(steps: int, out: Path | None, resume: bool = False):  # type: ignore[no-untyped-def]

@@ -9,19 +9,15 @@ import torch
 
 from distill_core import Budget, distill
 from distill_core.evaluation_krr import evaluate_krr, one_hot_centred
-from distill_core.testing import MethodContract
+from distill_vision.testing import DigitsContract
 
 torch.set_num_threads(1)  # tiny problems on shared CI machines
 
-FAST_PROTOCOL = {"model": "mlp", "epochs": 60, "lr": 0.05, "batch_size": 64, "n_models": 2}
 
 
-class TestKIPContract(MethodContract):
+class TestKIPContract(DigitsContract):
     method = "kip"
-    dataset = "digits"
-    ipc = 2
     overrides: ClassVar[dict[str, Any]] = {"steps": 25, "target_batch": 200}
-    protocol_overrides: ClassVar[dict[str, Any]] = FAST_PROTOCOL
 
 
 def _kip(steps: int, **overrides: Any):  # type: ignore[no-untyped-def]

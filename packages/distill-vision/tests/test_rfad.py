@@ -8,21 +8,17 @@ from typing import Any, ClassVar
 import torch
 
 from distill_core import Budget, distill
-from distill_core.testing import MethodContract
 from distill_vision.methods.rfad import RFAD, conv_random_features
+from distill_vision.testing import DigitsContract
 
 torch.set_num_threads(1)  # tiny problems on shared CI machines
 
-FAST_PROTOCOL = {"model": "mlp", "epochs": 60, "lr": 0.05, "batch_size": 64, "n_models": 2}
 FAST = {"n_models": 2, "width": 32, "target_batch": 200, "n_batches": 1, "lr_summary": 0.01}
 
 
-class TestRFADContract(MethodContract):
+class TestRFADContract(DigitsContract):
     method = "rfad"
-    dataset = "digits"
-    ipc = 2
     overrides: ClassVar[dict[str, Any]] = {"steps": 25, **FAST}
-    protocol_overrides: ClassVar[dict[str, Any]] = FAST_PROTOCOL
 
 
 def test_random_convnet_features_follow_the_reference_init() -> None:
