@@ -104,3 +104,20 @@ def test_a_store_of_another_dataset_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError, match="another expert protocol"):
         distill("mtt", dataset="digits", budget=Budget(ipc=1), progress=False, evaluate=False,
                 overrides={**TINY, "steps": 1, "expert_lr": 0.02, "experts": str(tmp_path / "e")})
+
+
+@pytest.mark.parametrize(("method", "param", "options"), [
+    ("mtt", "idc", {"factor": 2}), ("tesla", "linba", {"n_bases": 4, "downsample": 1}),
+    ("datm", "idc", {"factor": 2})])
+def test_trajectory_matching_learns_parameterized_summaries(method: str, param: str, options: dict) -> None:
+    """The parameterized summaries of ``test_params`` under trajectory matching: the stored tensors learn."""
+    overrides = {**TINY, "steps": 12, "param": param, "param_options": options}
+    if method == "datm":
+        overrides.update(initial_max_start_epoch=1, expansion_steps=10, batch_syn=None)
+    outcome = distill(method, dataset="digits", budget=Budget(ipc=1), overrides=overrides, evaluate=False,
+                      progress=False)
+    summary = outcome.run.summary
+    assert summary.summary_type == "parameterized" and summary.param.name == param
+    losses = outcome.run.losses
+    k = len(losses) // 4
+    assert sum(losses[-k:]) / k < sum(losses[:k]) / k, losses

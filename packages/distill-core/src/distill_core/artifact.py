@@ -216,21 +216,20 @@ def _load_artifact(directory: Path) -> Artifact:
     try:
         preprocessing = Preprocessing.restore(manifest.get("preprocessing", []), tensors)
         type_name = manifest["summary"].get("type", "dense")
-        try:
-            cls = summary_type(type_name)
-        except UnknownNameError:
-            # modality packages register their summary types on import: load the one that wrote the artifact
+        if type_name != "dense":
+            # modality packages register their summary types and parameterizations on import: load the one that
+            # wrote the artifact
             from .registry import get_modality
 
             try:
                 get_modality(str(manifest["modality"]))
             except (UnknownNameError, ImportError):
                 pass
-            cls = summary_type(type_name)
+        cls = summary_type(type_name)
+        summary = cls.from_tensors({k: v for k, v in tensors.items() if not k.startswith("preprocessing.")},
+                                   manifest["summary"], preprocessing)
     except UnknownNameError as exc:
         raise _fail(directory, f"{exc} (is the modality package that wrote it installed?)") from exc
-    summary = cls.from_tensors({k: v for k, v in tensors.items() if not k.startswith("preprocessing.")},
-                               manifest["summary"], preprocessing)
     return Artifact(
         summary=summary,
         method=manifest["method"],

@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     size.add_argument("--budget", type=_int_at_least(1), help="total summary size, spread over classes by frequency")
     size.add_argument("--ratio", type=float, help="summary size as a fraction of the training set")
     run.add_argument("--steps", type=_int_at_least(0), help="outer steps (default: the method's)")
+    run.add_argument("--param", help="parameterization of the summary (dense, idc, linba, ...; `distill list` names "
+                     "them); same as --set param=NAME")
+    run.add_argument("--budget-floats", type=_int_at_least(1),
+                     help="stored floats of a parameterized summary (default: the floats of --ipc / --budget)")
     run.add_argument("--seed", type=_int_at_least(0), default=0)
     run.add_argument("--config", help="JSON file of method options")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -125,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--out", help="output file (default: inside the artifact directory)")
     show.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
-    export = sub.add_parser("export", help="export the summary (JSON lines for text, CSV for recsys)")
+    export = sub.add_parser("export", help="export the summary for other tools (vision: .npz or .png of the decoded "
+                            "samples; graph: .npz; text: JSON lines; recsys: CSV)")
     export.add_argument("artifact")
     export.add_argument("--out", required=True)
     export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -206,6 +211,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides.update(_parse_sets(args.set))
     if args.steps is not None:
         overrides["steps"] = args.steps
+    if args.param is not None:
+        overrides["param"] = args.param
+    if args.budget_floats is not None:
+        overrides["budget_floats"] = args.budget_floats
     budget = Budget(ipc=args.ipc, total=args.budget, ratio=args.ratio)
     size = f"ipc{args.ipc}" if args.ipc else f"n{args.budget}" if args.budget else f"r{args.ratio}"
     out = args.out or str(Path("runs") / f"{args.method}-{args.dataset.replace(':', '_').replace('/', '_')}-{size}"

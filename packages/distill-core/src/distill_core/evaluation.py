@@ -42,7 +42,7 @@ def _evaluate_with_krr(summary: Summary, data: RealData, protocol: EvalProtocol,
     """KRR test accuracy (deterministic: one number whatever ``n_models``) as an :class:`EvalResult`."""
     from .evaluation_krr import evaluate_krr
 
-    if type(summary) is not Summary or not summary.x.is_floating_point():
+    if summary.summary_type not in ("dense", "parameterized") or not summary.x.is_floating_point():
         raise DataValidationError(f"--model {protocol.model} (kernel ridge regression) needs a summary of dense "
                                   f"feature vectors, not a {summary.summary_type!r} summary; use a trained model")
     kernel = protocol.model.partition(":")[2] or "fc_ntk"

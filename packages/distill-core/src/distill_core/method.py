@@ -114,6 +114,13 @@ class MethodConfig:
     lr_lr: float = field(default=1e-3, metadata={"help": "learning rate of the learned inner learning rate"})
     divergence_factor: float = field(default=1e3, metadata={
         "help": "stop when |summary| exceeds this factor times its initial scale"})
+    param: str | None = field(default=None, metadata={
+        "help": "parameterization of the summary's samples ('dense'/None: free samples; e.g. 'idc', 'linba')"})
+    param_options: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "options of the parameterization, e.g. {\"factor\": 2} for idc"})
+    budget_floats: int | None = field(default=None, metadata={
+        "help": "stored floats of a parameterized summary (None: the floats of the requested dense budget)",
+        "range": Range(1)})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -281,16 +288,38 @@ class Method(Generic[C]):
     def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,
                      generator: torch.Generator) -> Summary:
         """Initial summary: ``budget.per_class(data)`` random real samples per class, or Gaussian noise."""
-        index = ClassIndex(data.y_train, data.num_classes)
-        chosen = index.sample_sizes(budget.per_class(data), generator=generator)
-        summary = modality.subset_summary(data, chosen, label_kind=self.config.label_kind,
-                                          learn_lr=self.config.learn_lr, lr_init=self.config.lr_init)
-        if self.config.init == "noise":
-            summary.x.data.normal_(generator=generator)
-        return summary
+        sizes = budget.per_class(data)
+        chosen = ClassIndex(data.y_train, data.num_classes).sample_sizes(sizes, generator=generator)
+        return self.make_summary(data, chosen, sizes=sizes, modality=modality, generator=generator)
+
+    def make_summary(self, data: RealData, indices: Tensor, *, sizes: list[int], modality: Modality,
+                     generator: torch.Generator, label_kind: str | None = None) -> Summary:
+        """The initial summary: the real samples at ``indices`` (noise when ``init="noise"``), or, with ``param``
+        set, a :class:`~distill_core.parameterized.ParameterizedSummary` of ``budget_floats`` stored floats (default:
+        the floats of ``sizes``) that initialises itself from real samples."""
+        cfg = self.config
+        kind = label_kind or cfg.label_kind
+        if cfg.param in (None, "dense"):
+            if cfg.budget_floats is not None:
+                raise DataValidationError("budget_floats sizes parameterized summaries; a dense summary is sized by "
+                                          "--ipc / --budget / --ratio (or pass --param)")
+            summary = modality.subset_summary(data, indices, label_kind=kind, learn_lr=cfg.learn_lr,
+                                              lr_init=cfg.lr_init)
+            if cfg.init == "noise":
+                summary.x.data.normal_(generator=generator)
+            return summary
+        from .parameterized import ParameterizedSummary, parameterization
+
+        cls = parameterization(cfg.param)
+        floats = cfg.budget_floats or sum(sizes) * math.prod(data.sample_shape)
+        param = cls.create(data, sizes=sizes, floats=floats, options=cfg.param_options, generator=generator,
+                           noise=cfg.init == "noise")
+        return ParameterizedSummary(param=param, num_classes=data.num_classes, label_kind=kind,  # type: ignore[arg-type]
+                                    learn_lr=cfg.learn_lr, lr_init=cfg.lr_init, preprocessing=data.preprocessing)
 
     def param_groups(self, summary: Summary) -> list[dict[str, Any]]:
-        groups: list[dict[str, Any]] = [{"params": [summary.x], "lr": self.config.lr_summary}]
+        groups: list[dict[str, Any]] = [{"params": params, "lr": self.config.lr_summary * scale}
+                                        for params, scale in summary.sample_parameter_groups()]
         if summary.label_values is not None:
             groups.append({"params": [summary.label_values], "lr": self.config.lr_labels or self.config.lr_summary})
         if summary.raw_lr is not None:

@@ -22,8 +22,10 @@ from .evaluation import EvalProtocol, EvalResult, evaluate_summary
 from .files import LOCK_NAME, OutputLock
 from .method import Method, config_from_dict
 from .modality import Modality
+from .parameterized import ParameterizedSummary
 from .registry import get_method, get_modality, modality_for_dataset
 from .selection import ModelSelection
+from .synset import Summary
 
 __all__ = ["RunOutcome", "build_method", "check_device", "check_out_dir", "distill", "evaluate_artifact",
            "load_config_file", "resolve_modality"]
@@ -268,6 +270,10 @@ def _distill(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     summary = method.init_summary(data, budget=budget, modality=modality, generator=generator)
+    wanted = getattr(method.config, "param", None)
+    if wanted not in (None, "dense") and not isinstance(summary, ParameterizedSummary):
+        raise DataValidationError(f"{method.name} builds its own {type(summary).__name__} and does not support "
+                                  f"parameterized summaries (param={wanted!r}); leave param out")
     all_callbacks = [*method.callbacks(data, device), *callbacks,
                      *([TimeBudget(seconds=max_seconds)] if max_seconds else [])]
     distiller = Distiller(method=method, data=data, summary=summary, modality=modality, seed=seed, out_dir=out_dir,
@@ -297,6 +303,7 @@ def _distill(
             "distill_cpu_s": round(cpu_s, 2),
             "selection": "final",
             "max_seconds": max_seconds,
+            **_storage(final),
             **(selection.describe() if selection is not None else {}),
             **method.extra_metadata(),
         },
@@ -336,6 +343,14 @@ def _distill(
             picture = None
     return RunOutcome(artifact, result, evaluation, out, data, picture,
                       {"load_s": t_load, "prepare_s": t_prepare, "distill_s": result.wall_s}, random_evaluation)
+
+
+def _storage(summary: Summary) -> dict[str, Any]:
+    """The summary's float accounting for the manifest (summaries whose samples are not dense tensors have none)."""
+    try:
+        return {"storage": summary.storage()}
+    except (AttributeError, RuntimeError, TypeError):
+        return {}
 
 
 def build_expert_store(method_name: str, *, dataset: str, n: int, epochs: int, overrides: dict[str, Any] | None = None,

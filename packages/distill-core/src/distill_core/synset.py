@@ -77,14 +77,21 @@ class Summary(nn.Module):
         preprocessing: Preprocessing | None = None,
     ) -> None:
         super().__init__()
-        if labels.dim() != 1 or len(labels) != len(x):
-            raise DataValidationError(f"labels must be (n,) with n = {len(x)} samples, got {tuple(labels.shape)}")
+        self._init_labels(n=len(x), labels=labels, num_classes=num_classes, label_kind=label_kind,
+                          label_values=label_values, learn_lr=learn_lr, lr_init=lr_init, preprocessing=preprocessing)
+        self.x = nn.Parameter(x.detach().clone().float())
+
+    def _init_labels(self, *, n: int, labels: Tensor, num_classes: int, label_kind: LabelKind,
+                     label_values: Tensor | None, learn_lr: bool, lr_init: float,
+                     preprocessing: Preprocessing | None) -> None:
+        """Everything but the samples: labels, learnable label values, the learned learning rate, preprocessing."""
+        if labels.dim() != 1 or len(labels) != n:
+            raise DataValidationError(f"labels must be (n,) with n = {n} samples, got {tuple(labels.shape)}")
         if label_kind not in ("hard", "soft", "regression"):
             raise UnknownNameError("label kind", str(label_kind), ["hard", "soft", "regression"])
         self.num_classes = num_classes
         self.label_kind: LabelKind = label_kind
         self.preprocessing = preprocessing or Preprocessing()
-        self.x = nn.Parameter(x.detach().clone().float())
         self.register_buffer("labels", labels.detach().clone().long())
         self.label_values: nn.Parameter | None = None
         if label_kind != "hard":
@@ -120,6 +127,31 @@ class Summary(nn.Module):
             return F.one_hot(self.labels, self.num_classes).to(self.x.dtype)
         assert self.label_values is not None
         return self.label_values.softmax(-1) if self.label_kind == "soft" else self.label_values
+
+    def sample_parameters(self) -> list[nn.Parameter]:
+        """The stored tensors the samples are made of (what the outer optimizer moves at ``lr_summary``)."""
+        return [self.x]
+
+    def sample_parameter_groups(self) -> list[tuple[list[nn.Parameter], float]]:
+        """:meth:`sample_parameters` in groups with a factor on the summary learning rate each."""
+        return [(self.sample_parameters(), 1.0)]
+
+    def stored_tensors(self) -> dict[str, Tensor]:
+        """Every learned tensor of the samples, by name (for float accounting)."""
+        return {"x": self.x}
+
+    def storage(self) -> dict[str, Any]:
+        """Stored floats and bytes of the samples' tensors, decoded samples per class and the IPC-equivalent
+        (stored floats / floats of one sample / classes)."""
+        tensors = self.stored_tensors()
+        x = self.x
+        per_sample = math.prod(x.shape[1:])
+        total = sum(int(t.numel()) for t in tensors.values())
+        nbytes = sum(int(t.numel() * t.element_size()) for t in tensors.values())
+        return {"stored_floats": total, "stored_bytes": nbytes,
+                "tensors": {name: int(t.numel()) for name, t in tensors.items()}, "floats_per_sample": per_sample,
+                "decoded_per_class": torch.bincount(self.labels, minlength=self.num_classes).tolist(),
+                "ipc_equivalent": round(total / per_sample / self.num_classes, 3) if per_sample else None}
 
     def class_mask(self, c: int) -> Tensor:
         return self.labels == c

@@ -228,14 +228,11 @@ class TrajectoryMatching(Method[TrajectoryConfig]):
             indices = torch.cat(chosen)
         else:
             indices = index.sample_sizes(sizes, generator=generator)
-        label_kind = "soft" if cfg.soft_labels else cfg.label_kind
-        summary = modality.subset_summary(data, indices, label_kind=label_kind, learn_lr=cfg.learn_lr,
-                                          lr_init=cfg.lr_init)
-        if cfg.init == "noise":
-            summary.x.data.normal_(generator=generator)
-        if cfg.soft_labels:
+        summary = self.make_summary(data, indices, sizes=sizes, modality=modality, generator=generator,
+                                    label_kind="soft" if cfg.soft_labels else cfg.label_kind)
+        if cfg.soft_labels:  # the experts' logits of the (decoded) samples
             assert summary.label_values is not None
-            summary.label_values.data.copy_(self.expert_logits(data.x_train[indices]).cpu())
+            summary.label_values.data.copy_(self.expert_logits(summary.x.detach()).cpu())
         return summary
 
     def eval_protocol(self, protocol: EvalProtocol, summary: Summary) -> EvalProtocol:

@@ -1,4 +1,5 @@
-"""Image data distillation on ConvNet and friends: DC, DSA, DM, KIP, RFAD, FRePO and DD.
+"""Image data distillation on ConvNet and friends: DC, DSA, DM, KIP, RFAD, FRePO, DD, MTT, TESLA and DATM, with
+dense or parameterized (IDC multi-formation, LinBa) summaries.
 
 Images are ``(N, C, H, W)`` float tensors, preprocessed on the training split (channel normalisation, optionally
 ZCA) with the preprocessing stored in every artifact. The methods plug into distill-core's loop, evaluation,
@@ -9,12 +10,16 @@ artifacts and CLI through :class:`VisionModality`. The Siamese augmentation itse
 from .cntk import CNTK, cnngp, cntk, cntk_kernels
 from .datasets import DATASETS, load, read_npz_images
 from .methods import (
+    DATM,
     DC,
     DD,
     DM,
     DSA,
     KIP,
+    MTT,
     RFAD,
+    TESLA,
+    DATMConfig,
     DCConfig,
     DDConfig,
     DMConfig,
@@ -22,11 +27,14 @@ from .methods import (
     FRePO,
     FRePOConfig,
     KIPConfig,
+    MTTConfig,
     RFADConfig,
+    TESLAConfig,
     native_protocol,
 )
 from .modality import VisionModality, default_strategy
 from .models import ARCHITECTURE_DEFAULTS, MLP, ConvNet, LeNet, ResNet18, build_model, list_models, register_model
+from .params import LinearBases, MultiFormation
 
 __version__ = "0.1.0"
 
@@ -34,6 +42,8 @@ __all__ = [
     "ARCHITECTURE_DEFAULTS",
     "CNTK",
     "DATASETS",
+    "DATM",
+    "DATMConfig",
     "DC",
     "DCConfig",
     "DD",
@@ -47,10 +57,16 @@ __all__ = [
     "KIP",
     "KIPConfig",
     "LeNet",
+    "LinearBases",
     "MLP",
+    "MTT",
+    "MTTConfig",
+    "MultiFormation",
     "RFAD",
     "RFADConfig",
     "ResNet18",
+    "TESLA",
+    "TESLAConfig",
     "ConvNet",
     "VisionModality",
     "__version__",

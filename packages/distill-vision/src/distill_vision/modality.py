@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from distill_core.artifact import Artifact
 from distill_core.data import RealData
-from distill_core.errors import UnknownNameError
+from distill_core.errors import DataValidationError, UnknownNameError
 from distill_core.evaluation import EvalProtocol
 from distill_core.imaging import label_rows, make_grid, save_png
 from distill_core.modality import Modality
@@ -105,11 +106,51 @@ class VisionModality(Modality):
         tiles = []
         for idx in per_class:
             tiles += [x[i:i + 1] for i in idx] + [blank] * (columns - len(idx))
+        names = list(artifact.dataset.get("class_names") or range(summary.num_classes))
+        labels = [f"{c} {names[c]}" if str(names[c]) != str(c) else str(c) for c in range(summary.num_classes)]
+        bases = _bases(summary)
+        if bases is not None:  # a parameterized summary's shared components, after the classes, each min-max scaled
+            lo, hi = bases.amin(dim=(1, 2, 3), keepdim=True), bases.amax(dim=(1, 2, 3), keepdim=True)
+            bases = ((bases - lo) / (hi - lo).clamp_min(1e-8)).to(x.dtype)
+            for row in range(math.ceil(len(bases) / columns)):
+                chunk = list(bases[row * columns:(row + 1) * columns].split(1))
+                tiles += chunk + [blank] * (columns - len(chunk))
+                labels.append("bases")
         grid = make_grid(torch.cat(tiles), nrow=columns)
         if grid.shape[0] not in (1, 3):
             grid = grid[:3] if grid.shape[0] > 3 else grid[:1]
-        names = list(artifact.dataset.get("class_names") or range(summary.num_classes))
-        grid = label_rows(grid, [f"{c} {names[c]}" if str(names[c]) != str(c) else str(c)
-                                 for c in range(summary.num_classes)], tile=x.shape[-2])
+        grid = label_rows(grid, labels, tile=x.shape[-2])
         scale = max(1, math.ceil(64 / x.shape[-1]))
         return save_png(grid, path, scale=scale)
+
+    def export(self, artifact: Artifact, path: Path) -> Path:
+        """The samples a trainer sees, readable without distill: ``.npz`` (``x`` as stored in the model's input
+        space, ``x_pixels`` with the preprocessing inverted, ``y`` the hard labels, ``label_values`` when the summary
+        learned soft labels, ``lr`` when it learned its inner learning rate, ``class_names``) or ``.png`` (the grid
+        of :meth:`render`). A parameterized summary exports its decoded samples."""
+        path = Path(path)
+        if path.suffix.lower() == ".png":
+            return self.render(artifact, path)
+        if path.suffix.lower() != ".npz":
+            raise DataValidationError(f"the vision modality exports .npz (arrays) or .png (a grid), not "
+                                      f"{path.suffix or 'a file without suffix'!r}; name --out accordingly")
+        summary = artifact.summary
+        with torch.no_grad():
+            x = summary.x.detach().float().cpu()
+            arrays = {"x": x.numpy(), "x_pixels": summary.preprocessing.invert(x).numpy(),
+                      "y": summary.labels.cpu().numpy(),
+                      "class_names": np.array([str(n) for n in artifact.dataset.get("class_names") or
+                                               range(summary.num_classes)])}
+            if summary.label_values is not None:
+                arrays["label_values"] = summary.label_values.detach().float().cpu().numpy()
+            if summary.lr is not None:
+                arrays["lr"] = np.array(float(summary.lr))
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays)
+        return path
+
+
+def _bases(summary: Summary) -> Tensor | None:
+    param = getattr(summary, "param", None)
+    bases = param.bases() if param is not None else None
+    return None if bases is None else bases.detach().float().cpu()

@@ -1,0 +1,190 @@
+"""Parameterized summaries (``--param``): every objective runs on every parameterization unchanged, the stored floats
+are counted exactly, an artifact decodes to the same samples in a fresh process, and bad budgets and names are
+refused before compute."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from distill_core.artifact import load_artifact
+from distill_core.cli import main as cli
+from distill_core.data import Budget
+from distill_core.errors import DataValidationError, UnknownNameError
+from distill_core.parameterized import ParameterizedSummary, list_parameterizations, upsample
+from distill_core.runner import distill
+from distill_vision.params.idc import tile_images, untile_images
+
+#: each objective's quick settings on digits (as its own contract test has them; DC and DSA with one matching step
+#: and one inner epoch per iteration, as DC's table has them for IPC 1), 24 outer steps at the floats of IPC 1
+OBJECTIVES: dict[str, dict[str, Any]] = {
+    "dc": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1},
+    "dsa": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1},
+    "dm": {"model_kwargs": {"width": 32}, "batch_real": 64, "lr_summary": 10.0},
+    "kip": {"target_batch": 200},
+    "rfad": {"n_models": 2, "width": 32, "target_batch": 200, "n_batches": 1, "lr_summary": 0.01},
+    "frepo": {"model_kwargs": {"width": 32}, "num_models": 3, "max_online_updates": 4, "target_batch": 256,
+              "lr_summary": 0.01, "lr_model": 0.003},
+    "dd": {"model": "mlp", "lr_init": 0.1, "lr_lr": 0.05, "lr_summary": 0.05, "batch_real": 128},
+}
+#: digits are 8x8: LinBa at full resolution with 4 bases (its 16 bases at half resolution would be all the budget)
+PARAMS: dict[str, dict[str, Any]] = {"idc": {"factor": 2}, "linba": {"n_bases": 4, "downsample": 1}}
+
+
+@pytest.mark.parametrize("param", sorted(PARAMS))
+@pytest.mark.parametrize("method", sorted(OBJECTIVES))
+def test_every_objective_learns_every_parameterization(method: str, param: str) -> None:
+    overrides = {**OBJECTIVES[method], "steps": 24, "param": param, "param_options": PARAMS[param]}
+    outcome = distill(method, dataset="digits", budget=Budget(ipc=1), overrides=overrides, evaluate=False,
+                      progress=False)
+    summary = outcome.run.summary
+    assert isinstance(summary, ParameterizedSummary) and summary.param.name == param
+    losses = outcome.run.losses
+    k = len(losses) // 4
+    assert sum(losses[-k:]) / k < sum(losses[:k]) / k, losses
+    storage = outcome.artifact.extra["storage"]
+    assert storage["stored_floats"] <= 10 * 64  # never more than the dense budget of IPC 1
+
+
+def test_stored_floats_are_counted_exactly() -> None:
+    data_floats = 64  # digits: 1 x 8 x 8
+    for param, options, expected in (
+        # idc factor 2: 2 stored images per class, 4 decoded samples each
+        ("idc", {"factor": 2}, {"param.images": 20 * data_floats}),
+        # linba 4 bases at full size: 256 floats of bases, (1280 - 256) // (10 * 4) = 25 rows of 4 per class
+        ("linba", {"n_bases": 4, "downsample": 1}, {"param.bank": 4 * 64, "param.coefficients": 250 * 4}),
+        # linba 2 bases at half size: 2 x 16 floats, (1280 - 32) // 20 = 62 rows per class
+        ("linba", {"n_bases": 2, "downsample": 2}, {"param.bank": 2 * 16, "param.coefficients": 620 * 2}),
+    ):
+        outcome = distill("dm", dataset="digits", budget=Budget(ipc=2), evaluate=False, progress=False,
+                          overrides={"steps": 1, "param": param, "param_options": options})
+        summary = outcome.run.summary
+        storage = summary.storage()
+        counted = {name: t.numel() for name, t in summary.stored_tensors().items()}
+        assert counted == expected == storage["tensors"]
+        assert storage["stored_floats"] == sum(expected.values())
+        assert storage["stored_bytes"] == 4 * sum(expected.values())
+        assert storage["ipc_equivalent"] == pytest.approx(sum(expected.values()) / (10 * data_floats), abs=1e-3)
+        assert storage["decoded_per_class"] == [len(summary.x) // 10] * 10
+        assert outcome.artifact.extra["storage"] == storage
+
+
+def test_budget_floats_sets_the_storage_of_any_parameterization() -> None:
+    dense = distill("dm", dataset="digits", budget=Budget(ipc=1), evaluate=False, progress=False,
+                    overrides={"steps": 1, "param": "idc", "budget_floats": 3 * 10 * 64})
+    assert dense.run.summary.storage()["stored_floats"] == 3 * 10 * 64
+    assert len(dense.run.summary.x) == 3 * 10 * 4
+
+
+def test_tiles_invert() -> None:
+    x = torch.randn(8, 3, 4, 4)
+    assert torch.equal(untile_images(tile_images(x, 2), 2), x)
+    # tile 0 sits at the top left of the stored image, tile 1 to its right
+    stored = tile_images(x[:4], 2)
+    assert torch.equal(stored[0, :, :4, :4], x[0]) and torch.equal(stored[0, :, :4, 4:], x[1])
+
+
+def test_idc_real_init_decodes_downsampled_real_images() -> None:
+    outcome = distill("dm", dataset="digits", budget=Budget(ipc=1), evaluate=False, progress=False,
+                      overrides={"steps": 0, "param": "idc"})
+    summary = outcome.run.summary
+    decoded = summary.x.detach()
+    assert len(decoded) == 4 * 10 and torch.equal(summary.labels, torch.arange(10).repeat_interleave(4))
+    # every decoded sample is a real training image of its class at 4x4, upsampled back to 8x8
+    data = outcome.data
+    small = upsample(upsample(data.x_train, (4, 4)), (8, 8)).flatten(1)
+    nearest = torch.cdist(decoded.flatten(1), small).argmin(dim=1)
+    assert torch.allclose(small[nearest], decoded.flatten(1), atol=1e-5)
+    assert torch.equal(data.y_train[nearest], summary.labels)
+    assert len(set(nearest.tolist())) == len(decoded)  # f² different real images per stored image
+
+
+@pytest.mark.parametrize("param", sorted(PARAMS))
+def test_artifact_decodes_identically_in_a_fresh_process(param: str, tmp_path: Path) -> None:
+    out = tmp_path / "art"
+    outcome = distill("dm", dataset="digits", budget=Budget(ipc=1), evaluate=False, progress=False, out_dir=out,
+                      overrides={"steps": 3, "param": param, "param_options": PARAMS[param]})
+    here = outcome.run.summary.x.detach()
+    script = ("import sys, torch\nfrom distill_core.artifact import load_artifact\n"
+              "s = load_artifact(sys.argv[1]).summary\ntorch.save(s.x.detach(), sys.argv[2])\n"
+              "print('distill_vision' in sys.modules)")
+    # torch.save/torch.load of a tensor this test wrote itself (weights_only), never of a user's file
+    done = subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "x.pt")], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "True"  # the artifact brought in the modality that registers the parameterization
+    there = torch.load(tmp_path / "x.pt", weights_only=True)
+    assert torch.equal(here, there)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["summary"]["parameterization"]["name"] == param
+    assert manifest["summary"]["storage"]["stored_floats"] == outcome.run.summary.storage()["stored_floats"]
+
+
+def test_export_writes_decoded_samples_and_show_draws_the_bases(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "art"
+    distill("dm", dataset="digits", budget=Budget(ipc=1), evaluate=False, progress=False, out_dir=out,
+            overrides={"steps": 2, "param": "linba", "param_options": PARAMS["linba"]})
+    summary = load_artifact(out).summary
+    assert cli(["export", str(out), "--out", str(tmp_path / "d.npz")]) == 0
+    with np.load(tmp_path / "d.npz", allow_pickle=False) as arrays:
+        assert np.allclose(arrays["x"], summary.x.detach().numpy())
+        assert np.array_equal(arrays["y"], summary.labels.numpy())
+        assert arrays["class_names"].tolist() == [str(c) for c in range(10)]
+    assert cli(["export", str(out), "--out", str(tmp_path / "d.png")]) == 0
+    with_bases = _png_size(tmp_path / "d.png")
+    dense = tmp_path / "dense"
+    distill("dm", dataset="digits", budget=Budget(ipc=1), evaluate=False, progress=False, out_dir=dense,
+            overrides={"steps": 0})
+    # one row per class plus one row of bases: the linba grid is taller than a grid of the classes alone
+    assert cli(["export", str(dense), "--out", str(tmp_path / "dense.png")]) == 0
+    rows_dense = _png_size(tmp_path / "dense.png")[1] / 10
+    assert with_bases[1] == pytest.approx(11 * rows_dense, rel=0.05)
+    capsys.readouterr()
+    assert cli(["export", str(out), "--out", str(tmp_path / "d.csv")]) != 0
+    assert "exports .npz (arrays) or .png" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.csv"))  # nor its temporary file
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+@pytest.mark.parametrize(("param", "options", "budget_floats", "message"), [
+    ("linba", {"n_bases": 16, "downsample": 1}, None, "too small"),  # 16 x 64 floats of bases > 640
+    ("idc", {}, 9 * 64, "too small for one stored image per class"),
+    ("idc", {"factor": 3}, None, "divisible by factor 3"),
+    ("linba", {"bases": 4}, None, "linba option"),
+    ("linba", {"n_bases": 0}, None, "integer >= 1"),
+])
+def test_bad_budgets_and_options_fail_before_compute(param: str, options: dict[str, Any],
+                                                     budget_floats: int | None, message: str) -> None:
+    overrides: dict[str, Any] = {"steps": 1, "param": param, "param_options": options}
+    if budget_floats is not None:
+        overrides["budget_floats"] = budget_floats
+    with pytest.raises((DataValidationError, UnknownNameError), match=message):
+        distill("dm", dataset="digits", budget=Budget(ipc=1), evaluate=False, progress=False, overrides=overrides)
+
+
+def test_unknown_parameterization_names_the_known_ones() -> None:
+    with pytest.raises(UnknownNameError) as info:
+        distill("dm", dataset="digits", budget=Budget(ipc=1), evaluate=False, progress=False,
+                overrides={"steps": 1, "param": "habba"})
+    assert "linba" in str(info.value) and "idc" in str(info.value)
+    assert {"dense", "idc", "linba"} <= set(list_parameterizations())
+
+
+def test_krr_evaluation_reads_the_decoded_samples() -> None:
+    outcome = distill("dm", dataset="digits", budget=Budget(ipc=1), progress=False,
+                      overrides={"steps": 1, "param": "idc"}, protocol_overrides={"model": "krr:fc_ntk"})
+    assert outcome.evaluation is not None and math.isfinite(outcome.evaluation.accuracies[0])
