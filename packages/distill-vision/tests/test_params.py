@@ -22,19 +22,9 @@ from distill_core.errors import DataValidationError, UnknownNameError
 from distill_core.parameterized import ParameterizedSummary, list_parameterizations, upsample
 from distill_core.runner import distill
 from distill_vision.params.idc import tile_images, untile_images
+from distill_vision.testing import QUICK_OBJECTIVES
 
-#: each objective's quick settings on digits (as its own contract test has them; DC and DSA with one matching step
-#: and one inner epoch per iteration, as DC's table has them for IPC 1), 24 outer steps at the floats of IPC 1
-OBJECTIVES: dict[str, dict[str, Any]] = {
-    "dc": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1},
-    "dsa": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1},
-    "dm": {"model_kwargs": {"width": 32}, "batch_real": 64, "lr_summary": 10.0},
-    "kip": {"target_batch": 200},
-    "rfad": {"n_models": 2, "width": 32, "target_batch": 200, "n_batches": 1, "lr_summary": 0.01},
-    "frepo": {"model_kwargs": {"width": 32}, "num_models": 3, "max_online_updates": 4, "target_batch": 256,
-              "lr_summary": 0.01, "lr_model": 0.003},
-    "dd": {"model": "mlp", "lr_init": 0.1, "lr_lr": 0.05, "lr_summary": 0.05, "batch_real": 128},
-}
+OBJECTIVES = QUICK_OBJECTIVES
 #: digits are 8x8: LinBa at full resolution with 4 bases (its 16 bases at half resolution would be all the budget)
 PARAMS: dict[str, dict[str, Any]] = {"idc": {"factor": 2}, "linba": {"n_bases": 4, "downsample": 1}}
 
