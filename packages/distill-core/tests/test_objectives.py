@@ -100,6 +100,11 @@ class TestGradientMatchDistance:
         expected = sum(float(x - y) ** 2 for a, b in zip(real, syn) for x, y in zip(a.flatten(), b.flatten()))
         assert gradient_match_distance(real, syn, metric="mse").item() == pytest.approx(expected, rel=1e-12)
 
+    def test_l1(self, grads) -> None:  # type: ignore[no-untyped-def]
+        real, syn = grads
+        expected = sum(abs(float(x - y)) for a, b in zip(real, syn) for x, y in zip(a.flatten(), b.flatten()))
+        assert gradient_match_distance(real, syn, metric="l1").item() == pytest.approx(expected, rel=1e-12)
+
     def test_cos(self, grads) -> None:  # type: ignore[no-untyped-def]
         real, syn = grads
         flat_a = [float(v) for a in real for v in a.flatten()]
@@ -119,8 +124,8 @@ class TestGradientMatchDistance:
 
     def test_unknown_metric_lists_choices(self, grads) -> None:  # type: ignore[no-untyped-def]
         real, syn = grads
-        with pytest.raises(UnknownNameError, match=r"'l1'.*\['cos', 'mse', 'ours'\]"):
-            gradient_match_distance(real, syn, metric="l1")  # type: ignore[arg-type]
+        with pytest.raises(UnknownNameError, match=r"'l2'.*\['cos', 'l1', 'mse', 'ours'\]"):
+            gradient_match_distance(real, syn, metric="l2")  # type: ignore[arg-type]
 
     def test_length_mismatch(self, grads) -> None:  # type: ignore[no-untyped-def]
         real, syn = grads

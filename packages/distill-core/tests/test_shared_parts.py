@@ -72,6 +72,14 @@ def test_classwise_gradient_match_equals_the_hand_written_sum(blobs: RealData) -
     assert grad.abs().sum() > 0  # differentiable in the synthetic samples
     with pytest.raises(ValueError, match="at least one class"):
         classwise_gradient_match(net, [], losses)
+    # params=: only those gradients count (IDC matches the weights, not the biases)
+    weights = [p for p in params if p.dim() == 2]
+    only = classwise_gradient_match(net, range(3), losses, metric="l1", params=weights)
+    want_l1 = sum(gradient_match_distance(
+        [g.detach() for g in torch.autograd.grad(losses(c)[0], weights)],
+        torch.autograd.grad(losses(c)[1], weights, create_graph=True), metric="l1") for c in range(3))
+    assert torch.allclose(only, want_l1)
+    assert not torch.allclose(only, classwise_gradient_match(net, range(3), losses, metric="l1"))
 
 
 def test_loop_schedule_is_dcs_table() -> None:

@@ -41,6 +41,7 @@ def classwise_gradient_match(
     *,
     metric: GradientMetric = "ours",
     weights: Sequence[float] | None = None,
+    params: Sequence[Tensor] | None = None,
 ) -> Tensor:
     """DC's matching loss: for every class, the distance between the network's parameter gradients of the real loss
     (detached) and of the synthetic loss (differentiable, ``create_graph``), summed over classes.
@@ -52,6 +53,8 @@ def classwise_gradient_match(
         metric: see :func:`gradient_match_distance`.
         weights: ``weights[c]`` multiplies class ``c``'s distance (GCond: ``n_syn_c / max_c n_syn_c``); ``None``:
             every class counts once (DC).
+        params: the parameters whose gradients are matched (IDC: the convolution weights only); ``None``: every
+            trainable parameter of ``net``.
 
     Returns:
         A 0-d tensor, differentiable in whatever the synthetic losses depend on.
@@ -59,7 +62,7 @@ def classwise_gradient_match(
     Shapes:
         each loss from ``losses(c)``: 0-d; returns a 0-d tensor.
     """
-    params = [p for p in net.parameters() if p.requires_grad]
+    params = [p for p in net.parameters() if p.requires_grad] if params is None else list(params)
     total: Tensor | None = None
     for c in classes:
         real_loss, syn_loss = losses(c)
@@ -73,7 +76,7 @@ def classwise_gradient_match(
         raise ValueError("classwise_gradient_match needs at least one class")
     return total
 
-GradientMetric = Literal["ours", "mse", "cos"]
+GradientMetric = Literal["ours", "mse", "l1", "cos"]
 
 
 def layerwise_distance(g_real: Tensor, g_syn: Tensor) -> Tensor:
@@ -105,7 +108,8 @@ def gradient_match_distance(
         g_real: gradients of the loss on real data, one tensor per parameter (usually detached).
         g_syn: gradients on synthetic data, same order and shapes (with graph, to back-propagate into the data).
         metric: ``"ours"`` (DC's layer-wise cosine distance), ``"mse"`` (squared L2 of the concatenated flat
-            gradients) or ``"cos"`` (1 - cosine of the concatenated flat gradients).
+            gradients), ``"l1"`` (their L1 distance; IDC on MNIST and Fashion-MNIST) or ``"cos"`` (1 - cosine of the
+            concatenated flat gradients).
 
     Returns:
         Scalar distance.
@@ -121,6 +125,8 @@ def gradient_match_distance(
     flat_syn = torch.cat([g.reshape(-1) for g in g_syn])
     if metric == "mse":
         return ((flat_real - flat_syn) ** 2).sum()
+    if metric == "l1":
+        return (flat_real - flat_syn).abs().sum()
     if metric == "cos":
         return 1 - (flat_real * flat_syn).sum() / (flat_real.norm() * flat_syn.norm() + 1e-6)
-    raise UnknownNameError("gradient metric", str(metric), ["ours", "mse", "cos"])
+    raise UnknownNameError("gradient metric", str(metric), ["ours", "mse", "l1", "cos"])

@@ -1,0 +1,154 @@
+"""Parameterized summaries at equal stored floats: dense vs IDC, LinBa, HaBa, KFS and generator latents, under one
+objective each (DM, DC, IDC's own matching), with random and herding subsets of the same floats as the floor.
+
+Every cell runs ``distill_core.runner.distill`` (the CLI's path) in a fresh process and appends one row to
+``params.jsonl``: objective, parameterization, the dense IPC whose floats are the budget, seed, accuracy, stored
+floats, decoded samples per class, distillation wall / CPU seconds. ``table`` writes ``params.md``.
+
+CPU profile (2-core machine): a width-32 ConvNet for the objective's network and for evaluation (300 epochs, 3
+models, SGD 0.01 with momentum, no augmentation, as the default protocol has it), DM with ``lr_summary`` 10 (the
+tests' setting for a width-32 embedding, fixed before any run), ``--steps`` outer steps. Nothing is selected on the
+test set: every row is the final summary.
+
+Usage::
+
+    python benchmarks/vision/params.py run --cells dm:dense:1 dm:idc:1 dm:linba:1 random:dense:1 --seeds 0 1 2
+    python benchmarks/vision/params.py table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import harness  # noqa: E402
+
+RESULTS = HERE / "params.jsonl"
+TABLE = HERE / "params.md"
+WIDTH = 32
+
+#: each objective's CPU-profile options (the same for every parameterization)
+OBJECTIVES: dict[str, dict[str, Any]] = {
+    "dm": {"model_kwargs": {"width": WIDTH}, "lr_summary": 10.0},
+    "dc": {"model_kwargs": {"width": WIDTH}},
+    "dsa": {"model_kwargs": {"width": WIDTH}},
+    "idc": {"model_kwargs": {"width": WIDTH}, "inner_loop": 10, "n_data": 256},
+    "random": {}, "herding": {}, "kcenter": {},
+}
+#: parameterization options on 28x28 images (the papers' defaults; LinBa's 16 bases at half resolution)
+PARAMS: dict[str, dict[str, Any]] = {"dense": {}, "idc": {"factor": 2}, "linba": {"n_bases": 16, "downsample": 2},
+                                     "haba": {}, "kfs": {}, "gan": {}}
+CORESETS = ("random", "herding", "kcenter")
+
+
+def _cell(args: argparse.Namespace) -> None:
+    from distill_core.data import Budget
+    from distill_core.runner import distill
+
+    harness.set_threads(1)
+    overrides: dict[str, Any] = dict(OBJECTIVES[args.objective])
+    if args.objective not in CORESETS:
+        overrides["steps"] = args.steps
+        if args.param != "dense":
+            overrides.update(param=args.param, param_options=PARAMS[args.param])
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    outcome = distill(args.objective, dataset=args.dataset, budget=Budget(ipc=args.ipc), seed=args.seed,
+                      overrides=overrides, root=args.root, evaluate=True, progress=False,
+                      protocol_overrides={"model_kwargs": {"width": WIDTH}, "epochs": args.eval_epochs,
+                                          "n_models": args.models})
+    summary = outcome.artifact.summary
+    storage = summary.storage()
+    ev = outcome.evaluation
+    assert ev is not None
+    harness.emit({"dataset": args.dataset, "objective": args.objective, "param": args.param, "ipc": args.ipc,
+                  "seed": args.seed, "steps": 0 if args.objective in CORESETS else args.steps,
+                  "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2),
+                  "stored_floats": storage["stored_floats"], "decoded_per_class": storage["decoded_per_class"][0],
+                  "ipc_equivalent": storage["ipc_equivalent"],
+                  "distill_wall_s": round(outcome.timings.get("distill_s", 0.0), 1),
+                  "cell_cpu_s": round(time.process_time() - cpu0, 1),
+                  "cell_wall_s": round(time.perf_counter() - wall0, 1),
+                  "options": {**overrides}, "protocol": ev.protocol.to_dict(), **harness.cell_context()})
+
+
+def _run(args: argparse.Namespace) -> None:
+    for cell in args.cells:
+        objective, param, ipc = cell.split(":")
+        for seed in args.seeds:
+            row = harness.run_cell(__file__, "cell", "--objective", objective, "--param", param, "--ipc", ipc,
+                                   "--seed", seed, "--steps", args.steps, "--dataset", args.dataset,
+                                   "--eval-epochs", args.eval_epochs, "--models", args.models,
+                                   *(["--root", args.root] if args.root else []), check=False)
+            if row:
+                harness.append_jsonl(RESULTS, row)
+                print(json.dumps({k: row[k] for k in ("objective", "param", "ipc", "seed", "accuracy_mean",
+                                                      "stored_floats", "decoded_per_class", "distill_wall_s")}),
+                      flush=True)
+
+
+def _table(_: argparse.Namespace) -> None:
+    rows = harness.read_jsonl(RESULTS)
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["ipc"], r["objective"], r["param"], r["steps"]), []).append(r)
+    best_coreset: dict[tuple[str, int], float] = {}
+    table = []
+    for (dataset, ipc, objective, param, steps), rs in sorted(groups.items()):
+        means = [r["accuracy_mean"] for r in rs]
+        mean = statistics.mean(means)
+        if objective in CORESETS:
+            best_coreset[(dataset, ipc)] = max(best_coreset.get((dataset, ipc), 0.0), mean)
+        table.append({"dataset": dataset, "ipc": ipc, "objective": objective, "param": param, "steps": steps,
+                      "seeds": len(rs), "mean": mean,
+                      "acc": f"{mean:.2f} ± {statistics.stdev(means) if len(means) > 1 else 0:.2f}",
+                      "floats": rs[0]["stored_floats"], "decoded": rs[0]["decoded_per_class"],
+                      "wall": f"{statistics.mean(r['distill_wall_s'] for r in rs):.0f}"})
+    for row in table:
+        floor = best_coreset.get((row["dataset"], row["ipc"]))
+        row["vs"] = "-" if floor is None or row["objective"] in CORESETS else f"{row['mean'] - floor:+.2f}"
+    lines = ["# Parameterized summaries at equal stored floats (CPU profile)", "",
+             "Budget: the stored floats of the dense summary of the given IPC (every learned tensor counted). "
+             "`vs best coreset`: accuracy minus the best of random / herding / k-center at the same floats "
+             "(negative: the row loses to it). Width-32 ConvNet, evaluation 300 epochs x 3 models, final summary.",
+             ""]
+    lines += harness.md_table([("dataset", "dataset"), ("IPC floats", "ipc"), ("objective", "objective"),
+                               ("parameterization", "param"), ("steps", "steps"), ("seeds", "seeds"),
+                               ("accuracy % (mean ± std over seeds)", "acc"), ("vs best coreset", "vs"),
+                               ("stored floats", "floats"), ("decoded / class", "decoded"),
+                               ("distill wall s", "wall")], table)
+    harness.write_markdown(TABLE, lines)
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "cell"):
+        p = sub.add_parser(name)
+        p.add_argument("--dataset", default="fashion-mnist")
+        p.add_argument("--steps", type=int, default=200)
+        p.add_argument("--eval-epochs", type=int, default=300)
+        p.add_argument("--models", type=int, default=3)
+        p.add_argument("--root")
+        if name == "run":
+            p.add_argument("--cells", nargs="+", required=True, help="OBJECTIVE:PARAM:IPC")
+            p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+        else:
+            p.add_argument("--objective", required=True)
+            p.add_argument("--param", default="dense")
+            p.add_argument("--ipc", type=int, required=True)
+            p.add_argument("--seed", type=int, default=0)
+    sub.add_parser("table")
+    args = parser.parse_args()
+    {"run": _run, "cell": _cell, "table": _table}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
