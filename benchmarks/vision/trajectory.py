@@ -246,9 +246,21 @@ def _table(_: argparse.Namespace) -> None:
                       "wall": f"{statistics.mean(r['distill_wall_s'] for r in rs):.0f}",
                       "random": next((f"{r['random_accuracy_mean']:.2f}" for r in rs if "random_accuracy_mean" in r),
                                      "-")})
+    coresets = {}
+    for (dataset, method, ipc, _), rs in groups.items():
+        if method in CORESETS:
+            mean = statistics.mean(r["accuracy_mean"] for r in rs)
+            coresets[(dataset, ipc)] = max(coresets.get((dataset, ipc), 0.0), mean)
+    for row in table:
+        floor = coresets.get((row["dataset"], row["ipc"]))
+        mean = float(row["acc"].split(" ")[0])
+        row["vs"] = "-" if floor is None or row["method"] in CORESETS else f"{mean - floor:+.2f}"
+    lines += ["`vs best coreset`: the row's mean minus the best coreset mean (random / herding / k-center) of the same "
+              "IPC and protocol; negative means the method does not beat that coreset here.", ""]
     lines += harness.md_table([("dataset", "dataset"), ("method", "method"), ("IPC", "ipc"), ("steps", "steps"),
                                ("seeds", "seeds"), ("accuracy % (mean ± std over seeds)", "acc"),
-                               ("distill wall s", "wall"), ("random subset %", "random")], table)
+                               ("vs best coreset", "vs"), ("distill wall s", "wall"),
+                               ("random subset % (seed 0, same protocol)", "random")], table)
     memory = harness.load_json(MEMORY)
     if memory:
         lines += ["", "## Peak memory against unrolled steps N (one outer step, IPC 10, batch 100)", ""]
