@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .data import Budget, ClassIndex, RealData
 from .errors import DataValidationError, DistillError, UnknownNameError
+from .parameterized import ParameterizedSummary
 from .protocol import EvalProtocol
 from .synset import Summary
 
@@ -250,6 +251,9 @@ class StepContext:
             loss: the outer loss (a 0-d tensor), or its value when ``backward`` computes the gradients.
             backward: fills the summary parameters' ``.grad`` itself (called after ``zero_grad``), for methods whose
                 gradient is not one ``loss.backward()``, e.g. Distill-CF's chunked vector-Jacobian products.
+
+        A parameterized summary's :meth:`~distill_core.parameterized.Parameterization.regularizer` term, when it has
+        one, is added to the gradient; the recorded loss is the objective's alone.
         """
         value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
         if not math.isfinite(value):
@@ -261,6 +265,9 @@ class StepContext:
             loss.backward()
         else:
             raise TypeError("update() needs a loss tensor, or a backward function with a float loss")
+        extra = self.summary.regularizer() if isinstance(self.summary, ParameterizedSummary) else None
+        if extra is not None:
+            extra.backward()
         for name, p in self.summary.named_parameters():
             if p.grad is not None and not torch.isfinite(p.grad).all():
                 raise FloatingPointError(f"the gradient of summary parameter {name!r} is not finite")
@@ -308,7 +315,7 @@ class Method(Generic[C]):
             if cfg.init == "noise":
                 summary.x.data.normal_(generator=generator)
             return summary
-        from .parameterized import ParameterizedSummary, parameterization
+        from .parameterized import parameterization
 
         cls = parameterization(cfg.param)
         floats = cfg.budget_floats or sum(sizes) * math.prod(data.sample_shape)

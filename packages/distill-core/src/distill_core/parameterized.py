@@ -111,6 +111,15 @@ class Parameterization(nn.Module):
         """Shared components to show beside the decoded samples (``(k, *sample_shape)``), if any."""
         return None
 
+    def regularizer(self) -> Tensor | None:
+        """An extra outer-loss term (0-d, differentiable in the stored parameters) that every objective's outer step
+        adds to its loss (:meth:`StepContext.update <distill_core.method.StepContext.update>`), or ``None`` (the
+        default: no term). Called once per summary update, after the objective's backward pass; it may train
+        auxiliary state of its own (e.g. HaBa's adversarial feature extractor) before returning its term. Such state
+        is not a stored tensor: keep it out of the module's parameters and buffers (it is not counted, not saved
+        and not restored on resume)."""
+        return None
+
     # -- shared ---------------------------------------------------------------------------------------------------
     @staticmethod
     def check_options(name: str, options: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +175,10 @@ class ParameterizedSummary(Summary):
     def sample_parameter_groups(self) -> list[tuple[list[nn.Parameter], float]]:
         scales = self.param.lr_scales()
         return [([p], float(scales.get(name, 1.0))) for name, p in self.param.named_parameters()]
+
+    def regularizer(self) -> Tensor | None:
+        """The parameterization's extra outer-loss term, if any (:meth:`Parameterization.regularizer`)."""
+        return self.param.regularizer()
 
     def stored_tensors(self) -> dict[str, Tensor]:
         return {f"param.{k}": v for k, v in self.param.named_parameters()}
