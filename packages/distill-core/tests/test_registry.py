@@ -81,4 +81,4 @@ def test_toy_modality_unknown_names(blobs) -> None:  # type: ignore[no-untyped-d
     with pytest.raises(UnknownNameError, match="augmentation 'flip'"):
         toy.augmenter("flip")
     with pytest.raises(NotImplementedError, match="no export format"):
-        toy.export(None, None)  # type: ignore[arg-type]
+        toy.export(None, None, None)  # type: ignore[arg-type]

@@ -38,7 +38,8 @@ def test_run_eval_show_export(tiny_spec: str, tmp_path: Path, capsys) -> None:  
 def test_nearest_tokens_of_a_real_subset_are_its_own_tokens(tiny_spec: str, tmp_path: Path) -> None:
     outcome = distill("random", dataset=tiny_spec, budget=Budget(ipc=2), evaluate=False, progress=False,
                       out_dir=tmp_path / "rnd")
-    rows = TextModality().export(load_artifact(tmp_path / "rnd"), tmp_path / "rnd.jsonl").read_text().splitlines()
+    art = load_artifact(tmp_path / "rnd")
+    rows = TextModality().export(art.summary, art.info, tmp_path / "rnd.jsonl").read_text().splitlines()
     texts = [json.loads(r)["text"] for r in rows]
     train_texts = {json.loads(line)["text"] for line in Path(tiny_spec[6:].split("?")[0]).read_text().splitlines()}
     assert all(t in train_texts for t in texts)  # the uncased tokenizer round-trips these lowercase texts

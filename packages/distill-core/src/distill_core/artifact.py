@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import ArtifactError, UnknownNameError
 from .files import apply_umask, atomic_write_text
+from .modality import SummaryInfo
 from .preprocessing import Preprocessing
 from .synset import Summary, summary_type
 
@@ -76,6 +77,11 @@ class Artifact:
     @property
     def preprocessing(self) -> Preprocessing:
         return self.summary.preprocessing
+
+    @property
+    def info(self) -> SummaryInfo:
+        """The method and dataset description that pictures and exports label the summary with."""
+        return SummaryInfo(method=self.method, dataset=self.dataset)
 
     def manifest(self, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
         return {

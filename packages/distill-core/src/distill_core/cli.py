@@ -336,7 +336,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         out = check_new_file(args.out, overwrite=args.overwrite, what="--out")
     else:
         out = Path(args.artifact) / f"summary{modality.render_suffix()}"
-    print(_write_output(out, lambda tmp: modality.render(artifact, tmp)))
+    print(_write_output(out, lambda tmp: modality.render(artifact.summary, artifact.info, tmp)))
     return 0
 
 
@@ -347,7 +347,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = check_new_file(args.out, overwrite=args.overwrite, what="--out")
     artifact = load_artifact(args.artifact)
     modality = get_modality(artifact.modality)
-    print(_write_output(out, lambda tmp: modality.export(artifact, tmp)))
+    print(_write_output(out, lambda tmp: modality.export(artifact.summary, artifact.info, tmp)))
     return 0
 
 

@@ -3,7 +3,7 @@ coresets and a way to show a summary. Registered under the entry-point group ``d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -18,11 +18,23 @@ from .protocol import EvalProtocol, EvalResult
 from .synset import Summary
 
 if TYPE_CHECKING:
-    from .artifact import Artifact
     from .data import Budget
-    from .method import Method
 
-__all__ = ["Modality", "ModelFit"]
+__all__ = ["Modality", "ModelFit", "SummaryInfo"]
+
+
+@dataclass(frozen=True)
+class SummaryInfo:
+    """Where a summary came from, for pictures and exports: the method's registered name and the dataset's
+    description (``RealData.describe()``: name, class names, ...)."""
+
+    method: str
+    dataset: Mapping[str, Any]
+
+    @property
+    def class_names(self) -> list[str]:
+        """The dataset's class names (empty when it has none)."""
+        return [str(n) for n in self.dataset.get("class_names") or []]
 
 
 @dataclass(frozen=True)
@@ -57,11 +69,12 @@ class Modality:
         stored artifact)."""
         raise UnknownNameError("dataset", spec, self.dataset_names())
 
-    def adapt_method(self, method: Method[Any]) -> Method[Any]:
-        """The method to run on this modality's data: the given one (default), or the modality's own version of an
-        any-modality baseline (recommender data maps ``random`` to ``random-users``); refuse methods that cannot run
-        on it with a :class:`~distill_core.errors.DataValidationError`."""
-        return method
+    def method_name(self, name: str, owner: str | None) -> str:
+        """The registered name of the method to run on this modality's data when ``name`` (a method of modality
+        ``owner``; ``None``: any modality) is asked for: ``name`` itself (default), or the modality's own version of
+        an any-modality baseline (recommender data maps ``random`` to ``random-users``). Methods that cannot run on
+        this data are refused with a :class:`~distill_core.errors.DataValidationError`."""
+        return name
 
     def validate_data(self, data: RealData) -> RealData:
         """Check loaded data before any compute (default: :func:`~distill_core.data.validate_real_data`)."""
@@ -140,15 +153,15 @@ class Modality:
                        preprocessing=data.preprocessing, **kwargs)
 
     # -- display ------------------------------------------------------------------------------------------------
-    def render(self, artifact: Artifact, path: Path) -> Path:
-        """Write a picture of the summary to ``path`` and return it."""
+    def render(self, summary: Summary, info: SummaryInfo, path: Path) -> Path:
+        """Write a picture of ``summary`` to ``path`` and return it."""
         raise NotImplementedError(f"the {self.name} modality cannot draw its summaries")
 
     def render_suffix(self) -> str:
         """File suffix of :meth:`render`'s output."""
         return ".png"
 
-    def export(self, artifact: Artifact, path: Path) -> Path:
-        """Export the summary in the modality's interchange format (JSON lines, CSV, ...)."""
+    def export(self, summary: Summary, info: SummaryInfo, path: Path) -> Path:
+        """Export ``summary`` in the modality's interchange format (JSON lines, CSV, ...)."""
         raise NotImplementedError(f"the {self.name} modality has no export format; use the artifact's "
                                   "tensors.safetensors directly")

@@ -65,6 +65,12 @@ def build_method(name: str, overrides: dict[str, Any] | None = None) -> Method[A
     return cls(config=config)
 
 
+def _adapted(method: Method[Any], modality: Modality) -> Method[Any]:
+    """``method``, or the modality's own version of it (:meth:`Modality.method_name`; built with its defaults)."""
+    name = modality.method_name(method.name, method.modality)
+    return method if name == method.name else build_method(name)
+
+
 def resolve_modality(method: Method[Any], dataset: str, modality: str | None = None) -> Modality:
     """The modality that reads ``dataset`` for ``method``: the method's own, else ``modality`` when given (the
     any-modality baselines), else the one installed modality that claims the dataset."""
@@ -211,7 +217,7 @@ def distill(
                        protocol_overrides=protocol_overrides)
     device = check_device(device)
     modality = resolve_modality(method, dataset, modality_name)
-    method = modality.adapt_method(method)
+    method = _adapted(method, modality)
     check_eval_model(modality, protocol_overrides.get("model"))
     if out_dir is None:
         return _distill(method, modality, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=None,
@@ -324,7 +330,7 @@ def _distill(
             artifact.extra[key] = evaluate_summary(other, data, modality=modality,
                                                    protocol=other_protocol or protocol, seed=seed, device=device,
                                                    progress=progress).to_dict()
-        baseline = modality.adapt_method(build_method("random")) if compare_random else None
+        baseline = _adapted(build_method("random"), modality) if compare_random else None
         if baseline is not None and baseline.name != method.name:  # the modality's random subset, not itself
             subset = baseline.init_summary(data, budget=budget, modality=modality,
                                            generator=torch.Generator().manual_seed(seed))
@@ -338,7 +344,7 @@ def _distill(
     if out is not None:
         artifact.save(out)
         try:
-            picture = modality.render(artifact, out / f"summary{modality.render_suffix()}")
+            picture = modality.render(artifact.summary, artifact.info, out / f"summary{modality.render_suffix()}")
         except NotImplementedError:
             picture = None
     return RunOutcome(artifact, result, evaluation, out, data, picture,

@@ -4,7 +4,7 @@ coresets and drawings of condensed graphs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from torch_geometric.utils import subgraph
 
 from distill_core.data import RealData
 from distill_core.evaluation import EvalProtocol
-from distill_core.modality import Modality, ModelFit
+from distill_core.modality import Modality, ModelFit, SummaryInfo
 from distill_core.preprocessing import Preprocessing
 from distill_core.registry import register_modality
 from distill_core.synset import Summary
@@ -23,9 +23,6 @@ from .graph import Propagation
 from .models import MODEL_NAMES, build_graph_model
 from .summary import GraphSummary
 from .training import fit_graph_model, split_model_kwargs, trained_gcn_embedding
-
-if TYPE_CHECKING:
-    from distill_core.artifact import Artifact
 
 __all__ = ["GraphModality", "cross_architecture_protocols"]
 
@@ -111,19 +108,17 @@ class GraphModality(Modality):
                             preprocessing=data.preprocessing, **kwargs)
 
     # -- display ------------------------------------------------------------------------------------------------
-    def render(self, artifact: Artifact, path: Path) -> Path:
+    def render(self, summary: Summary, info: SummaryInfo, path: Path) -> Path:
         """Draw the condensed graph: one coloured disc per node (colour = class), grey lines for edges, a legend
         naming each class's colour (and its number of nodes)."""
         from .render import draw_graph
 
-        summary = artifact.summary
         adj = summary.eval_adjacency() if isinstance(summary, GraphSummary) else torch.zeros(0, 0)
         return draw_graph(adj, summary.labels, summary.num_classes, path,
-                          class_names=list(artifact.dataset.get("class_names") or []))
+                          class_names=info.class_names)
 
-    def export(self, artifact: Artifact, path: Path) -> Path:
+    def export(self, summary: Summary, info: SummaryInfo, path: Path) -> Path:
         """The condensed graph as ``.npz`` (x, edge_index, edge_weight, y), readable with numpy alone."""
-        summary = artifact.summary
         if not isinstance(summary, GraphSummary):
             raise NotImplementedError("only graph summaries can be exported by the graph modality")
         index, value = summary.sparse_adjacency()

@@ -2,7 +2,7 @@
 
 Recommender runs take distill-core's one path (:func:`distill_core.runner.distill`) like every other modality. The
 data has no classes and no trained classifier, so the modality says what differs: the core's class-based methods
-are refused and ``random`` becomes ``random-users`` (:meth:`RecsysModality.adapt_method`), the budget is a number of
+are refused and ``random`` becomes ``random-users`` (:meth:`RecsysModality.method_name`), the budget is a number of
 users (:meth:`RecsysModality.resolve_budget`), and a summary is evaluated by the recommender learners
 (:meth:`RecsysModality.evaluate`: test nDCG@10 of the primary learner, every learner's metrics beside it), in a run
 and in ``distill eval`` alike.
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from distill_core.data import Budget
 from distill_core.errors import DataValidationError
-from distill_core.modality import Modality
+from distill_core.modality import Modality, SummaryInfo
 from distill_core.preprocessing import Preprocessing
 from distill_core.protocol import EvalProtocol
 from distill_core.synset import Summary
@@ -27,10 +27,6 @@ from . import datasets
 from .data import InteractionData
 from .evaluation import RecsysEvalResult, RecsysProtocol, evaluate_support
 from .summary import SparseUserSummary, summary_of
-
-if TYPE_CHECKING:
-    from distill_core.artifact import Artifact
-    from distill_core.method import Method
 
 __all__ = ["RecsysModality"]
 
@@ -72,20 +68,18 @@ class RecsysModality(Modality):
                      preprocessing: Preprocessing | None = None) -> InteractionData:
         return datasets.load(spec, root=root)
 
-    def adapt_method(self, method: Method[Any]) -> Method[Any]:
+    def method_name(self, name: str, owner: str | None) -> str:
         """The core's ``random`` becomes ``random-users``; the other class-based methods (herding, kcenter, ...) and
         other modalities' methods are refused."""
-        from distill_core.registry import get_method
-
-        if method.modality not in (None, self.name):
-            raise DataValidationError(f"method {method.name!r} is a {method.modality} method; recommender data "
-                                      f"works with {list(RECSYS_METHODS)}")
-        if method.name == "random":
-            return get_method("random-users")()
-        if method.modality is None:
-            raise DataValidationError(f"method {method.name!r} needs classes; recommender data has none. Use one of "
+        if owner not in (None, self.name):
+            raise DataValidationError(f"method {name!r} is a {owner} method; recommender data works with "
                                       f"{list(RECSYS_METHODS)}")
-        return method
+        if name == "random":
+            return "random-users"
+        if owner is None:
+            raise DataValidationError(f"method {name!r} needs classes; recommender data has none. Use one of "
+                                      f"{list(RECSYS_METHODS)}")
+        return name
 
     def validate_data(self, data: Any) -> InteractionData:  # type: ignore[override]
         """Recommender methods need implicit-feedback data; its loaders have checked it already."""
@@ -124,9 +118,9 @@ class RecsysModality(Modality):
                                 device=device)
 
 
-    def export(self, artifact: Artifact, path: Path) -> Path:
+    def export(self, summary: Summary, info: SummaryInfo, path: Path) -> Path:
         """``user,item,weight`` CSV (``.csv``) or a scipy ``.npz`` CSR matrix (``.npz``)."""
-        summary = summary_of(artifact)
+        summary = summary_of(summary)
         path = Path(path)
         if path.suffix == ".npz":
             import scipy.sparse as sp

@@ -205,9 +205,10 @@ class UserLogitSummary(Summary):
         return cls(x=tensors["x"], preprocessing=preprocessing)
 
 
-def summary_of(artifact: Artifact) -> SparseUserSummary:
-    """The artifact's sparse summary (fails clearly for non-recommender artifacts)."""
-    if not isinstance(artifact.summary, SparseUserSummary):
-        raise ArtifactError(f"the artifact holds a {artifact.summary.summary_type!r} summary, not a recommender "
+def summary_of(artifact: Artifact | Summary) -> SparseUserSummary:
+    """The sparse summary of an artifact, or the summary itself (fails clearly for non-recommender summaries)."""
+    summary = artifact if isinstance(artifact, Summary) else artifact.summary
+    if not isinstance(summary, SparseUserSummary):
+        raise ArtifactError(f"the artifact holds a {summary.summary_type!r} summary, not a recommender "
                             "(sparse-users) summary")
-    return artifact.summary
+    return summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -14,16 +14,13 @@ from torch import Tensor, nn
 from distill_core.data import RealData
 from distill_core.errors import DataValidationError, UnknownNameError
 from distill_core.evaluation import EvalProtocol, accuracy, train_classifier
-from distill_core.modality import Modality, ModelFit
+from distill_core.modality import Modality, ModelFit, SummaryInfo
 from distill_core.preprocessing import Preprocessing
 from distill_core.synset import Summary
 
 from .data import NAMED_SETS, load_text_data, parse_spec, starts_like_interactions
 from .models import FrozenEncoderHead, MeanPoolLinear, TextCNN, TransformerClassifier, split_mask
 from .summary import TextSummary
-
-if TYPE_CHECKING:
-    from distill_core.artifact import Artifact
 
 __all__ = ["PLAIN_EPOCHS", "PLAIN_LR", "TextModality", "native_protocol", "plain_protocol"]
 
@@ -175,19 +172,18 @@ class TextModality(Modality):
     def render_suffix(self) -> str:
         return ".txt"
 
-    def nearest_tokens(self, artifact: Artifact) -> list[dict[str, Any]]:
+    def nearest_tokens(self, summary: Summary, info: SummaryInfo) -> list[dict[str, Any]]:
         """Per synthetic sequence: its class, label distribution and the nearest vocabulary token (cosine) at
         every unmasked position."""
         from .encoder import load_encoder
 
-        summary = artifact.summary
         model = getattr(summary, "model", "") or None
         encoder = load_encoder(model)
         if getattr(summary, "model_id", "") and summary.model_id != encoder.model_id:  # type: ignore[attr-defined]
             raise DataValidationError(f"the summary was distilled in the embeddings of {model} but the model found "
                                       f"there has another embedding table; reinstall or point to the same model")
         table = F.normalize(encoder.embeddings, dim=-1)
-        names = artifact.dataset.get("class_names") or [str(c) for c in range(summary.num_classes)]
+        names = info.class_names or [str(c) for c in range(summary.num_classes)]
         targets = summary.targets().detach()
         rows = []
         with torch.no_grad():
@@ -211,12 +207,12 @@ class TextModality(Modality):
                 })
         return rows
 
-    def render(self, artifact: Artifact, path: Path) -> Path:
+    def render(self, summary: Summary, info: SummaryInfo, path: Path) -> Path:
         """Write the nearest vocabulary tokens of every synthetic sequence, with its (soft) label, to ``path``."""
-        rows = self.nearest_tokens(artifact)
-        names = artifact.dataset.get("class_names") or []
-        lines = [f"# {artifact.method} summary of {artifact.dataset.get('name')}: {len(rows)} sequences, "
-                 f"L={getattr(artifact.summary, 'max_len', '?')}, model {getattr(artifact.summary, 'model', '?')}",
+        rows = self.nearest_tokens(summary, info)
+        names = info.class_names
+        lines = [f"# {info.method} summary of {info.dataset.get('name')}: {len(rows)} sequences, "
+                 f"L={getattr(summary, 'max_len', '?')}, model {getattr(summary, 'model', '?')}",
                  "# each line: class | label distribution | nearest vocabulary token (cosine) per position", ""]
         for row in rows:
             dist = ", ".join(f"{names[c] if c < len(names) else c}={p:.2f}" for c, p in enumerate(row["soft_label"]))
@@ -228,9 +224,9 @@ class TextModality(Modality):
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 
-    def export(self, artifact: Artifact, path: Path) -> Path:
+    def export(self, summary: Summary, info: SummaryInfo, path: Path) -> Path:
         """Write one JSON object per synthetic sequence (class, soft label, nearest tokens, text) to ``path``."""
-        rows = self.nearest_tokens(artifact)
+        rows = self.nearest_tokens(summary, info)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

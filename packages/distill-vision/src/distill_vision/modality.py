@@ -12,12 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from distill_core.artifact import Artifact
 from distill_core.data import RealData
 from distill_core.errors import DataValidationError, UnknownNameError
 from distill_core.evaluation import EvalProtocol
 from distill_core.imaging import label_rows, make_grid, save_png
-from distill_core.modality import Modality
+from distill_core.modality import Modality, SummaryInfo
 from distill_core.preprocessing import Preprocessing
 from distill_core.synset import Summary
 
@@ -92,10 +91,9 @@ class VisionModality(Modality):
         x = data.x_train[indices]
         return torch.cat([net.embed(x[i:i + 512]) for i in range(0, len(x), 512)])
 
-    def render(self, artifact: Artifact, path: Path) -> Path:
+    def render(self, summary: Summary, info: SummaryInfo, path: Path) -> Path:
         """A PNG grid: one row per class, labelled with the class index and name, its synthetic images left to right,
         preprocessing inverted."""
-        summary = artifact.summary
         x = summary.preprocessing.invert(summary.x.detach().float())
         lo, hi = x.amin(dim=(1, 2, 3), keepdim=True), x.amax(dim=(1, 2, 3), keepdim=True)
         in_range = bool((x.min() >= -0.05) & (x.max() <= 1.05))
@@ -106,7 +104,7 @@ class VisionModality(Modality):
         tiles = []
         for idx in per_class:
             tiles += [x[i:i + 1] for i in idx] + [blank] * (columns - len(idx))
-        names = list(artifact.dataset.get("class_names") or range(summary.num_classes))
+        names = info.class_names or [str(c) for c in range(summary.num_classes)]
         labels = [f"{c} {names[c]}" if str(names[c]) != str(c) else str(c) for c in range(summary.num_classes)]
         bases = _bases(summary)
         if bases is not None:  # a parameterized summary's shared components, after the classes, each min-max scaled
@@ -123,24 +121,22 @@ class VisionModality(Modality):
         scale = max(1, math.ceil(64 / x.shape[-1]))
         return save_png(grid, path, scale=scale)
 
-    def export(self, artifact: Artifact, path: Path) -> Path:
+    def export(self, summary: Summary, info: SummaryInfo, path: Path) -> Path:
         """The samples a trainer sees, readable without distill: ``.npz`` (``x`` as stored in the model's input
         space, ``x_pixels`` with the preprocessing inverted, ``y`` the hard labels, ``label_values`` when the summary
         learned soft labels, ``lr`` when it learned its inner learning rate, ``class_names``) or ``.png`` (the grid
         of :meth:`render`). A parameterized summary exports its decoded samples."""
         path = Path(path)
         if path.suffix.lower() == ".png":
-            return self.render(artifact, path)
+            return self.render(summary, info, path)
         if path.suffix.lower() != ".npz":
             raise DataValidationError(f"the vision modality exports .npz (arrays) or .png (a grid), not "
                                       f"{path.suffix or 'a file without suffix'!r}; name --out accordingly")
-        summary = artifact.summary
         with torch.no_grad():
             x = summary.x.detach().float().cpu()
             arrays = {"x": x.numpy(), "x_pixels": summary.preprocessing.invert(x).numpy(),
                       "y": summary.labels.cpu().numpy(),
-                      "class_names": np.array([str(n) for n in artifact.dataset.get("class_names") or
-                                               range(summary.num_classes)])}
+                      "class_names": np.array(info.class_names or [str(c) for c in range(summary.num_classes)])}
             if summary.label_values is not None:
                 arrays["label_values"] = summary.label_values.detach().float().cpu().numpy()
             if summary.lr is not None:
