@@ -17,7 +17,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for file in root.rglob("*.py"):
         parts = list(file.relative_to(root).with_suffix("").parts)
-        package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+        package = parts[:-1]  # the package a module (or an __init__) sits in
         name = ".".join(parts)
         deps: set[str] = set()
         for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
@@ -43,7 +43,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if dep not in nodes:
                 continue
             if state.get(dep) == 1:
-                return stack[stack.index(dep):] + [dep]
+                return [*stack[stack.index(dep):], dep]
             if dep not in state and (found := visit(dep)):
                 return found
         stack.pop()
