@@ -1,11 +1,14 @@
-"""Image datasets, read from local files only (no downloads).
+"""Image datasets, read from local files; Fashion-MNIST and MNIST are downloaded from their official sources when
+they are not found and downloads are allowed (:mod:`distill_core.download`: checksummed, never overwriting).
 
 Every loader returns raw images as float tensors ``(N, C, H, W)`` in [0, 1] and integer labels; :func:`load` then
 fits the preprocessing on the training split only (channel mean/std, optionally ZCA) and applies it to both splits
 (never on test data), or applies a given stored preprocessing (evaluation of an artifact).
 
-Specs: ``digits`` (scikit-learn), ``fashion-mnist`` (Debian package dataset-fashion-mnist), ``mnist``
-(``--root`` or ``DISTILL_MNIST_ROOT``: train.npz and test.npz), ``cifar10:PATH`` (a ``cifar-10-batches-py`` folder),
+Specs: ``digits`` (scikit-learn), ``fashion-mnist`` (the four official IDX files: Debian package
+dataset-fashion-mnist, ``--root``, ``DISTILL_FASHION_MNIST_ROOT`` or the user's data folder), ``mnist`` (``--root``,
+``DISTILL_MNIST_ROOT`` or the user's data folder: the four official IDX files, or train.npz and test.npz),
+``cifar10:PATH`` (a ``cifar-10-batches-py`` folder),
 ``npz:PATH`` (your own data: keys x_train, y_train, x_test, y_test; uint8 or float; NHWC or NCHW). Append ``+zca``
 to whiten (e.g. ``fashion-mnist+zca``).
 
@@ -29,6 +32,7 @@ import torch
 from torch import Tensor
 
 from distill_core.data import RealData, validate_real_data
+from distill_core.download import DatasetSpec, RemoteFile, ensure_dataset, register_dataset
 from distill_core.errors import DataValidationError, UnknownNameError, require
 from distill_core.paths import user_data_dir
 from distill_core.preprocessing import ChannelNormalization, Preprocessing, ZCAWhitening
@@ -54,6 +58,69 @@ FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+# Checksums of the official .gz files. Fashion-MNIST publishes md5 only (its README's table, the same file as
+# /usr/share/doc/dataset-fashion-mnist/README.md.gz; torchvision uses the same md5s). The two label files were
+# verified here: the copies in github.com/zalandoresearch/fashion-mnist @ b2617bb (data/fashion/) have exactly these
+# md5s, and their sha256 below was computed from those copies. The image files (over 4 MiB) could not be read
+# offline: md5 only. (Debian's package recompresses the files: its .gz bytes differ, so it is no checksum source.)
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+_FASHION_GITHUB = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
+_FASHION_SOURCE = "md5 published in the Fashion-MNIST README (zalandoresearch/fashion-mnist)"
+_FASHION_VERIFIED = ("sha256 of the copy in zalandoresearch/fashion-mnist @ b2617bb, whose md5 equals the README's "
+                     "published md5")
+FASHION_MNIST_SPEC = register_dataset(DatasetSpec(
+    "fashion-mnist",
+    (
+        RemoteFile("train-images-idx3-ubyte.gz", (_FASHION_URL + "train-images-idx3-ubyte.gz",
+                                                  _FASHION_GITHUB + "train-images-idx3-ubyte.gz"),
+                   md5="8d4fb7e6c68d591d4c3dfef9ec88bf0d", checksum_source=_FASHION_SOURCE),
+        RemoteFile("train-labels-idx1-ubyte.gz", (_FASHION_URL + "train-labels-idx1-ubyte.gz",
+                                                  _FASHION_GITHUB + "train-labels-idx1-ubyte.gz"),
+                   sha256="a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", size=29515,
+                   checksum_source=_FASHION_VERIFIED),
+        RemoteFile("t10k-images-idx3-ubyte.gz", (_FASHION_URL + "t10k-images-idx3-ubyte.gz",
+                                                 _FASHION_GITHUB + "t10k-images-idx3-ubyte.gz"),
+                   md5="bef4ecab320f06d8554ea6380940ec79", checksum_source=_FASHION_SOURCE),
+        RemoteFile("t10k-labels-idx1-ubyte.gz", (_FASHION_URL + "t10k-labels-idx1-ubyte.gz",
+                                                 _FASHION_GITHUB + "t10k-labels-idx1-ubyte.gz"),
+                   sha256="67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", size=5148,
+                   checksum_source=_FASHION_VERIFIED),
+    ),
+    layout="the four IDX files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+           "t10k-labels-idx1-ubyte.gz (or unzipped) in one folder; on Debian/Ubuntu `apt-get install -y "
+           "dataset-fashion-mnist` provides them in /usr/share/datasets/fashion-mnist",
+    licence="MIT (Zalando SE)", source="https://github.com/zalandoresearch/fashion-mnist",
+    root_hint="--root DIR (or set DISTILL_FASHION_MNIST_ROOT)", size="30 MB"))
+
+# MNIST: the site publishes no checksums; these md5s are torchvision's (datasets.MNIST.resources). Three files were
+# verified here: the copies in github.com/RahulBaboota/MNIST @ 0711541 (FLAGS.data_dir/) have exactly these md5s
+# (see /work/shared/data/mnist/SOURCE.md: the test images in them are byte-identical to the IDX payload of the data
+# this project's tests use), and their sha256 below was computed from those copies. train-images (over 4 MiB) could
+# not be read offline: torchvision's md5 only. yann.lecun.com often refuses downloads; torchvision's mirror follows.
+_MNIST_URLS = ("https://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/")
+_MNIST_VERIFIED = "sha256 of the copy in RahulBaboota/MNIST @ 0711541, whose md5 equals torchvision's"
+MNIST_SPEC = register_dataset(DatasetSpec(
+    "mnist",
+    (
+        RemoteFile("train-images-idx3-ubyte.gz", tuple(u + "train-images-idx3-ubyte.gz" for u in _MNIST_URLS),
+                   md5="f68b3c2dcbeaaa9fbdd348bbdeb94873", checksum_source="md5 of torchvision.datasets.MNIST"),
+        RemoteFile("train-labels-idx1-ubyte.gz", tuple(u + "train-labels-idx1-ubyte.gz" for u in _MNIST_URLS),
+                   sha256="3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", size=28881,
+                   checksum_source=_MNIST_VERIFIED),
+        RemoteFile("t10k-images-idx3-ubyte.gz", tuple(u + "t10k-images-idx3-ubyte.gz" for u in _MNIST_URLS),
+                   sha256="8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", size=1648877,
+                   checksum_source=_MNIST_VERIFIED),
+        RemoteFile("t10k-labels-idx1-ubyte.gz", tuple(u + "t10k-labels-idx1-ubyte.gz" for u in _MNIST_URLS),
+                   sha256="f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", size=4542,
+                   checksum_source=_MNIST_VERIFIED),
+    ),
+    layout="the four official IDX files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+           "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, or train.npz and test.npz (keys x uint8 "
+           "(N, 28, 28), y), in one folder",
+    licence="no licence stated (LeCun, Cortes & Burges); research use", source="http://yann.lecun.com/exdb/mnist/",
+    root_hint="--root DIR (or set DISTILL_MNIST_ROOT)", size="11 MB"))
 
 
 def _digits(root: str | None) -> RawImages:
@@ -77,40 +144,62 @@ def _read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as handle:  # type: ignore[operator]
             data = handle.read()
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataValidationError(f"cannot read the IDX file {path} ({exc}); reinstall it with "
-                                  "`apt-get install --reinstall dataset-fashion-mnist` or pass --root DIR") from None
+        raise DataValidationError(f"cannot read the IDX file {path} ({exc}); replace it with the official file "
+                                  "(remove it to download it again) or pass --root DIR") from None
     ndim = data[3] if len(data) >= 4 else 0
     dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim]) if len(data) >= 4 + 4 * ndim else ()
     if data[:3] != b"\0\0\x08" or not dims or len(data) != 4 + 4 * ndim + math.prod(dims):
         raise DataValidationError(f"{path} is not a uint8 IDX file of the size its header claims (truncated or "
-                                  "corrupt); reinstall it with `apt-get install --reinstall dataset-fashion-mnist` "
-                                  "or pass --root DIR")
+                                  "corrupt); replace it with the official file (remove it to download it again) or "
+                                  "pass --root DIR")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()  # writable for torch
 
 
-def _fashion_mnist(root: str | None) -> RawImages:
-    folder = Path(root or os.environ.get("DISTILL_FASHION_MNIST_ROOT", FASHION_MNIST_ROOT))
-    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+def _find_idx(folder: Path) -> list[Path] | None:
+    """The four IDX files (``.gz`` or unzipped) in ``folder``, or ``None`` when any is missing."""
     paths = []
-    for name in names:
+    for name in IDX_NAMES:
         found = [folder / (name + ext) for ext in (".gz", "") if is_file(folder / (name + ext))]
         if not found:
-            raise DataValidationError(f"Fashion-MNIST file {name}(.gz) not found in {folder}; install it with "
-                                      "`apt-get install -y dataset-fashion-mnist` or pass --root DIR")
+            return None
         paths.append(found[0])
+    return paths
+
+
+def _from_idx(paths: list[Path], classes: list[str]) -> RawImages:
     xtr, ytr, xte, yte = (_read_idx(p) for p in paths)
     return _images(xtr), torch.from_numpy(ytr.astype(np.int64)), _images(xte), torch.from_numpy(yte.astype(np.int64)), \
-        FASHION_CLASSES
+        classes
+
+
+def _fashion_mnist(root: str | None) -> RawImages:
+    """The folder given (``--root``, else ``$DISTILL_FASHION_MNIST_ROOT``), else Debian's folder, else the user's
+    data folder; when none holds the files they are downloaded into the given folder (else the user's)."""
+    given = root or os.environ.get("DISTILL_FASHION_MNIST_ROOT")
+    candidates = [Path(given)] if given else [Path(FASHION_MNIST_ROOT), user_data_dir("fashion-mnist")]
+    for folder in candidates:
+        paths = _find_idx(folder)
+        if paths:
+            return _from_idx(paths, FASHION_CLASSES)
+    folder = ensure_dataset("fashion-mnist", candidates[-1])
+    paths = _find_idx(folder)
+    if not paths:  # pragma: no cover - ensure_dataset raises first
+        raise DataValidationError(f"Fashion-MNIST files not found in {folder}")
+    return _from_idx(paths, FASHION_CLASSES)
 
 
 def _mnist(root: str | None) -> RawImages:
+    """train.npz / test.npz or the four official IDX files in ``--root``, ``$DISTILL_MNIST_ROOT`` or the user's data
+    folder; the IDX files are downloaded there when neither is found (and downloads are allowed)."""
     folder = Path(root or os.environ.get("DISTILL_MNIST_ROOT") or user_data_dir("mnist"))
+    if not all(is_file(folder / f"{split}.npz") for split in ("train", "test")):
+        paths = _find_idx(folder) or _find_idx(ensure_dataset("mnist", folder))
+        if not paths:  # pragma: no cover - ensure_dataset raises first
+            raise DataValidationError(f"MNIST files not found in {folder}")
+        return _from_idx(paths, [str(c) for c in range(10)])
     out = []
     for split in ("train", "test"):
         path = folder / f"{split}.npz"
-        if not is_file(path):
-            raise DataValidationError(f"MNIST file {path} not found; put train.npz and test.npz (keys x uint8 "
-                                      f"(N, 28, 28), y) in {folder}, or pass --root DIR, or set DISTILL_MNIST_ROOT")
         arrays = read_npz(path, ("x", "y"), fix=_NPZ_FIX)
         y = arrays["y"].reshape(-1)
         integral = y.dtype.kind in "iu" or (y.dtype.kind == "f" and bool(np.all(np.isfinite(y) & (y == np.round(y)))))
