@@ -345,8 +345,8 @@ def offline_message(dataset: str, folder: Path, reason: str, spec: DatasetSpec |
     urls = ""
     if spec:
         urls = " Official files: " + ", ".join(f.urls[0] for f in spec.files) + "."
-    return (f"{dataset} is not in {folder} and was not downloaded ({reason}). Provide it offline: {layout}. Put "
-            f"that in {folder}, or pass {hint} pointing to a folder with this layout.{urls} Downloads: set "
+    return (f"{dataset} is not in {folder} and was not downloaded ({reason}). Provide it offline: {layout}; put "
+            f"them in {folder}, or pass {hint} pointing to a folder with this layout.{urls} Downloads: set "
             f"{ENV_DOWNLOAD}=1 to allow them, {ENV_DOWNLOAD}=0 to turn them off.")
 
 

@@ -1,10 +1,11 @@
-"""Graphs as the distillers see them: loading (Planetoid citation graphs offline, KarateClub, a seeded SBM graph,
-users' ``.npz`` files and saved PyG ``Data``), validation with clear errors, and the :class:`RealData` view.
+"""Graphs as the distillers see them: loading (Planetoid citation graphs, downloaded when missing; KarateClub; a
+seeded SBM graph; users' ``.npz`` files and saved PyG ``Data``), validation with clear errors, and the
+:class:`RealData` view.
 
 No file is unpickled with code: the raw Planetoid pickles go through a restricted unpickler
 (:mod:`distill_graph.planetoid`), ``pyg:`` files through ``torch.load(weights_only=True)``, ``.npz`` files are read
-without pickle; nothing is cached or written. Damaged or foreign files are one-line errors
-(``DataValidationError``).
+without pickle; nothing is cached, and only missing raw Planetoid files are written (downloaded and checksummed by
+:mod:`distill_core.download`). Damaged or foreign files are one-line errors (``DataValidationError``).
 
 A node-classification graph becomes a :class:`~distill_core.data.RealData` whose ``x_train``/``y_train`` are the
 features and labels of the training nodes (so the core's validation, class index and budgets work unchanged) and
@@ -30,10 +31,11 @@ from torch_geometric.data.storage import GlobalStorage
 from torch_geometric.utils import coalesce, is_undirected, remove_self_loops, to_undirected
 
 from distill_core.data import RealData
+from distill_core.download import DatasetSpec, RemoteFile, ensure_dataset, register_dataset
 from distill_core.errors import DataValidationError, UnknownNameError
 from distill_core.paths import user_data_dir
 from distill_core.preprocessing import Preprocessing
-from distill_core.safe_numpy import is_dir, is_file, npz_keys, one_line, read_npz
+from distill_core.safe_numpy import is_file, npz_keys, one_line, read_npz
 
 from .planetoid import read_planetoid
 
@@ -48,9 +50,80 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-PLANETOID = {"cora": "Cora", "citeseer": "CiteSeer"}
-DATASETS = ["citeseer", "cora", "karate", "sbm"]
+PLANETOID = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
+DATASETS = ["citeseer", "cora", "karate", "pubmed", "sbm"]
 ROOT_ENV = "DISTILL_PLANETOID_ROOT"
+
+# -- downloads ----------------------------------------------------------------------------------------------------
+# The raw Planetoid files come from the URL torch_geometric's own Planetoid downloads from (Planetoid.url, the
+# authors' repository), fetched by distill_core.download rather than by Planetoid(download=True): PyG's download has
+# no checksum, and PyG then unpickles the files and torch.load's its processed cache, which distill never does.
+# sha256: Cora and CiteSeer computed from /work/shared/data/planetoid (byte-for-byte copies of kimiyoung/planetoid,
+# identical to that repository's files at af6abf4, checked here); PubMed's from the files of kimiyoung/planetoid at
+# af6abf4 except ind.pubmed.allx (over 4 MiB, not readable offline): unverified, logged as such when downloaded.
+_PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"
+_PLANETOID_SHA256: dict[str, dict[str, str | None]] = {
+    "cora": {
+        "x": "23cfa55d91c6f624233f5eb7b6e3f141f1bd2b2ae39608a63cf5d084bb27baab",
+        "tx": "b9afbaa4a400df991f6f02ef677e1e44da55ffc04801fd02f9e673987829226a",
+        "allx": "9419ba2f26f5c35243db64aba110e0f35a04851609e0dc5433450676ca6b8543",
+        "y": "94465c14eb53e04ca262198dcbb2521ee8af60fb3f3d546cd6ca24a511b0e7d1",
+        "ty": "41f5ac76596a1699cc33f53084a2419e92961c42bb75f36fc38e616d348532ad",
+        "ally": "2b998f5cc7fedc86e7f97ca2498f47a1ffc1462c29e2d578b23bf3f62b6e7d71",
+        "graph": "58f13302f39dde8852dad6fe6d15b89b077b6d7f837626bce671ef80344b383d",
+        "test.index": "297ce89af2b51a6a194181c7dbe1796c6a1cf9cd9349a88383b1b1e227867875",
+    },
+    "citeseer": {
+        "x": "d20de19150741e555de0ed037195630fc194114ebc7fd72ced62810148aa22f6",
+        "tx": "539a8906a2da97628d212f2fdd668c109a8b3f0d36574b59e5d3fd5b5303da21",
+        "allx": "2ac30345d95c9ec933a817ee0bdd6a5f077f8c184a20e696910192d534414668",
+        "y": "8ba87e515d8e3ee3cf52f6d2c5b86aa73f11ecad825a808455209ec26cd54924",
+        "ty": "55e5bd1ba1e733a04598753ad1a8d57957f4b8f89e74519f41f4f4938767e4ce",
+        "ally": "f704b2d986dde6c2669934de1f3ae5696a6cf9455c0f6b2646a2d135ea0a1c95",
+        "graph": "d79a4ef9d3e7169aee8946145f6b7306e35bc79bffad26346cfb94e10e9912a7",
+        "test.index": "2af990671580b6b2df5d158d1038f8292e30c9cd821b5453f399659b25b723d4",
+    },
+    "pubmed": {
+        "x": "fbe9cb5c47200d1b7769a26e579be3b7130b556831f9d850e77c4c74f2599b33",
+        "tx": "4eb5f5d0f30f26497eb0ac6ac9719d09c67e284f1ed0385c93f3ef27a671da3d",
+        "allx": None,
+        "y": "e6c807633307a07ed659249006536a147c7999c797f11a2560752990181b41b3",
+        "ty": "ee2e0d4819d9fbcc403689c3bf2e49face401b605932f093bc58ab6461130fdd",
+        "ally": "0c37bbe3b5014ec365e9d393cf4791925e5ed94fb194305d74f064a8d7b50f0e",
+        "graph": "5b89f0036ca22909471f1e6558eb42fa06e0c730a577bde5b058b40638f81dc9",
+        "test.index": "b101d421688bbaecbd82e8a18f1e282378d6830f3a37666f28ebc47f844341b5",
+    },
+}
+_PLANETOID_SIZES = {"cora": "0.6 MB", "citeseer": "1.0 MB", "pubmed": "about 40 MB"}
+
+
+def _planetoid_url() -> str:
+    try:  # the URL PyG itself downloads from, when PyG knows a newer one
+        from torch_geometric.datasets import Planetoid
+
+        return str(getattr(Planetoid, "url", _PLANETOID_URL)).rstrip("/")
+    except ImportError:  # pragma: no cover - torch_geometric is a dependency of this package
+        return _PLANETOID_URL
+
+
+def _register_planetoid() -> None:
+    url = _planetoid_url()
+    for name, folder in PLANETOID.items():
+        files = tuple(
+            RemoteFile(f"{folder}/raw/ind.{name}.{part}", (f"{url}/ind.{name}.{part}",), sha256=digest,
+                       checksum_source="sha256 of the verified copy of kimiyoung/planetoid (see distill_graph.data)"
+                       if digest else "not verified offline (the file was not readable here)")
+            for part, digest in _PLANETOID_SHA256[name].items())
+        register_dataset(DatasetSpec(
+            name, files,
+            layout=f"{folder}/raw/ind.{name}.{{x,tx,allx,y,ty,ally,graph,test.index}} (the raw Planetoid files of "
+                   "github.com/kimiyoung/planetoid, data/, unchanged)",
+            licence="MIT (Planetoid split files, Yang et al. 2016); data: LINQS, research use",
+            source="https://github.com/kimiyoung/planetoid",
+            root_hint=f"--root DIR (or set {ROOT_ENV}) holding {folder}/raw", size=_PLANETOID_SIZES[name]))
+
+
+_register_planetoid()
 
 
 # -- validation ---------------------------------------------------------------------------------------------------
@@ -198,23 +271,20 @@ def row_normalize(x: Tensor) -> Tensor:
 
 # -- loaders ------------------------------------------------------------------------------------------------------
 def _planetoid_root(root: str | None) -> Path:
-    candidate = root or os.environ.get(ROOT_ENV) or str(user_data_dir("planetoid"))
-    if is_dir(Path(candidate)):
-        return Path(candidate)
-    raise DataValidationError(
-        f"cannot find the Planetoid citation graphs in {candidate}: pass --root DIR (a folder holding Cora/raw and "
-        f"CiteSeer/raw with the raw Planetoid files ind.cora.x, ...), set {ROOT_ENV}, or put them in "
-        f"{user_data_dir('planetoid')}")
+    """``--root``, else ``$DISTILL_PLANETOID_ROOT``, else the user's data folder ``.../distill/planetoid``."""
+    return Path(root or os.environ.get(ROOT_ENV) or str(user_data_dir("planetoid")))
 
 
 def _load_planetoid(name: str, root: str | None) -> Data:
-    """Cora / CiteSeer read from the raw Planetoid files in place (nothing is written, so no cache can be planted;
-    the pickled raw files are read without running code, see :mod:`distill_graph.planetoid`), features
-    row-normalised as PyG's ``NormalizeFeatures``."""
+    """Cora / CiteSeer / PubMed read from the raw Planetoid files in place (nothing but the raw files is written, so
+    no cache can be planted; the pickled raw files are read without running code, see :mod:`distill_graph.planetoid`),
+    features row-normalised as PyG's ``NormalizeFeatures``. Files that are missing are downloaded into the same
+    folder when downloads are allowed (:mod:`distill_core.download`); otherwise the error names the layout."""
     folder = PLANETOID[name]
-    raw = _planetoid_root(root) / folder / "raw"
-    if not is_dir(raw):
-        raise DataValidationError(f"{raw} does not exist; --root must hold {folder}/raw with the ind.{name}.* files")
+    base = _planetoid_root(root)
+    raw = base / folder / "raw"
+    if not all(is_file(raw / f"ind.{name}.{part}") for part in _PLANETOID_SHA256[name]):
+        ensure_dataset(name, base)
     graph = read_planetoid(raw, name)
     graph.x = row_normalize(graph.x)
     return graph
@@ -356,7 +426,7 @@ def npz_has_graph(path: str) -> bool:
 
 
 def load_graph(spec: str, *, root: str | None = None) -> Data:
-    """The validated graph named by ``spec``: ``cora``, ``citeseer``, ``karate``, ``sbm``, ``npz:PATH`` or
+    """The validated graph named by ``spec``: ``cora``, ``citeseer``, ``pubmed``, ``karate``, ``sbm``, ``npz:PATH`` or
     ``pyg:PATH``."""
     if spec in PLANETOID:
         graph = _load_planetoid(spec, root)

@@ -155,13 +155,14 @@ def _read_test_index(folder: Path, prefix: str) -> torch.Tensor:
 
 
 def read_planetoid(folder: str | Path, name: str) -> Data:
-    """Cora or CiteSeer from its raw Planetoid files in ``folder``, as ``torch_geometric.io.read_planetoid_data``
-    builds it (dense, unnormalised features; 140 / 120 training, 500 validation, 1,000 test nodes), without
-    running code from the files.
+    """Cora, CiteSeer or PubMed from its raw Planetoid files in ``folder``, as
+    ``torch_geometric.io.read_planetoid_data`` builds it (dense, unnormalised features; 140 / 120 / 60 training, 500
+    validation, 1,000 test nodes), without running code from the files.
 
     Args:
         folder: the ``raw`` folder holding ``ind.NAME.{x,tx,allx,y,ty,ally,graph,test.index}``.
-        name: ``"cora"`` or ``"citeseer"`` (CiteSeer's isolated test nodes are filled in as PyG does).
+        name: ``"cora"``, ``"citeseer"`` or ``"pubmed"`` (CiteSeer's isolated test nodes are filled in as PyG
+            does).
 
     Raises:
         DataValidationError: a file is missing, unreadable, damaged, not one of the original Planetoid pickles
