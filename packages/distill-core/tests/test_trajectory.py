@@ -170,7 +170,7 @@ def test_store_refuses_another_dataset_protocol_or_architecture(tmp_path: Path) 
         _store(tmp_path / "other")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "manifest.json").write_text("{")
-    with pytest.raises(DataValidationError, match="not a readable expert-store manifest"):
+    with pytest.raises(DataValidationError, match="not a readable expert store manifest"):
         _store(tmp_path / "bad")
 
 

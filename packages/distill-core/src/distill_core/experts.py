@@ -46,8 +46,8 @@ from tqdm.auto import tqdm
 
 from .data import RealData, data_fingerprint
 from .errors import DataValidationError
-from .files import atomic_write_text, atomic_write_with
-from .paths import user_cache_dir
+from .files import atomic_write_with
+from .stores import default_store_root, open_store_manifest
 
 if TYPE_CHECKING:
     from .modality import Modality
@@ -140,9 +140,7 @@ class ExpertStore:
     @staticmethod
     def default_root(data: RealData, protocol: ExpertProtocol) -> Path:
         """``<user cache>/experts/<dataset>-<content hash>-<protocol hash>``: one store per data and protocol."""
-        fp = data_fingerprint(data)
-        name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(fp["name"]).rsplit("/", 1)[-1])[:40] or "data"
-        return user_cache_dir("experts") / f"{name}-{str(fp['train_sha'])[:12]}-{protocol.key()}"
+        return default_store_root("experts", data, protocol.key())
 
     @classmethod
     def open(cls, root: str | os.PathLike[str] | None, *, data: RealData, protocol: ExpertProtocol,
@@ -155,27 +153,12 @@ class ExpertStore:
                 message names what differs), or something that is not a store.
         """
         path = Path(root) if root is not None else cls.default_root(data, protocol)
-        fingerprint = data_fingerprint(data)
-        manifest_path = path / "manifest.json"
-        wanted = {"format": FORMAT, "protocol": protocol.to_dict(), "dataset": fingerprint,
+        wanted = {"format": FORMAT, "protocol": protocol.to_dict(), "dataset": data_fingerprint(data),
                   "param_shapes": param_shapes}
-        if manifest_path.is_file():
-            try:
-                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-                if not isinstance(manifest, dict):
-                    raise ValueError("not a JSON object")
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise DataValidationError(f"{manifest_path} is not a readable expert-store manifest ({exc}); "
-                                          "delete the folder to rebuild it, or pass another --experts folder") from exc
-            cls._check_match(path, manifest, wanted)
-            return cls(path, manifest)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise DataValidationError(f"{path} exists and is not an expert store (no manifest.json); pass an empty or "
-                                      "new folder for the experts")
-        path.mkdir(parents=True, exist_ok=True)
-        manifest = {**wanted, "versions": _versions(),
-                    "floats_per_epoch": int(sum(math.prod(s) for s in param_shapes.values()))}
-        atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+        manifest = open_store_manifest(path, what="expert store", wanted=wanted,
+                                       check=lambda stored: cls._check_match(path, stored, wanted),
+                                       extra={"versions": _versions(), "floats_per_epoch":
+                                              int(sum(math.prod(s) for s in param_shapes.values()))})
         return cls(path, manifest)
 
     @staticmethod

@@ -189,13 +189,7 @@ class ParameterizedSummary(Summary):
 
     def tensors(self) -> dict[str, Tensor]:
         out = {k: v.detach().cpu().contiguous() for k, v in self.param.state_dict().items()}
-        out = {f"param.{k}": v for k, v in out.items()}
-        out["labels"] = self.labels.cpu().contiguous()
-        if self.label_values is not None:
-            out["label_values"] = self.label_values.detach().cpu().contiguous()
-        if self.raw_lr is not None:
-            out["raw_lr"] = self.raw_lr.detach().cpu().reshape(1)
-        return out
+        return {**{f"param.{k}": v for k, v in out.items()}, **self.label_tensors()}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], meta: dict[str, Any],

@@ -172,7 +172,11 @@ class Summary(nn.Module):
 
     # -- serialisation -----------------------------------------------------------------------------------------
     def tensors(self) -> dict[str, Tensor]:
-        out = {"x": self.x.detach().cpu().contiguous(), "labels": self.labels.cpu().contiguous()}
+        return {"x": self.x.detach().cpu().contiguous(), **self.label_tensors()}
+
+    def label_tensors(self) -> dict[str, Tensor]:
+        """The stored tensors besides the samples: ``labels``, and ``label_values`` / ``raw_lr`` when learned."""
+        out = {"labels": self.labels.cpu().contiguous()}
         if self.label_values is not None:
             out["label_values"] = self.label_values.detach().cpu().contiguous()
         if self.raw_lr is not None:

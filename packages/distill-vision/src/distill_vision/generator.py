@@ -51,8 +51,8 @@ from tqdm.auto import tqdm
 
 from distill_core.data import RealData, data_fingerprint
 from distill_core.errors import DataValidationError, UnknownNameError
-from distill_core.files import atomic_write_text, atomic_write_with
-from distill_core.paths import user_cache_dir
+from distill_core.files import atomic_write_with
+from distill_core.stores import default_store_root, open_store_manifest
 
 __all__ = ["ARCHITECTURES", "FORMAT", "ConditionalDCGAN", "ConditionalDiscriminator", "GANConfig", "GeneratorStore",
            "build_generator", "cached_generator", "floats_of", "freeze", "load_generator", "read_generator_header",
@@ -333,9 +333,7 @@ class GeneratorStore:
     @staticmethod
     def default_root(data: RealData, config: GANConfig) -> Path:
         """``<user cache>/generators/<dataset>-<content hash>-<config hash>``."""
-        fp = data_fingerprint(data)
-        name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(fp["name"]).rsplit("/", 1)[-1])[:40] or "data"
-        return user_cache_dir("generators") / f"{name}-{str(fp['train_sha'])[:12]}-{config.key()}"
+        return default_store_root("generators", data, config.key())
 
     @classmethod
     def open(cls, data: RealData, config: GANConfig, root: str | os.PathLike[str] | None = None) -> GeneratorStore:
@@ -347,31 +345,20 @@ class GeneratorStore:
         """
         path = Path(root) if root is not None else cls.default_root(data, config)
         wanted = {"format": FORMAT, "dataset": data_fingerprint(data), "config": config.identity()}
-        manifest_path = path / "manifest.json"
-        if manifest_path.is_file():
-            try:
-                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-                if not isinstance(manifest, dict):
-                    raise ValueError("not a JSON object")
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise DataValidationError(f"{manifest_path} is not a readable generator-cache manifest ({exc}); "
-                                          "delete the folder to retrain") from exc
+
+        def check(manifest: dict[str, Any]) -> None:
             for key in ("format", "dataset", "config"):
                 if manifest.get(key) != json.loads(json.dumps(wanted[key])):
                     raise DataValidationError(
                         f"the generator cache {path} holds another {key} ({manifest.get(key)!r}) than this run's "
                         f"({wanted[key]!r}); generators are never reused across datasets or GAN configs; delete the "
                         "folder or change the config")
-            return cls(path, manifest)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise DataValidationError(f"{path} exists and is not a generator cache (no manifest.json)")
-        path.mkdir(parents=True, exist_ok=True)
+
         from importlib import metadata
 
-        manifest = {**wanted, "versions": {"torch": torch.__version__,
-                                           "distill-vision": _version(metadata, "distill-vision")}}
-        atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
-        return cls(path, manifest)
+        versions = {"torch": torch.__version__, "distill-vision": _version(metadata, "distill-vision")}
+        return cls(path, open_store_manifest(path, what="generator cache", wanted=wanted, check=check,
+                                             extra={"versions": versions}))
 
     def generator_path(self, epoch: int) -> Path:
         return self.root / f"generator-epoch-{epoch:03d}.safetensors"
