@@ -41,7 +41,7 @@ def test_run_eval_show_export(tmp_path, capsys) -> None:
 
 
 def test_unknown_graph_dataset_lists_choices(capsys) -> None:
-    code = main(["run", "gcond", "--dataset", "pubmed", "--budget", "8", "--no-progress"])
+    code = main(["run", "gcond", "--dataset", "ogbn-arxiv", "--budget", "8", "--no-progress"])
     assert code == 2
     err = capsys.readouterr().err
     assert "cora" in err and "citeseer" in err
