@@ -17,6 +17,7 @@ from distill_core.download import (
     DatasetUnavailableError,
     RemoteFile,
     download_allowed,
+    download_progress,
     ensure_dataset,
     extract_archive,
     fetch_file,
@@ -252,3 +253,15 @@ def test_ensure_dataset_unpacks_a_verified_archive(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("DISTILL_DOWNLOAD", "1")
     ensure_dataset(spec.name, tmp_path / "d", progress=False)
     assert (tmp_path / "d" / "set" / "a.txt").read_bytes() == b"a"
+
+
+def test_the_runs_progress_setting_reaches_the_download_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DISTILL_PROGRESS", "1")
+    src = _source(tmp_path)
+    with download_progress(False):  # what `distill run --no-progress` sets around loading the dataset
+        fetch_file("toyset", _remote(src, path="a.bin"), tmp_path / "d")
+    assert "toyset: a.bin" not in capsys.readouterr().err
+    with download_progress(True):
+        fetch_file("toyset", _remote(src, path="b.bin"), tmp_path / "d")
+    assert "toyset: b.bin" in capsys.readouterr().err

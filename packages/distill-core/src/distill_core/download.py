@@ -22,6 +22,8 @@ The checksums are the same whatever the URL.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import http.client
 import logging
@@ -33,7 +35,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -45,6 +47,7 @@ __all__ = [
     "DatasetUnavailableError",
     "RemoteFile",
     "download_allowed",
+    "download_progress",
     "ensure_dataset",
     "extract_archive",
     "fetch_file",
@@ -192,7 +195,25 @@ def download_allowed() -> tuple[bool, str]:
     return True, "downloads allowed (the default)"
 
 
+#: set by :func:`download_progress` (the CLI's ``--no-progress``); ``None``: the environment decides
+_PROGRESS: contextvars.ContextVar[bool | None] = contextvars.ContextVar("distill_download_progress", default=None)
+
+
+@contextlib.contextmanager
+def download_progress(enabled: bool) -> Iterator[None]:
+    """Within the block, download progress bars follow ``enabled`` (the run's ``progress``) rather than
+    ``DISTILL_PROGRESS``; loaders need no progress argument of their own."""
+    token = _PROGRESS.set(enabled)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
 def _progress_default() -> bool:
+    chosen = _PROGRESS.get()
+    if chosen is not None:
+        return chosen
     return os.environ.get(ENV_PROGRESS, "1").strip().lower() not in _FALSE - {""}
 
 

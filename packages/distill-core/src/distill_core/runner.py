@@ -17,6 +17,7 @@ from .artifact import MANIFEST, Artifact
 from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
 from .data import Budget, RealData
 from .distiller import Callback, Distiller, RunResult, TimeBudget
+from .download import download_progress
 from .errors import DataValidationError, UnknownNameError
 from .evaluation import EvalProtocol, EvalResult, evaluate_summary
 from .files import LOCK_NAME, OutputLock
@@ -265,7 +266,8 @@ def _distill(
 ) -> RunOutcome:
     t0 = time.perf_counter()
     if data is None:
-        data = modality.load_dataset(dataset, root=root)
+        with download_progress(progress):
+            data = modality.load_dataset(dataset, root=root)
     data = modality.validate_data(data)
     sizes = modality.resolve_budget(budget, data)
     logger.debug("budget %s resolves to %d samples (%s per class)", budget.describe(), sum(sizes), sizes)
@@ -373,7 +375,8 @@ def build_expert_store(method_name: str, *, dataset: str, n: int, epochs: int, o
                                   "method such as --method mtt, tesla or datm")
     device = check_device(device)
     modality = resolve_modality(method, dataset, modality_name)
-    data = modality.validate_data(modality.load_dataset(dataset, root=root))
+    with download_progress(progress):
+        data = modality.validate_data(modality.load_dataset(dataset, root=root))
     store = open_store(method.config.experts, data=data, modality=modality, protocol=method.expert_protocol(data))
     return build_experts(store, n=n, epochs=epochs, data=data, modality=modality, workers=workers, device=device,
                          progress=progress)
@@ -391,7 +394,8 @@ def evaluate_artifact(
     """Evaluate a loaded artifact on its dataset, with its stored preprocessing and (by default) its stored
     protocol, so a fresh process reproduces the stored accuracy."""
     modality = get_modality(artifact.modality)
-    data = modality.load_dataset(artifact.dataset["name"], root=root, preprocessing=artifact.preprocessing)
+    with download_progress(progress):
+        data = modality.load_dataset(artifact.dataset["name"], root=root, preprocessing=artifact.preprocessing)
     classes = getattr(artifact.summary, "num_classes", data.num_classes)
     if classes != data.num_classes:
         raise DataValidationError(f"the artifact's summary has {classes} classes but dataset "
