@@ -220,11 +220,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = args.out or str(Path("runs") / f"{args.method}-{args.dataset.replace(':', '_').replace('/', '_')}-{size}"
                                          f"-s{args.seed}")
     protocol_overrides = _protocol_changes(models=args.models, epochs=args.eval_epochs, model=args.eval_model)
+    from .distributed import init_from_env, is_writer
+
+    init_from_env(args.device)  # under torchrun: join the group; evaluation models are spread over the ranks
     outcome = distill(args.method, dataset=args.dataset, budget=budget, seed=args.seed, overrides=overrides,
                       root=args.root, out_dir=out, resume=args.resume, evaluate=not args.no_eval,
                       protocol_overrides=protocol_overrides, checkpoint_every=args.checkpoint_every,
                       progress=not args.no_progress, device=args.device, max_seconds=args.max_seconds,
                       overwrite=args.overwrite, modality_name=args.modality, compare_random=args.compare_random)
+    if not is_writer():
+        return 0  # rank 0 reports and writes
     summary = outcome.artifact.summary
     print(f"{args.method} on {args.dataset}: {summary.budget} samples ({outcome.artifact.extra['budget_per_class']} "
           f"per class), {outcome.run.steps} steps in {outcome.run.wall_s:.1f} s")

@@ -19,6 +19,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .data import RealData
+from .distributed import gather_indexed, shard
 from .errors import DataValidationError, UnknownNameError
 from .protocol import KRR_MODELS, EvalProtocol, EvalResult
 from .runtime import retain_freed_memory
@@ -92,13 +93,14 @@ def evaluate_summary(
     lr = float(summary.lr.detach()) if protocol.use_learned_lr and summary.lr is not None else None
     augment = modality.augmenter(protocol.augment)
     start = time.perf_counter()
-    accs: list[float] = []
-    for i in tqdm(range(protocol.n_models), desc=f"eval {protocol.model}", disable=not progress, leave=False):
+    local: dict[int, float] = {}  # model i is seeded by i alone, so spreading models over ranks changes nothing
+    for i in tqdm(shard(protocol.n_models), desc=f"eval {protocol.model}", disable=not progress, leave=False):
         torch.manual_seed(seed * 10_007 + i)
         generator = torch.Generator().manual_seed(seed * 10_007 + i)
-        accs.append(modality.fit_and_score(summary, data, protocol=protocol, lr=lr, augment=augment,
-                                           generator=generator, device=device))
-        logger.debug("eval model %d: %.2f%%", i, accs[-1])
+        local[i] = modality.fit_and_score(summary, data, protocol=protocol, lr=lr, augment=augment,
+                                          generator=generator, device=device)
+        logger.debug("eval model %d: %.2f%%", i, local[i])
+    accs = gather_indexed(local, protocol.n_models)
     return EvalResult(accs, protocol, summary.label_kind, time.perf_counter() - start, seed)
 
 

@@ -17,6 +17,7 @@ from .artifact import MANIFEST, Artifact
 from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
 from .data import Budget, RealData
 from .distiller import Callback, Distiller, RunResult, TimeBudget
+from .distributed import broadcast_tensors, is_writer
 from .download import download_progress
 from .errors import DataValidationError, UnknownNameError
 from .evaluation import EvalProtocol, EvalResult, evaluate_summary
@@ -220,9 +221,9 @@ def distill(
     modality = resolve_modality(method, dataset, modality_name)
     method = _adapted(method, modality)
     check_eval_model(modality, protocol_overrides.get("model"))
-    if out_dir is None:
+    if out_dir is None or not is_writer():  # under torch.distributed only rank 0 writes (and holds the lock)
         return _distill(method, modality, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=None,
-                        resume=resume, evaluate=evaluate, protocol_overrides=protocol_overrides,
+                        resume=resume and is_writer(), evaluate=evaluate, protocol_overrides=protocol_overrides,
                         checkpoint_every=checkpoint_every, progress=progress, device=device, data=data,
                         max_seconds=max_seconds, callbacks=callbacks, compare_random=compare_random)
     out = Path(out_dir)
@@ -318,6 +319,7 @@ def _distill(
     )
     evaluation = random_evaluation = None
     if evaluate:
+        broadcast_tensors(artifact.summary.state_dict().values())  # every rank evaluates rank 0's summary
         protocol = method.eval_protocol(modality.default_protocol(data.describe(), artifact.summary),
                                         artifact.summary)
         if protocol_overrides:

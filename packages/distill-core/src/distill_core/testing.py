@@ -11,6 +11,7 @@ Modality packages get the same contract tests in one line::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +26,7 @@ from .modality import Modality
 from .preprocessing import ChannelNormalization, Preprocessing
 from .registry import register_modality
 
-__all__ = ["InterruptAt", "MethodContract", "ToyModality", "make_blobs"]
+__all__ = ["InterruptAt", "MethodContract", "ToyModality", "distributed_worker", "make_blobs"]
 
 
 def make_blobs(*, n_per_class: int = 40, num_classes: int = 3, dim: int = 8, seed: int = 0,
@@ -159,3 +160,17 @@ def _modality(name: str) -> Modality:
     from .registry import get_modality
 
     return get_modality(name)
+
+
+def distributed_worker(rank: int, world_size: int, init_file: str, call: Callable[[], Any], results: str) -> None:
+    """One rank of a gloo process group for multi-process tests (``torch.multiprocessing.spawn`` target): joins
+    the group through ``init_file``, runs ``call`` (a picklable callable, e.g. a :func:`functools.partial` of
+    :func:`distill_core.runner.distill`) and writes its JSON-able result to ``results/rank<R>.json``."""
+    import json
+
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        Path(results, f"rank{rank}.json").write_text(json.dumps(call()), encoding="utf-8")
+    finally:
+        torch.distributed.destroy_process_group()

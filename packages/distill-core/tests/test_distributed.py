@@ -1,0 +1,45 @@
+"""Two gloo processes (``torch.multiprocessing``, as ``torchrun`` would start them) against one process: the
+evaluation's models are spread over ranks with the same accuracies, rank 0's tensors reach every rank, and only
+rank 0 writes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch.multiprocessing as mp
+
+from distill_core.distributed import gather_indexed, shard, world
+from distill_core.testing import distributed_worker
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_two_processes_evaluate_like_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(HERE))  # spawned ranks import _distributed_run (and conftest) from here
+    import _distributed_run
+
+    single = _distributed_run.run(None)
+    (tmp_path / "results").mkdir()
+    call = functools.partial(_distributed_run.run, str(tmp_path / "out"))
+    mp.spawn(distributed_worker, args=(2, str(tmp_path / "init"), call, str(tmp_path / "results")), nprocs=2)
+    rows = [json.loads((tmp_path / "results" / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [row["world"] for row in rows] == [[0, 2], [1, 2]]
+    assert [row["shard"] for row in rows] == [[0, 2, 4], [1, 3]]
+    assert all(row["probe"] == [7.0, 7.0, 7.0] for row in rows)  # rank 0's tensor everywhere
+    assert all(row["accs"] == single["accs"] for row in rows)  # models seeded by index, not rank: exactly equal
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "manifest.json" in written and "tensors.safetensors" in written  # rank 0 wrote; rank 1 took no lock
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["evaluations"][0]["accuracies"] == [round(a, 3) for a in single["accs"]]  # stored rounded
+    sys.modules.pop("_distributed_run", None)
+
+
+def test_one_process_is_the_identity() -> None:
+    assert world() == (0, 1) and shard(3) == [0, 1, 2]
+    assert gather_indexed({1: 0.5, 0: 0.25}, 2) == [0.25, 0.5]
+    with pytest.raises(RuntimeError, match=r"indices \[2\] were computed by no rank"):
+        gather_indexed({0: 1.0, 1: 1.0}, 3)
