@@ -85,10 +85,11 @@ def _run(args: argparse.Namespace) -> None:
                 proc = subprocess.run(["bash", "-c", command.replace("DATA", data)], cwd=clone / cwd, env=env,
                                       capture_output=True, text=True)
                 wall = time.time() - start
-                lines = [x for x in (proc.stdout + proc.stderr).splitlines() if x.strip()]
+                out = [x for x in proc.stdout.splitlines() if x.strip()]
+                lines = [x for x in (proc.stdout + "\n" + proc.stderr).splitlines() if x.strip()]
                 row = {"readme": readme, "command": command, "wall_s": round(wall, 1), "rc": proc.returncode,
                        "load_avg_1min": [load0, _load()], "threads": args.threads,
-                       "last_lines": [x[-300:] for x in lines[-6:]], **harness.machine()}
+                       "stdout_tail": [x[-400:] for x in out[-6:]], **harness.machine()}
                 rows.append(row)
                 print(f"{readme}: {wall:7.1f} s rc={proc.returncode}  {command[:90]}", flush=True)
                 if proc.returncode != 0:
@@ -96,6 +97,12 @@ def _run(args: argparse.Namespace) -> None:
                     break
     harness.save_json(RESULTS, {"rows": rows})
     _table(args)
+
+
+def _printed(tail: list[str]) -> str:
+    """The result lines of a run (summary and random accuracy), else its last line, shortened for a table."""
+    keep = [x.strip() for x in tail if "test " in x] or tail[-1:]
+    return "<br>".join(x.replace("|", "/")[:170] for x in keep)
 
 
 def _table(_: argparse.Namespace) -> None:
@@ -107,9 +114,9 @@ def _table(_: argparse.Namespace) -> None:
              "evaluation, the random comparison). One thread per process (`OMP_NUM_THREADS=1`); the 1-minute load "
              "average before / after shows what else ran on the 2-core machine.", ""]
     lines += harness.md_table([("README", "readme"), ("command", "command"), ("wall s", "wall_s"), ("exit", "rc"),
-                               ("load before / after", "load"), ("last line", "last")],
+                               ("load before / after", "load"), ("what it printed", "printed")],
                               [{**r, "command": f"`{r['command']}`", "load": " / ".join(map(str, r["load_avg_1min"])),
-                                "last": (r["last_lines"] or [""])[-1].replace("|", "/")[:160]} for r in rows])
+                                "printed": _printed(r.get("stdout_tail", []))} for r in rows])
     harness.write_markdown(TABLE, lines)
 
 
@@ -117,7 +124,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run")
-    run.add_argument("--data-root", default="", help="folder holding planetoid/ (Cora), text/ (trec), recsys/ (the recbole 1.2.1 wheel)")
+    run.add_argument("--data-root", default="",
+                     help="folder holding planetoid/ (Cora), text/ (trec), recsys/ (the recbole 1.2.1 wheel)")
     run.add_argument("--only", nargs="*", default=[], help="README paths to run (default: all)")
     run.add_argument("--threads", type=int, default=1)
     run.set_defaults(func=_run)
