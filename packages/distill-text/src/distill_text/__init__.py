@@ -7,18 +7,22 @@ them into distill-core's loop, evaluation, artifacts and CLI.
 
 from .data import NAMED_SETS, TextSpec, encode_texts, load_text_data, parse_spec, read_texts
 from .encoder import DEFAULT_MODEL, Encoder, default_model_path, load_encoder, resolve_model_path
-from .methods import DDText, DDTextConfig, TextDM, TextDMConfig, TextGM, TextGMConfig
+from .methods import DDAttn, DDAttnConfig, DDText, DDTextConfig, TextDM, TextDMConfig, TextGM, TextGMConfig
 from .modality import TextModality, native_protocol, plain_protocol
-from .models import FrozenEncoderHead, MeanPoolLinear, TextCNN, TransformerClassifier, split_mask
-from .summary import TextSummary
+from .models import EncoderClassifier, FrozenEncoderHead, MeanPoolLinear, TextCNN, TransformerClassifier, split_mask
+from .summary import AttentionTextSummary, TextSummary
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttentionTextSummary",
+    "DDAttn",
+    "DDAttnConfig",
     "DEFAULT_MODEL",
     "DDText",
     "DDTextConfig",
     "Encoder",
+    "EncoderClassifier",
     "FrozenEncoderHead",
     "MeanPoolLinear",
     "NAMED_SETS",

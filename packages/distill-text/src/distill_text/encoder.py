@@ -24,7 +24,8 @@ from torch import Tensor
 
 from distill_core.errors import DataValidationError
 
-__all__ = ["DEFAULT_MODEL", "Encoder", "default_model_path", "load_encoder", "resolve_model_path"]
+__all__ = ["DEFAULT_MODEL", "Encoder", "default_model_path", "load_encoder", "load_finetune_encoder",
+           "resolve_model_path"]
 
 logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -138,4 +139,51 @@ def load_transformer(path: Path) -> torch.nn.Module:
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    return model
+
+
+@lru_cache(maxsize=2)
+def _pretrained_eager(path: Path) -> torch.nn.Module:
+    _offline()
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    config = AutoConfig.from_pretrained(str(path))
+    if not getattr(config, "num_attention_heads", None) or not getattr(config, "num_hidden_layers", None):
+        raise DataValidationError(f"the model in {path} ({getattr(config, 'model_type', '?')}) has no self-attention "
+                                  "layers that this learner could fine-tune with attention labels; pass a BERT-like "
+                                  "encoder folder with model=PATH")
+    try:
+        model = AutoModel.from_pretrained(str(path), attn_implementation="eager", hidden_dropout_prob=0.0,
+                                          attention_probs_dropout_prob=0.0, add_pooling_layer=False)
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataValidationError(f"cannot load the text model in {path} as a fine-tunable encoder ({exc}); "
+                                  f"{_FIX}") from exc
+    model.eval()
+    return model
+
+
+def max_positions(path: Path) -> int | None:
+    """The longest sequence the model in ``path`` has position embeddings for (``None``: not stated)."""
+    import json
+
+    value = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    return int(value) if value else None
+
+
+def load_finetune_encoder(path: Path, max_len: int = 0) -> torch.nn.Module:
+    """A fresh, trainable copy of the pretrained transformer in ``path`` (eager attention, dropout off, no pooler).
+
+    Raises:
+        DataValidationError: ``max_len`` exceeds the model's position embeddings, or the model has no attention.
+    """
+    import copy
+
+    limit = max_positions(path)
+    if limit is not None and max_len > limit:
+        raise DataValidationError(f"sequence length L={max_len} is beyond the {limit} positions of the model in "
+                                  f"{path}; use L<={limit} in the dataset spec (e.g. --dataset 'trec?L={limit}')")
+    model = copy.deepcopy(_pretrained_eager(Path(path)))
+    model.get_input_embeddings().weight.requires_grad_(False)
     return model

@@ -19,23 +19,23 @@ from distill_core.preprocessing import Preprocessing
 from distill_core.synset import Summary
 
 from .data import NAMED_SETS, load_text_data, parse_spec, starts_like_interactions
-from .models import FrozenEncoderHead, MeanPoolLinear, TextCNN, TransformerClassifier, split_mask
+from .models import EncoderClassifier, FrozenEncoderHead, MeanPoolLinear, TextCNN, TransformerClassifier, split_mask
 from .summary import TextSummary
 
 __all__ = ["PLAIN_EPOCHS", "PLAIN_LR", "TextModality", "native_protocol", "plain_protocol"]
 
 logger = logging.getLogger(__name__)
-MODELS = ("textcnn", "transformer", "meanpool", "minilm-head")
+MODELS = ("textcnn", "transformer", "meanpool", "minilm-head", "minilm-ft")
 _FEATURE_CACHE: dict[tuple[str, int, str], Tensor] = {}
 
 
 #: per-learner learning rates of the plain protocol (the normalised bag-of-embeddings model needs a large one)
-PLAIN_LR = {"textcnn": 0.01, "transformer": 0.01, "meanpool": 1.0, "minilm-head": 0.01}
+PLAIN_LR = {"textcnn": 0.01, "transformer": 0.01, "meanpool": 1.0, "minilm-head": 0.01, "minilm-ft": 0.01}
 #: per-learner epochs of the plain protocol. TextCNN: 300, chosen on a validation split of TREC-6 (1,000 held-out
 #: training texts; benchmarks/text/protocol_selection.json): over lr {0.01, 0.03} x epochs {100, 300}, lr 0.01 with
 #: 300 epochs scored best for random real sentences at 1 per class (23.1% vs 19.7% at 100 epochs) and for a DD-text
 #: summary (37.1% vs 28.3%); on a summary of a few sequences one epoch is one SGD step, so 100 epochs undertrain.
-PLAIN_EPOCHS = {"textcnn": 300, "transformer": 100, "meanpool": 100, "minilm-head": 100}
+PLAIN_EPOCHS = {"textcnn": 300, "transformer": 100, "meanpool": 100, "minilm-head": 100, "minilm-ft": 100}
 
 
 def plain_protocol(model: str = "textcnn", **changes: Any) -> EvalProtocol:
@@ -50,8 +50,9 @@ def native_protocol(summary: TextSummary, **changes: Any) -> EvalProtocol:
     """DD's native protocol: ``T`` full-batch SGD steps (no momentum, no weight decay) with the learned inner
     learning rate, on the learner the summary was distilled for, as in the inner loop (lesson 12). The stored
     ``lr`` is the learned value too, so a baseline without a learned lr evaluated with this protocol (``distill run
-    --compare-random``) trains with the same steps and rate."""
-    lr = float(summary.lr.detach()) if summary.lr is not None else 0.01
+    --compare-random``) trains with the same steps and rate. A summary distilled with a fixed inner lr carries it as
+    ``native_kwargs["lr"]`` (dd-attn with ``learn_lr=false``)."""
+    lr = float(summary.lr.detach()) if summary.lr is not None else float(summary.native_kwargs.get("lr", 0.01))
     base = EvalProtocol(model=summary.native_model or "textcnn", model_kwargs=dict(summary.native_kwargs),
                         epochs=int(summary.native_steps or 10), lr=lr, momentum=0.0, weight_decay=0.0,
                         batch_size=max(1, summary.budget), schedule="constant", n_models=5, use_learned_lr=True)
@@ -100,7 +101,7 @@ class TextModality(Modality):
             sample_shape: ``(L, d + 1)``.
             num_classes: number of classes.
             **kwargs: the learner's options; ``init_seed`` fixes its initialisation (DD's fixed-init setting);
-                ``minilm-head`` needs ``model_path`` and ``embed_scale``.
+                ``minilm-head`` and ``minilm-ft`` need ``model_path`` and ``embed_scale``.
         """
         if len(sample_shape) != 2:
             raise DataValidationError(f"text samples must be (L, d + 1), got {sample_shape}")
@@ -120,16 +121,22 @@ class TextModality(Modality):
             if name == "minilm-head":
                 kwargs.pop("dropout", None)
                 return FrozenEncoderHead(num_classes=num_classes, **kwargs)
+            if name == "minilm-ft":
+                kwargs.pop("dropout", None)
+                return EncoderClassifier(num_classes=num_classes, max_len=length, **kwargs)
         raise UnknownNameError("model", name, MODELS)
 
     def default_protocol(self, dataset: dict[str, Any], summary: Summary) -> EvalProtocol:
-        if isinstance(summary, TextSummary) and summary.lr is not None and summary.native_steps:
+        if isinstance(summary, TextSummary) and summary.native_steps and (
+                summary.lr is not None or "lr" in summary.native_kwargs):
             return native_protocol(summary)
         return plain_protocol()
 
     def train_and_test(self, summary: Summary, data: RealData, fit: ModelFit) -> float:
         """Train one fresh learner on the summary; ``minilm-head`` trains only the linear head on the frozen
-        encoder's features (computed once per summary and test set)."""
+        encoder's features (computed once per summary and test set); ``minilm-ft`` fine-tunes a fresh copy of the
+        pretrained encoder as dd-attn's inner loop does (:func:`~distill_text.methods.dd_attn.finetuned_accuracy`:
+        full-batch SGD for ``epochs`` steps, with the summary's attention labels when it has them)."""
         want = data.extra.get("model_id")
         have = getattr(summary, "model_id", "")
         if want and have and want != have:
@@ -137,6 +144,10 @@ class TextModality(Modality):
                 f"the summary lives in the embeddings of model {getattr(summary, 'model', '?')} (id {have}) but the "
                 f"test data was embedded with {data.extra.get('model')} (id {want}); load the data with the "
                 "artifact's dataset spec (`distill eval DIR` does this)")
+        if fit.protocol.model == "minilm-ft":
+            from .methods.dd_attn import finetuned_accuracy
+
+            return finetuned_accuracy(summary, data, fit)
         if fit.protocol.model != "minilm-head":
             return super().train_and_test(summary, data, fit)
         device = fit.device

@@ -13,6 +13,8 @@ stored real data) are cast to the learner's dtype.
   bag-of-embeddings model).
 - :class:`FrozenEncoderHead`: the pretrained encoder (all-MiniLM-L6-v2 by default), frozen, fed the sequences
   through ``inputs_embeds``; mean-pooled output (as sentence-transformers pools it) and a trained linear head.
+- :class:`EncoderClassifier`: the same pretrained encoder with a linear head, every weight trainable (fine-tuning;
+  the ``dd-attn`` learner), dropout off, optionally returning its attention probabilities.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["FrozenEncoderHead", "MeanPoolLinear", "TextCNN", "TransformerClassifier", "split_mask"]
+__all__ = ["EncoderClassifier", "FrozenEncoderHead", "MeanPoolLinear", "TextCNN", "TransformerClassifier", "split_mask"]
 
 
 def split_mask(x: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -179,3 +181,66 @@ class FrozenEncoderHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.embed(x))
+
+
+class EncoderClassifier(nn.Module):
+    """The pretrained encoder (a copy of its weights, all trainable) with a linear head: the learner that
+    ``dd-attn`` fine-tunes (Maekawa et al., ACL 2023, https://aclanthology.org/2023.acl-short.12).
+
+    The encoder runs with eager attention (so that it can return attention probabilities) and without dropout (as
+    the paper's learner). The head reads the masked mean of the last hidden states (how sentence-transformers pools
+    all-MiniLM-L6-v2; the paper's BERT reads the pooled ``[CLS]`` token) and starts from N(0, 0.02) weights and a
+    zero bias (BERT's initialisation of a new classifier). The word-embedding table is not used (the sequences come
+    in through ``inputs_embeds``) and is frozen.
+
+    Args:
+        model_path: the transformers model folder the sequences were embedded with.
+        embed_scale: the factor the stored embeddings were divided by (multiplied back here).
+        num_classes: number of classes.
+        max_len: the sequence length ``L`` the learner will see (checked against the model's positions).
+
+    Shapes:
+        x: ``(N, L, d + 1)``; returns logits ``(N, num_classes)``, or with :attr:`return_attentions` the pair
+        ``(logits, attentions)`` with attentions ``(N, layers, heads, L, L)`` (rows: queries, columns: keys).
+
+    Raises:
+        DataValidationError: the model has no self-attention, or ``max_len`` exceeds its position embeddings.
+    """
+
+    def __init__(self, *, model_path: str | Path, embed_scale: float, num_classes: int, max_len: int = 0) -> None:
+        super().__init__()
+        from .encoder import load_finetune_encoder
+
+        self.encoder = load_finetune_encoder(Path(model_path), max_len)
+        self.embed_scale = float(embed_scale)
+        hidden = int(self.encoder.config.hidden_size)
+        self.num_layers = int(self.encoder.config.num_hidden_layers)
+        self.num_heads = int(self.encoder.config.num_attention_heads)
+        self.fc = nn.Linear(hidden, num_classes)
+        self.feature_dim = hidden
+        #: return ``(logits, attentions)`` instead of logits (what the inner loop's attention loss reads)
+        self.return_attentions = False
+        self.reset_head()
+
+    def reset_head(self, generator: torch.Generator | None = None) -> None:
+        """Draw a new head: weights N(0, 0.02), bias 0."""
+        with torch.no_grad():
+            self.fc.weight.normal_(0.0, 0.02, generator=generator)
+            self.fc.bias.zero_()
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Masked mean of the last hidden states ``(N, hidden)``."""
+        return self._encode(x)[0]
+
+    def _encode(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, ...] | None]:
+        emb, mask = split_mask(x, self.fc.weight.dtype)
+        out = self.encoder(inputs_embeds=emb * self.embed_scale, attention_mask=mask.long(),
+                           output_attentions=self.return_attentions)
+        return _masked_mean(out.last_hidden_state, mask), out.attentions if self.return_attentions else None
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        pooled, attentions = self._encode(x)
+        logits = self.fc(pooled)
+        if attentions is None:
+            return logits
+        return logits, torch.stack(attentions, dim=1)

@@ -1,15 +1,16 @@
-"""The text summary: synthetic token-embedding sequences that carry the model and sequence length they live in."""
+"""The text summaries: synthetic token-embedding sequences that carry the model and sequence length they live in;
+with attention labels for ``dd-attn``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from distill_core.preprocessing import Preprocessing
 from distill_core.synset import Summary, register_summary_type
 
-__all__ = ["TextSummary"]
+__all__ = ["AttentionTextSummary", "TextSummary"]
 
 
 @register_summary_type
@@ -63,4 +64,65 @@ class TextSummary(Summary):
         summary.native_model = meta.get("native_model")
         summary.native_steps = meta.get("native_steps")
         summary.native_kwargs = dict(meta.get("native_kwargs") or {})
+        return summary
+
+
+@register_summary_type
+class AttentionTextSummary(TextSummary):
+    """A :class:`TextSummary` with learnable attention labels (Maekawa et al., ACL 2023,
+    https://aclanthology.org/2023.acl-short.12): per sequence, layer and head, target attention probabilities of
+    the first ``q`` query positions (``q = 1``: the ``[CLS]`` row, the paper's ``cls`` labels; ``q = L``: every
+    row), stored as logits and turned into probabilities over the sequence's unmasked keys.
+
+    Args:
+        attention_logits: initial logits ``(n, layers, heads, q, L)``, or ``None`` for a summary without attention
+            labels.
+        **kwargs: :class:`TextSummary` arguments.
+
+    Shapes:
+        ``attention_logits``: ``(n, layers, heads, q, L)``; :meth:`attention_targets`: the same shape.
+    """
+
+    summary_type = "text-attn"
+
+    def __init__(self, *, attention_logits: Tensor | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.attention_logits: nn.Parameter | None = None
+        if attention_logits is not None:
+            self.attention_logits = nn.Parameter(attention_logits.detach().clone().float())
+
+    def attention_targets(self) -> Tensor | None:
+        """Target attention probabilities ``(n, layers, heads, q, L)``: softmax of the logits over each sequence's
+        unmasked keys; rows of masked query positions are zero (they are not matched). ``None`` without labels."""
+        if self.attention_logits is None:
+            return None
+        mask = self.x[..., -1].detach() > 0.5  # (n, L)
+        q = self.attention_logits.shape[-2]
+        keys = mask[:, None, None, None, :]
+        probs = self.attention_logits.masked_fill(~keys, float("-inf")).softmax(-1)
+        return probs * mask[:, None, None, :q, None].to(probs.dtype)
+
+    def stored_tensors(self) -> dict[str, Tensor]:
+        out = super().stored_tensors()
+        if self.attention_logits is not None:
+            out["attention_logits"] = self.attention_logits
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        shape = None if self.attention_logits is None else list(self.attention_logits.shape)
+        return {**super().describe(), "attention_labels": shape}
+
+    def label_tensors(self) -> dict[str, Tensor]:
+        out = super().label_tensors()
+        if self.attention_logits is not None:
+            out["attention_logits"] = self.attention_logits.detach().cpu().contiguous()
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], meta: dict[str, Any],
+                     preprocessing: Preprocessing) -> AttentionTextSummary:
+        summary = super().from_tensors(tensors, meta, preprocessing)
+        assert isinstance(summary, AttentionTextSummary)
+        if "attention_logits" in tensors:
+            summary.attention_logits = nn.Parameter(tensors["attention_logits"].float().clone())
         return summary
