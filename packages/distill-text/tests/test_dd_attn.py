@@ -159,13 +159,18 @@ def test_fixed_lr_travels_with_the_artifact(spec: str) -> None:
     assert summary.lr is None and summary.attention_logits is None
     protocol = get_modality("text").default_protocol({}, summary)
     assert protocol.model == "minilm-ft" and protocol.lr == pytest.approx(0.07)
+    assert "lr" not in protocol.model_kwargs
 
 
 def test_other_learners_train_without_attention_labels(spec: str) -> None:
     outcome = distill("dd-attn", dataset=spec, budget=Budget(ipc=1), evaluate=False, progress=False,
                       overrides={**FAST, "steps": 2, "learner": "meanpool", "attention_labels": False,
                                  "lr_init": 1.0})
-    assert outcome.artifact.summary.native_model == "meanpool"
+    summary = outcome.artifact.summary
+    assert summary.native_model == "meanpool" and summary.native_kwargs == {"dropout": 0.0}
+    protocol = get_modality("text").default_protocol({}, summary).with_(n_models=1)
+    assert protocol.model == "meanpool" and protocol.epochs == 1
+    assert 0.0 <= evaluate_summary(summary, outcome.data, modality=get_modality("text"), protocol=protocol).mean
 
 
 def test_errors_before_compute(spec: str, tmp_path: Path, encoder) -> None:  # type: ignore[no-untyped-def]

@@ -52,8 +52,10 @@ def native_protocol(summary: TextSummary, **changes: Any) -> EvalProtocol:
     ``lr`` is the learned value too, so a baseline without a learned lr evaluated with this protocol (``distill run
     --compare-random``) trains with the same steps and rate. A summary distilled with a fixed inner lr carries it as
     ``native_kwargs["lr"]`` (dd-attn with ``learn_lr=false``)."""
-    lr = float(summary.lr.detach()) if summary.lr is not None else float(summary.native_kwargs.get("lr", 0.01))
-    base = EvalProtocol(model=summary.native_model or "textcnn", model_kwargs=dict(summary.native_kwargs),
+    kwargs = dict(summary.native_kwargs)
+    fixed_lr = float(kwargs.pop("lr", 0.01))
+    lr = float(summary.lr.detach()) if summary.lr is not None else fixed_lr
+    base = EvalProtocol(model=summary.native_model or "textcnn", model_kwargs=kwargs,
                         epochs=int(summary.native_steps or 10), lr=lr, momentum=0.0, weight_decay=0.0,
                         batch_size=max(1, summary.budget), schedule="constant", n_models=5, use_learned_lr=True)
     return base.with_(**changes)

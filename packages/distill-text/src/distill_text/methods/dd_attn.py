@@ -254,7 +254,8 @@ class DDAttn(TextMethod[DDAttnConfig]):
             learn_lr=cfg.learn_lr, lr_init=cfg.lr_init, preprocessing=base.preprocessing, model=base.model,
             model_id=base.model_id, max_len=base.max_len, embed_scale=base.embed_scale,
             native_model=cfg.learner, native_steps=cfg.inner_steps,
-            native_kwargs={"attention_weight": cfg.attention_weight, **({} if cfg.learn_lr else {"lr": cfg.lr_init})})
+            native_kwargs={**({"attention_weight": cfg.attention_weight} if cfg.learner == ATTENTION_LEARNER
+                              else {"dropout": 0.0}), **({} if cfg.learn_lr else {"lr": cfg.lr_init})})
         if cfg.attention_labels:
             summary.attention_logits = nn.Parameter(self._own_attention_logits(summary.x.detach(), data))
         return summary
