@@ -185,3 +185,15 @@ def test_errors_before_compute(spec: str, tmp_path: Path, encoder) -> None:  # t
     with pytest.raises(DistillError, match="inner_steps"):
         distill("dd-attn", dataset=spec, budget=Budget(ipc=1), evaluate=False, progress=False,
                 overrides={**FAST, "inner_steps": 0})
+
+
+def test_resume_is_exact(spec: str, tmp_path: Path) -> None:
+    """3 + 3 resumed steps give the 6-step summary bit for bit (attention labels and their optimizer state too)."""
+    common = {"dataset": spec, "budget": Budget(ipc=1), "evaluate": False, "progress": False}
+    distill("dd-attn", out_dir=tmp_path / "cut", overrides={**FAST, "steps": 3}, **common)
+    resumed = distill("dd-attn", out_dir=tmp_path / "cut", resume=True, overrides={**FAST, "steps": 6}, **common)
+    full = distill("dd-attn", overrides={**FAST, "steps": 6}, **common)
+    a, b = resumed.artifact.summary.tensors(), full.artifact.summary.tensors()
+    assert sorted(a) == sorted(b) and "attention_logits" in a
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
