@@ -6,13 +6,16 @@ one-process identity, so single-process users pay nothing.
 
 What is shared today:
 
+- **Class-wise objectives** (methods with ``shards_classes``: DM): each rank computes the loss of its classes
+  (:meth:`~distill_core.method.StepContext.classes`, ``c mod W == rank``) with draws keyed by ``(seed, step,
+  class)``, and :meth:`~distill_core.method.StepContext.update` sums the summary's gradient and the loss over the
+  ranks before the step: the result equals the one-process run up to the order of float sums.
 - **Evaluation**: the protocol's N fresh models are spread over the ranks (model ``i`` on rank ``i mod W``); each
   model is seeded by its index, not by its rank, so the gathered accuracies equal the one-process list exactly.
 - **Writes**: only rank 0 writes checkpoints, artifacts and pictures (:func:`is_writer`); before evaluating, every
   rank takes rank 0's summary (:func:`broadcast_tensors`).
 
-The distillation loop itself still runs whole on every rank (the per-class sharding of the matching objectives is
-not written yet), so today a multi-process run saves evaluation time, not distillation time.
+Other methods run their whole loop on every rank (the same computation; nothing is summed for them).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-__all__ = ["broadcast_tensors", "gather_indexed", "init_from_env", "is_writer", "shard", "world"]
+__all__ = ["all_reduce_sum", "broadcast_tensors", "gather_indexed", "init_from_env", "is_writer", "shard",
+           "shard_items", "world"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,24 @@ def shard(n: int) -> list[int]:
     """The indices among ``0..n-1`` this rank handles (``i mod W == rank``)."""
     rank, size = world()
     return list(range(rank, n, size))
+
+
+def shard_items(items: Iterable[int]) -> list[int]:
+    """The items at this rank's positions (``position mod W == rank``)."""
+    rank, size = world()
+    return list(items)[rank::size]
+
+
+def all_reduce_sum(value: float, tensors: Iterable[Tensor]) -> float:
+    """Sum ``tensors`` (in place) and ``value`` over the ranks; returns the summed value (identity for one
+    process)."""
+    if not _group_ready():
+        return value
+    for tensor in tensors:
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+    total = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
+    return float(total.item())
 
 
 def gather_indexed(local: dict[int, float], n: int) -> list[float]:

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from .data import Budget, ClassIndex, RealData
+from .distributed import all_reduce_sum, shard_items, world
 from .errors import DataValidationError, DistillError, UnknownNameError
 from .parameterized import ParameterizedSummary
 from .protocol import EvalProtocol
@@ -220,10 +221,24 @@ class StepContext:
     method: Method[Any]
     losses: list[float] = field(default_factory=list)
 
-    def sample_real(self, c: int, n: int) -> Tensor:
-        """``n`` real training samples of class ``c`` (fewer if the class is smaller), on the device."""
-        idx = self.class_index.sample(c, n, generator=self.generator)
+    def sample_real(self, c: int, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` real training samples of class ``c`` (fewer if the class is smaller), on the device, drawn with
+        ``generator`` (default: the step's)."""
+        idx = self.class_index.sample(c, n, generator=generator or self.generator)
         return self.data.x_train[idx].to(self.device, non_blocking=True)
+
+    def classes(self) -> list[int]:
+        """The classes this process computes the loss of: all of them, or, under ``torch.distributed`` for a method
+        with ``shards_classes``, its share (``c mod W == rank``); the summary's gradient is then summed over the
+        ranks in :meth:`update`."""
+        if not self.method.shards_classes:
+            return list(range(self.data.num_classes))
+        return shard_items(range(self.data.num_classes))
+
+    def class_generator(self, c: int) -> torch.Generator:
+        """A generator keyed by ``(seed, step, class)`` alone, so that a class's draws do not depend on which
+        process handles it or on the other classes (what sharding classes over processes needs)."""
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.step) * 10_007 + c)
 
     def sample_real_balanced(self, n_per_class: int) -> tuple[Tensor, Tensor]:
         idx = self.class_index.sample_balanced(n_per_class, generator=self.generator)
@@ -265,6 +280,9 @@ class StepContext:
             loss.backward()
         else:
             raise TypeError("update() needs a loss tensor, or a backward function with a float loss")
+        size = world()[1] if self.method.shards_classes else 1
+        if size > 1:  # each rank holds the gradient of its classes' loss: the sum is the whole loss's gradient
+            value = all_reduce_sum(value, [p.grad for p in self.summary.parameters() if p.grad is not None])
         extra = self.summary.regularizer() if isinstance(self.summary, ParameterizedSummary) else None
         if extra is not None:
             extra.backward()
@@ -287,6 +305,8 @@ class Method(Generic[C]):
     modality: ClassVar[str | None] = None
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     paper: ClassVar[str] = ""
+    #: the loss is a sum over classes computed for :meth:`StepContext.classes` only (sharded under torch.distributed)
+    shards_classes: ClassVar[bool] = False
 
     def __init__(self, *, config: C | None = None) -> None:
         self.config: C = config if config is not None else self.config_class()  # type: ignore[assignment]

@@ -54,6 +54,7 @@ class DM(Method[DMConfig]):
     modality = "vision"
     config_class = DMConfig
     paper = "https://arxiv.org/abs/2110.04181"
+    shards_classes = True
 
     def setup(self, summary: Summary, data: RealData, device: torch.device) -> None:
         if self.config.dsa_strategy == "auto":
@@ -98,13 +99,18 @@ class DM(Method[DMConfig]):
         """
         net = self.embedder(ctx)
         real_means, e_syn, y_syn = [], [], []
-        for c in range(ctx.data.num_classes):
-            seed = ctx.new_seed()  # one Siamese augmentation draw shared by the class's real and synthetic images
-            real_means.append(self.real_mean_embedding(net, ctx.sample_real(c, self.config.batch_real), seed))
+        classes = ctx.classes()  # all classes, or this process's share under torch.distributed
+        if not classes:  # more processes than classes: this one contributes nothing
+            return summary.x.sum() * 0.0
+        for c in classes:
+            rng = ctx.class_generator(c)  # keyed by (seed, step, class): the same draws in any process layout
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=rng))  # one Siamese draw for real and synthetic
+            real = ctx.sample_real(c, self.config.batch_real, generator=rng)
+            real_means.append(self.real_mean_embedding(net, real, seed))
             x_syn = self._augment(summary.x[summary.class_mask(c)], seed)
             e_syn.append(net.embed(x_syn.contiguous(memory_format=self.memory_format)))  # type: ignore[operator]
             y_syn.append(torch.full((len(x_syn),), c, device=x_syn.device))
         # the real side enters as one mean row per class (computed in chunks without autograd): its mean is itself
-        classes = torch.arange(ctx.data.num_classes, device=summary.x.device)
-        return classwise_mean_embedding_distance(torch.stack(real_means), classes, torch.cat(e_syn), torch.cat(y_syn),
+        y_real = torch.tensor(classes, device=summary.x.device)
+        return classwise_mean_embedding_distance(torch.stack(real_means), y_real, torch.cat(e_syn), torch.cat(y_syn),
                                                  ctx.data.num_classes)
