@@ -2,6 +2,7 @@
 
 from .datm import DATM, DATMConfig
 from .dc import DC, DCConfig, loop_schedule
+from .dcc import DCC, DSAC, DCCConfig, DSACConfig
 from .dd import DD, DDConfig, native_protocol
 from .dm import DM, DMConfig
 from .dsa import DSA, DSAConfig
@@ -11,6 +12,7 @@ from .mtt import MTT, MTTConfig, VisionTrajectoryMatching
 from .rfad import RFAD, RFADConfig
 from .tesla import TESLA, TESLAConfig
 
-__all__ = ["DATM", "DATMConfig", "DC", "DCConfig", "DD", "DDConfig", "DM", "DMConfig", "DSA", "DSAConfig", "FRePO",
-           "FRePOConfig", "KIP", "KIPConfig", "MTT", "MTTConfig", "RFAD", "RFADConfig", "TESLA", "TESLAConfig",
-           "VisionTrajectoryMatching", "loop_schedule", "native_protocol"]
+__all__ = ["DATM", "DATMConfig", "DC", "DCC", "DCCConfig", "DCConfig", "DD", "DDConfig", "DM",
+           "DMConfig", "DSA", "DSAC", "DSACConfig", "DSAConfig", "FRePO", "FRePOConfig", "KIP", "KIPConfig", "MTT",
+           "MTTConfig", "RFAD", "RFADConfig", "TESLA", "TESLAConfig", "VisionTrajectoryMatching", "loop_schedule",
+           "native_protocol"]

@@ -62,16 +62,34 @@ class DC(Method[DCConfig]):
     def _augment(self, x: Tensor, seed: int) -> Tensor:
         return x if self.dsa is None else self.dsa(x, seed=seed)
 
-    def matching_loss(self, net: nn.Module, summary: Summary, ctx: StepContext) -> Tensor:
-        """Sum over classes of the gradient distance between a real batch and the class's synthetic images."""
+    def class_batches(self, c: int, summary: Summary, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Class ``c``'s matching batches, augmented with one Siamese draw when DSA is on.
+
+        Returns:
+            ``(x_real, y_real, x_syn, targets_syn)``: ``batch_real`` real samples of the class and their labels, the
+            class's synthetic samples (differentiable in the summary) and their label rows.
+
+        Shapes:
+            x_real: ``(batch_real, *sample_shape)``; y_real: ``(batch_real,)``; x_syn: ``(n_c, *sample_shape)``;
+            targets_syn: ``(n_c, num_classes)``.
+        """
+        seed = ctx.new_seed()  # one Siamese augmentation draw shared by the real and the synthetic images
+        x_real = self._augment(ctx.sample_real(c, self.config.batch_real), seed)
+        y_real = torch.full((len(x_real),), c, device=ctx.device)
+        mask = summary.class_mask(c)
+        return x_real, y_real, self._augment(summary.x[mask], seed), summary.targets()[mask]
+
+    def matching_loss(self, net: nn.Module, summary: Summary, ctx: StepContext, *, update: int = 0) -> Tensor:
+        """Sum over classes of the gradient distance between a real batch and the class's synthetic images.
+
+        Args:
+            update: the index of this matching update within the outer step (DC's loss does not depend on it;
+                DCC's warm-up does).
+        """
 
         def class_losses(c: int) -> tuple[Tensor, Tensor]:
-            seed = ctx.new_seed()  # one Siamese augmentation draw shared by the real and the synthetic images
-            x_real = self._augment(ctx.sample_real(c, self.config.batch_real), seed)
-            y_real = torch.full((len(x_real),), c, device=ctx.device)
-            mask = summary.class_mask(c)
-            return (F.cross_entropy(net(x_real), y_real),
-                    soft_cross_entropy(net(self._augment(summary.x[mask], seed)), summary.targets()[mask]))
+            x_real, y_real, x_syn, targets_syn = self.class_batches(c, summary, ctx)
+            return F.cross_entropy(net(x_real), y_real), soft_cross_entropy(net(x_syn), targets_syn)
 
         return classwise_gradient_match(net, range(ctx.data.num_classes), class_losses, metric=self.config.metric)
 
@@ -87,7 +105,7 @@ class DC(Method[DCConfig]):
         net_opt = torch.optim.SGD(net.parameters(), lr=self.config.lr_net)
         total = 0.0
         for ol in range(self.outer_loop):
-            total += ctx.update(self.matching_loss(net, summary, ctx))
+            total += ctx.update(self.matching_loss(net, summary, ctx, update=ol))
             if ol == self.outer_loop - 1:
                 break
             self.train_inner(net, summary, ctx, net_opt)
