@@ -32,9 +32,10 @@ PARAMS: dict[str, dict[str, Any]] = {"idc": {"factor": 2}, "linba": {"n_bases": 
                                      "haba": {"n_style": 2}}
 
 
-#: known gaps, kept visible (strict xfail): none at present. FRePO learns HaBa summaries with HaBa's contrastive
-#: term on (its default); with contrast_weight 0 its loss rises at these settings.
-KNOWN_GAPS: set[tuple[str, str]] = set()
+#: known gaps, kept visible (strict xfail). FRePO learns HaBa summaries with HaBa's contrastive term on (its
+#: default); with contrast_weight 0 its loss rises at these settings. DCC's contrastive loss does not fall in 24 steps
+#: on LinBa's shared bases at these settings (nor with a 10x image lr); it does on IDC and HaBa.
+KNOWN_GAPS: set[tuple[str, str]] = {("dcc", "linba")}
 
 
 @pytest.mark.parametrize(("method", "param"), [

@@ -15,12 +15,15 @@ __all__ = ["MLP_PROTOCOL", "QUICK_OBJECTIVES", "DigitsContract"]
 MLP_PROTOCOL: dict[str, Any] = {"model": "mlp", "epochs": 60, "lr": 0.05, "batch_size": 64, "n_models": 2}
 
 
-#: each objective's quick settings on digits (as its contract test has them; DC and DSA with one matching step and
-#: one inner epoch per iteration, as DC's table has them for IPC 1): for tests that run every objective
+#: each objective's quick settings on digits (as its contract test has them; DC, DSA, DCC and CAFE with one matching
+#: step and one inner epoch per iteration, as DC's table has them for IPC 1; DCC without its warm-up): for tests that
+#: run every objective
 QUICK_OBJECTIVES: dict[str, dict[str, Any]] = {
     "dc": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1},
     "dsa": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1},
     "dm": {"model_kwargs": {"width": 32}, "batch_real": 64, "lr_summary": 10.0},
+    "dcc": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1, "outer_warmup": 0},
+    "cafe": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1, "init": "real"},
     "kip": {"target_batch": 200},
     "rfad": {"n_models": 2, "width": 32, "target_batch": 200, "n_batches": 1, "lr_summary": 0.01},
     "frepo": {"model_kwargs": {"width": 32}, "num_models": 3, "max_online_updates": 4, "target_batch": 256,

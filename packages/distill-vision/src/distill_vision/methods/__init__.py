@@ -1,5 +1,6 @@
 """Image distillation methods, one module each (found through the entry-point group ``distill.methods``)."""
 
+from .cafe import CAFE, CAFEConfig
 from .datm import DATM, DATMConfig
 from .dc import DC, DCConfig, loop_schedule
 from .dcc import DCC, DSAC, DCCConfig, DSACConfig
@@ -12,7 +13,7 @@ from .mtt import MTT, MTTConfig, VisionTrajectoryMatching
 from .rfad import RFAD, RFADConfig
 from .tesla import TESLA, TESLAConfig
 
-__all__ = ["DATM", "DATMConfig", "DC", "DCC", "DCCConfig", "DCConfig", "DD", "DDConfig", "DM",
+__all__ = ["CAFE", "CAFEConfig", "DATM", "DATMConfig", "DC", "DCC", "DCCConfig", "DCConfig", "DD", "DDConfig", "DM",
            "DMConfig", "DSA", "DSAC", "DSACConfig", "DSAConfig", "FRePO", "FRePOConfig", "KIP", "KIPConfig", "MTT",
            "MTTConfig", "RFAD", "RFADConfig", "TESLA", "TESLAConfig", "VisionTrajectoryMatching", "loop_schedule",
            "native_protocol"]
