@@ -1,0 +1,155 @@
+"""DCC and CAFE against DC and herding on Fashion-MNIST IPC 1, in the CPU profile of ``params.py``'s DC row.
+
+Every cell runs ``distill_core.runner.distill`` (the CLI's path) in a fresh process and appends one row to
+``matching.jsonl``: method, IPC, seed, accuracy, distillation wall / CPU seconds, options and protocol. ``table``
+writes ``matching.md``, with DC dense and herding read from ``params.jsonl`` (the committed rows of ``params.py``,
+same dataset, budget, seeds, network and evaluation), so each method is compared with them.
+
+CPU profile (2-core machine, one thread per cell): a width-32 ConvNet for the method's network and for evaluation
+(300 epochs, 3 models, SGD 0.01 with momentum, no augmentation: the default protocol), 200 outer steps, and as in
+``params.py``'s DC row one image update and one network epoch per outer step (``outer_loop`` 1, ``inner_loop`` 1),
+for both methods:
+
+- DCC: the reference warms up for 250 of its 1000 outer steps; here 50 of 200 (the same quarter). With one update
+  per step ``inner_warmup`` (10) never ends the warm-up early.
+- CAFE: one image update and one network epoch per outer step, so the λ watchers (10 steps) never fire: the rows
+  measure CAFE's loss, not its dynamic loop lengths. Initialised from real images like the DC row (CAFE's reference
+  starts from noise); the image lr halves at 60/80/90% of the steps (the reference's 1200/1600/1800 of 2000).
+
+Nothing is selected on the test set: every row is the final summary.
+
+Usage::
+
+    python benchmarks/vision/matching.py run --cells dcc:1 cafe:1 --seeds 0 1 2
+    python benchmarks/vision/matching.py table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import harness  # noqa: E402
+
+RESULTS = HERE / "matching.jsonl"
+TABLE = HERE / "matching.md"
+BASELINES = HERE / "params.jsonl"  # DC dense and herding, same profile (read only)
+WIDTH = 32
+
+#: each method's CPU-profile options
+METHODS: dict[str, dict[str, Any]] = {
+    "dcc": {"model_kwargs": {"width": WIDTH}, "outer_loop": 1, "inner_loop": 1, "outer_warmup": 50},
+    "cafe": {"model_kwargs": {"width": WIDTH}, "outer_loop": 1, "inner_loop": 1, "init": "real"},
+}
+
+
+def _cell(args: argparse.Namespace) -> None:
+    from distill_core.data import Budget
+    from distill_core.runner import distill
+
+    harness.set_threads(1)
+    overrides: dict[str, Any] = {**METHODS[args.method], "steps": args.steps}
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    outcome = distill(args.method, dataset=args.dataset, budget=Budget(ipc=args.ipc), seed=args.seed,
+                      overrides=overrides, root=args.root, evaluate=True, progress=False,
+                      protocol_overrides={"model_kwargs": {"width": WIDTH}, "epochs": args.eval_epochs,
+                                          "n_models": args.models})
+    ev = outcome.evaluation
+    assert ev is not None
+    harness.emit({"dataset": args.dataset, "method": args.method, "ipc": args.ipc, "seed": args.seed,
+                  "steps": args.steps, "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2),
+                  "distill_wall_s": round(outcome.timings.get("distill_s", 0.0), 1),
+                  "cell_cpu_s": round(time.process_time() - cpu0, 1),
+                  "cell_wall_s": round(time.perf_counter() - wall0, 1),
+                  "options": overrides, "protocol": ev.protocol.to_dict(), **harness.cell_context()})
+
+
+def _run(args: argparse.Namespace) -> None:
+    for cell in args.cells:
+        method, ipc = cell.split(":")
+        for seed in args.seeds:
+            row = harness.run_cell(__file__, "cell", "--method", method, "--ipc", ipc, "--seed", seed,
+                                   "--steps", args.steps, "--dataset", args.dataset, "--eval-epochs", args.eval_epochs,
+                                   "--models", args.models, *(["--root", args.root] if args.root else []),
+                                   check=False)
+            if row:
+                harness.append_jsonl(RESULTS, row)
+                print(json.dumps({k: row[k] for k in ("method", "ipc", "seed", "accuracy_mean", "distill_wall_s")}),
+                      flush=True)
+
+
+def _baselines() -> list[dict[str, Any]]:
+    """DC dense and herding rows of ``params.jsonl`` in this profile, renamed to this file's columns."""
+    rows = []
+    for r in harness.read_jsonl(BASELINES):
+        if r["param"] == "dense" and (r["objective"] == "herding" or (r["objective"] == "dc" and r["steps"] == 200)):
+            rows.append({**r, "method": r["objective"], "source": "params.jsonl"})
+    return rows
+
+
+def _table(_: argparse.Namespace) -> None:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in [*_baselines(), *harness.read_jsonl(RESULTS)]:
+        groups.setdefault((r["dataset"], r["ipc"], r["method"], r["steps"]), []).append(r)
+    table = []
+    for (dataset, ipc, method, steps), rs in sorted(groups.items()):
+        means = [r["accuracy_mean"] for r in rs]
+        table.append({"dataset": dataset, "ipc": ipc, "method": method, "steps": steps, "seeds": len(rs),
+                      "mean": statistics.mean(means), "std": statistics.stdev(means) if len(means) > 1 else 0.0,
+                      "seed_list": ", ".join(f"{r['seed']}: {r['accuracy_mean']:.2f}" for r in rs),
+                      "wall": f"{statistics.mean(r['distill_wall_s'] for r in rs):.0f}",
+                      "source": rs[0].get("source", "matching.jsonl")})
+    ref = {(r["dataset"], r["ipc"], r["method"]): r["mean"] for r in table}
+    for row in table:
+        row["acc"] = f"{row['mean']:.2f} ± {row['std']:.2f}"
+        for name in ("herding", "dc"):
+            base = ref.get((row["dataset"], row["ipc"], name))
+            row[f"vs_{name}"] = "-" if base is None or row["method"] == name else f"{row['mean'] - base:+.2f}"
+        herding = ref.get((row["dataset"], row["ipc"], "herding"))
+        row["beats"] = ("-" if herding is None or row["method"] == "herding"
+                        else "yes" if row["mean"] > herding else "no")
+    lines = ["# DCC and CAFE vs DC and herding (CPU profile)", "",
+             "Fashion-MNIST, IPC 1, width-32 ConvNet for distillation and evaluation (300 epochs x 3 models, no "
+             "augmentation), one image update and one network epoch per outer step, final summary, seeds 0-2. DC "
+             "and herding are the committed rows of `params.jsonl` (same profile); `beats herding`: the mean over "
+             "seeds is above herding's. Options per method: `matching.py` (`METHODS`) and each row's `options`.",
+             ""]
+    lines += harness.md_table([("dataset", "dataset"), ("IPC", "ipc"), ("method", "method"), ("steps", "steps"),
+                               ("seeds", "seeds"), ("accuracy % (mean ± std over seeds)", "acc"),
+                               ("vs herding", "vs_herding"), ("beats herding", "beats"), ("vs DC", "vs_dc"),
+                               ("per seed", "seed_list"), ("distill wall s", "wall"), ("rows from", "source")], table)
+    harness.write_markdown(TABLE, lines)
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "cell"):
+        p = sub.add_parser(name)
+        p.add_argument("--dataset", default="fashion-mnist")
+        p.add_argument("--steps", type=int, default=200)
+        p.add_argument("--eval-epochs", type=int, default=300)
+        p.add_argument("--models", type=int, default=3)
+        p.add_argument("--root")
+        if name == "run":
+            p.add_argument("--cells", nargs="+", required=True, help="METHOD:IPC")
+            p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+        else:
+            p.add_argument("--method", required=True, choices=sorted(METHODS))
+            p.add_argument("--ipc", type=int, required=True)
+            p.add_argument("--seed", type=int, default=0)
+    sub.add_parser("table")
+    args = parser.parse_args()
+    {"run": _run, "cell": _cell, "table": _table}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
