@@ -102,7 +102,7 @@ def contrastive_gradient_match(
     return gradient_match_distance(g_real, g_syn, metric=metric)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DCCConfig(DCConfig):
     """DCC hyper-parameters: DC's (``outer_loop`` / ``inner_loop`` 0 take DCC's table, :func:`dcc_loop_schedule`)
     and the bi-level warm-up (reference defaults 250 / 10; the reference runs 1000 outer steps)."""
@@ -153,7 +153,7 @@ class DCC(DC):
                                           metric=self.config.metric)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DSACConfig(DCCConfig):
     """DCC's settings with Siamese augmentation on ("auto": the DSA strategy for the dataset, no flip on digits)."""
 
