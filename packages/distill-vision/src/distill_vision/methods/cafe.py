@@ -30,11 +30,12 @@ reference: iterations 1200, 1600 and 1800 of 2000).
 Departures from the reference: ``outer_loop`` / ``inner_loop`` cap the image updates per outer step and the network
 epochs between them (the reference loops until its watchers fire, which for the inner loop may never happen); with
 a cap of at most ``window`` a watcher cannot end its loop early and its real-accuracy evaluations are skipped. The
-reference's evaluation pass over the synthetic set after each network epoch (it changes nothing) is not run. Class means are taken
-per class, so any channel count, image size, number of classes, unequal real batch sizes and unequal synthetic
-counts per class work (the reference reshapes to ``(10, n/10, 3, 32, 32)``). The watched accuracy is the plain mean
-over classes (the reference's running value also keeps 1/C of the previous one). The real branch runs without
-autograd (its terms carry no gradient to the images). The learning-rate milestones are fractions of ``steps``.
+reference's evaluation pass over the synthetic set after each network epoch (it changes nothing) is not run. Class
+means are taken per class, so any channel count, image size, number of classes, unequal real batch sizes and unequal
+synthetic counts per class work (the reference reshapes to ``(10, n/10, 3, 32, 32)``). The watched accuracy is the
+plain mean over classes (the reference's running value also keeps 1/C of the previous one). The real branch runs
+without autograd (its terms carry no gradient to the images). The learning-rate milestones are fractions of
+``steps``.
 
 Shapes: ``summary.x`` is ``(n, C, H, W)``; each real batch ``(b_c, C, H, W)``.
 """
