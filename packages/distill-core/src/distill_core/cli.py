@@ -1,4 +1,4 @@
-"""The ``distill`` command line: ``list | run | eval | show | export``.
+"""The ``distill`` command line: ``list | run | experts | eval | apply | show | export``.
 
 ``--json`` prints one machine-readable JSON object as the last line of output, so scripts can compare runs.
 Errors from bad input print one line naming the problem and the fix and exit with status 2.
@@ -129,12 +129,100 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--out", help="output file (default: inside the artifact directory)")
     show.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
+    _add_apply_parser(sub)
+
     export = sub.add_parser("export", help="export the summary for other tools (vision: .npz or .png of the decoded "
                             "samples; graph: .npz; text: JSON lines; recsys: CSV)")
     export.add_argument("artifact")
     export.add_argument("--out", required=True)
     export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return parser
+
+
+def _add_apply_parser(sub: Any) -> None:
+    """``distill apply continual | nas``: the survey's applications of summaries (distill_core.applications)."""
+    apply = sub.add_parser("apply", help="use summaries: class-incremental continual learning with a replay memory "
+                           "(continual) or an architecture-search proxy (nas)")
+    kinds = apply.add_subparsers(dest="application", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dataset", required=True, help="dataset name or a prefixed path such as npz:PATH")
+        p.add_argument("--steps", type=_int_at_least(0), help="outer steps of the method (default: the method's)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one method option")
+        p.add_argument("--epochs", type=_int_at_least(1),
+                       help="training epochs on each memory / proxy (default: the modality's evaluation protocol)")
+        p.add_argument("--root", help="folder holding the dataset files")
+        p.add_argument("--modality", help="the modality that reads --dataset when more than one could")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+    cont = kinds.add_parser("continual", help="class-incremental learning: tasks of classes, a memory of --memory "
+                            "samples per class built by METHOD from each task's data, average accuracy after each "
+                            "task and forgetting")
+    cont.add_argument("method", help="memory method (dm, dc, random, herding, ...; 'none' with --training replay)")
+    common(cont)
+    cont.add_argument("--tasks", type=_int_at_least(2), default=5, help="tasks (must divide the classes; default 5)")
+    cont.add_argument("--memory", type=int, default=10, help="memory samples per class (>= 1; default 10)")
+    cont.add_argument("--training", default="memory", help="'memory' (a fresh model on all memory so far, DM's "
+                      "protocol; default) or 'replay' (one model on each task's real data + earlier memory)")
+    cont.add_argument("--seeds", type=_int_at_least(1), default=1, help="runs with seeds 0..N-1 (class orders)")
+    cont.add_argument("--model", help="architecture (default: the modality's)")
+    cont.add_argument("--no-shuffle", action="store_true", help="classes in order 0..K-1 instead of a seeded order")
+
+    nas = kinds.add_parser("nas", help="architecture-search proxy: Spearman rank correlation of architectures "
+                           "trained on a summary (and on a random subset of the same size) with the full data")
+    nas.add_argument("method", help="the method that distills the proxy summary")
+    common(nas)
+    nas.add_argument("--ipc", type=_int_at_least(1), default=10, help="summary samples per class (default 10)")
+    nas.add_argument("--variants", type=_int_at_least(2), help="architectures drawn from the space (default: all)")
+    nas.add_argument("--full-epochs", type=_int_at_least(1), default=30, help="epochs on the full data (default 30)")
+    nas.add_argument("--full-per-class", type=_int_at_least(1),
+                     help="train the reference on this many samples per class instead of all (a CPU stand-in)")
+    nas.add_argument("--seed", type=_int_at_least(0), default=0)
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from .applications import continual, nas
+    from .download import download_progress
+    from .runner import build_method, check_device, resolve_modality
+
+    options = _parse_sets(args.set)
+    if args.application == "continual":
+        config: Any = continual.ContinualConfig(
+            method=args.method, tasks=args.tasks, memory_per_class=args.memory, training=args.training,
+            seeds=list(range(args.seeds)), shuffle_classes=not args.no_shuffle, steps=args.steps,
+            method_options=options, epochs=args.epochs, model=args.model)
+        continual.check_config(config)
+        probe = "random" if args.method == continual.NO_MEMORY else args.method
+    else:
+        config = nas.NASConfig(method=args.method, ipc=args.ipc, steps=args.steps, method_options=options,
+                               variants=args.variants, epochs=args.epochs, full_epochs=args.full_epochs,
+                               full_per_class=args.full_per_class, seed=args.seed)
+        nas.check_config(config)
+        probe = args.method
+    device = check_device(args.device)
+    modality = resolve_modality(build_method(probe), args.dataset, args.modality)
+    with download_progress(True):
+        data = modality.load_dataset(args.dataset, root=args.root)
+    if args.application == "continual":
+        continual.check_data(config, modality.validate_data(data))
+        report = continual.run_continual(config, data, modality=modality, device=device).summary()
+        print(f"continual ({config.training}, memory {config.method} x {config.memory_per_class}/class, "
+              f"{config.tasks} tasks, {len(config.seeds)} seed(s)) on {args.dataset}")
+        print("  seen-class accuracy after each task: " + ", ".join(
+            f"{m:.2f}+-{s:.2f}" for m, s in zip(report["accuracy_per_task_mean"], report["accuracy_per_task_std"])))
+        print(f"  forgetting {report['forgetting_mean']:.2f} +- {report['forgetting_std']:.2f}")
+    else:
+        report = nas.run_nas(config, data, modality=modality, device=device).summary()
+        print(f"nas proxy ({config.method}, ipc {config.ipc}, {report['n_variants']} architectures) on "
+              f"{args.dataset}")
+        print(f"  spearman summary {report['spearman_summary']}  random {report['spearman_random']}")
+        print(f"  time saved: summary {report['time_saved_summary']} (incl. distillation), random "
+              f"{report['time_saved_random']}")
+    report["dataset"] = args.dataset
+    if args.json:
+        print(json.dumps(report))
+    return 0
 
 
 def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
@@ -369,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_experts(args)
         if args.command == "eval":
             return _cmd_eval(args)
+        if args.command == "apply":
+            return _cmd_apply(args)
         if args.command == "show":
             return _cmd_show(args)
         return _cmd_export(args)

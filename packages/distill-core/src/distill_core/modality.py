@@ -165,3 +165,10 @@ class Modality:
         """Export ``summary`` in the modality's interchange format (JSON lines, CSV, ...)."""
         raise NotImplementedError(f"the {self.name} modality has no export format; use the artifact's "
                                   "tensors.safetensors directly")
+
+    # -- applications -------------------------------------------------------------------------------------------
+    def architecture_space(self, data: RealData) -> list[dict[str, Any]]:
+        """The architecture-search space of :mod:`distill_core.applications.nas` for ``data``: one ``{"model":
+        name, "model_kwargs": {...}}`` row per variant, built through :meth:`build_model`."""
+        raise NotImplementedError(f"the {self.name} modality defines no architecture-search space "
+                                  "(Modality.architecture_space)")

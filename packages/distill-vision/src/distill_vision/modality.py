@@ -22,7 +22,7 @@ from distill_core.synset import Summary
 
 from . import datasets
 from .augment import DEFAULT_STRATEGY, DSA, MNIST_STRATEGY
-from .models import ARCHITECTURE_DEFAULTS, build_model, list_models
+from .models import ARCHITECTURE_DEFAULTS, build_model, convnet_search_space, list_models
 
 __all__ = ["VisionModality", "default_strategy"]
 
@@ -144,6 +144,11 @@ class VisionModality(Modality):
         with open(path, "wb") as handle:
             np.savez(handle, **arrays)
         return path
+
+    def architecture_space(self, data: RealData) -> list[dict[str, Any]]:
+        """ConvNet variants over depth, width, normalisation, activation and pooling
+        (:func:`~distill_vision.models.convnet_search_space`, after DC's search space) for ``data``'s image size."""
+        return convnet_search_space(data.sample_shape[-1])
 
 
 def _bases(summary: Summary) -> Tensor | None:

@@ -24,13 +24,16 @@ from torch import Tensor, nn
 from distill_core.errors import UnknownNameError
 
 __all__ = [
+    "ACTIVATIONS",
     "ARCHITECTURE_DEFAULTS",
     "MLP",
+    "POOLS",
     "ConvNet",
     "LeNet",
     "ResNet18",
     "build_model",
     "check_architecture_defaults",
+    "convnet_search_space",
     "list_models",
     "register_model",
 ]
@@ -89,6 +92,16 @@ def check_architecture_defaults(model: str, *, lr_images: float, reference_key: 
                        "(set lr_summary explicitly to silence this)", model, lr_images, others, own)
 
 
+#: ConvNet's activations by name (``act=``)
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "leakyrelu": lambda: nn.LeakyReLU(0.01, inplace=True),
+    "sigmoid": nn.Sigmoid,
+}
+#: ConvNet's pooling after each block (``pool=``)
+POOLS = ("avgpool", "maxpool", "none")
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instancenorm":
         return nn.GroupNorm(channels, channels, affine=True)
@@ -124,15 +137,20 @@ class ConvNet(_FeaturesThenClassifier):
         width: channels of every conv layer (128).
         depth: conv blocks (3); reduced so that the last feature map is at least 2x2 (8x8 digits: 2 blocks).
         norm: ``"instancenorm"`` (GroupNorm(C, C)), ``"batchnorm"`` or ``"none"``.
-        pool: ``"avgpool"`` or ``"maxpool"``.
+        pool: ``"avgpool"``, ``"maxpool"`` or ``"none"`` (no down-sampling; DC's architecture-search space).
+        act: ``"relu"``, ``"leakyrelu"`` (slope 0.01) or ``"sigmoid"`` (the activations of DC's search space).
 
     Shapes:
         input ``(N, C, H, W)``; :meth:`embed` ``(N, width * s * s)``; output ``(N, num_classes)``.
     """
 
     def __init__(self, *, in_channels: int, num_classes: int, image_size: int, width: int = 128, depth: int = 3,
-                 norm: str = "instancenorm", pool: str = "avgpool") -> None:
+                 norm: str = "instancenorm", pool: str = "avgpool", act: str = "relu") -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise UnknownNameError("pool", pool, POOLS)
+        if act not in ACTIVATIONS:
+            raise UnknownNameError("act", act, ACTIVATIONS)
         size = 32 if image_size == 28 else image_size  # 28x28 is padded to 32x32 by the first conv
         # keep at least 2x2 feature maps: on 8x8 digits a third pooling to 1x1 throws away the layout that
         # distribution/gradient matching needs (measured on digits: DM IPC 1 64% -> 88% with depth 2 vs 3)
@@ -141,13 +159,35 @@ class ConvNet(_FeaturesThenClassifier):
         channels = in_channels
         for i in range(depth):
             padding = 3 if (i == 0 and image_size == 28) else 1
-            layers += [nn.Conv2d(channels, width, 3, padding=padding), _norm(norm, width), nn.ReLU(inplace=True),
-                       nn.AvgPool2d(2) if pool == "avgpool" else nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(channels, width, 3, padding=padding), _norm(norm, width), ACTIVATIONS[act]()]
+            if pool != "none":
+                layers.append(nn.AvgPool2d(2) if pool == "avgpool" else nn.MaxPool2d(2))
+                size //= 2
             channels = width
-            size //= 2
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.embed_dim = width * size * size
         self.classifier = nn.Linear(self.embed_dim, num_classes)
+
+
+def convnet_search_space(image_size: int, *, depths: tuple[int, ...] = (1, 2, 3, 4),
+                         widths: tuple[int, ...] = (16, 32, 64, 128),
+                         norms: tuple[str, ...] = ("none", "instancenorm", "batchnorm"),
+                         activations: tuple[str, ...] = ("relu", "leakyrelu", "sigmoid"),
+                         pools: tuple[str, ...] = ("avgpool", "maxpool", "none")) -> list[dict[str, Any]]:
+    """ConvNet variants for architecture search, after DC's space (Zhao et al., ICLR 2021, §4.4: depth, width,
+    activation, normalisation and pooling; 720 ConvNets on CIFAR-10), as ``{"model": "convnet", "model_kwargs":
+    {...}}`` rows. Depths that :class:`ConvNet` would reduce to the same network on ``image_size`` (8x8 digits keep
+    at most 2 blocks) appear once, so no two rows build the same architecture.
+
+    Returns:
+        ``len(distinct depths) * len(widths) * len(norms) * len(activations) * len(pools)`` rows (8x8: 216;
+        28x28 / 32x32: 432 with the defaults).
+    """
+    size = 32 if image_size == 28 else image_size
+    cap = max(1, int(math.log2(size)) - 1)
+    kept = sorted({max(1, min(d, cap)) for d in depths})
+    return [{"model": "convnet", "model_kwargs": {"depth": d, "width": w, "norm": n, "act": a, "pool": p}}
+            for d in kept for w in widths for n in norms for a in activations for p in pools]
 
 
 class MLP(_FeaturesThenClassifier):

@@ -1,0 +1,107 @@
+"""Class-incremental continual learning (distill_core.applications.continual): metrics by hand, task splits, the
+protocol end to end on the toy modality, and bad input refused before any compute."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from distill_core.applications import continual
+from distill_core.applications.continual import (
+    ContinualConfig,
+    average_accuracy,
+    average_forgetting,
+    class_order,
+    run_continual,
+    split_tasks,
+)
+from distill_core.data import RealData
+from distill_core.errors import DataValidationError, DistillError, UnknownNameError
+from distill_core.testing import ToyModality, make_blobs
+
+
+def test_average_accuracy_by_hand():
+    # task 0: 9/10 right after task 0; after task 1: 5/10 and 8/10 -> 13/20
+    assert average_accuracy([[9], [5, 8]], [10, 10]) == pytest.approx([90.0, 65.0])
+    # unequal test sizes weigh by samples, not by task
+    assert average_accuracy([[10], [0, 30]], [10, 30]) == pytest.approx([100.0, 75.0])
+
+
+def test_average_forgetting_by_hand():
+    matrix = [[90.0, None, None], [70.0, 80.0, None], [60.0, 50.0, 85.0]]
+    assert average_forgetting(matrix) == pytest.approx(((90 - 60) + (80 - 50)) / 2)
+    # a task that improved after training on it has negative forgetting (the best is taken before the last task)
+    assert average_forgetting([[90.0, None], [95.0, 80.0]]) == pytest.approx(-5.0)
+    assert average_forgetting([[90.0, None], [40.0, 80.0]]) == pytest.approx(50.0)
+    assert average_forgetting([[70.0]]) == 0.0
+
+
+def test_class_order_and_split():
+    assert class_order(6, seed=0, shuffle=False) == list(range(6))
+    order = class_order(10, seed=3)
+    assert sorted(order) == list(range(10)) and order == class_order(10, seed=3)
+    assert split_tasks(list(range(10)), 5) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert split_tasks(order, 10) == [[c] for c in order]
+    with pytest.raises(DataValidationError, match="do not divide 10 classes"):
+        split_tasks(list(range(10)), 3)
+
+
+def _blobs(num_classes: int = 4) -> RealData:
+    return make_blobs(num_classes=num_classes, n_per_class=30, dim=6, seed=1)
+
+
+def test_runs_end_to_end_on_toy():
+    config = ContinualConfig(method="random", tasks=2, memory_per_class=3, seeds=[0, 1], epochs=20)
+    result = run_continual(config, _blobs(), modality=ToyModality())
+    report = result.summary()
+    assert len(report["accuracy_per_task_mean"]) == 2 and len(report["matrices"]) == 2
+    assert report["matrices"][0][0][1] is None and report["matrices"][0][1][1] is not None
+    assert result.memory_sizes == [6, 12]  # 3 per class, 2 classes per task
+    assert all(0.0 <= a <= 100.0 for a in report["accuracy_per_task_mean"])
+    assert sorted(report["orders"][0]) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("changes", "error", "match"), [
+    ({"memory_per_class": 0}, DataValidationError, "at least one sample per class"),
+    ({"method": "no-such-method"}, UnknownNameError, "memory method 'no-such-method'"),
+    ({"method": "none"}, DataValidationError, "keeps no memory"),
+    ({"training": "online"}, UnknownNameError, "continual training 'online'"),
+    ({"tasks": 3}, DataValidationError, "3 tasks do not divide 4 classes"),
+    ({"memory_per_class": 31}, DataValidationError, "larger than class"),
+    ({"seeds": []}, DataValidationError, "seeds"),
+])
+def test_bad_input_refused_before_compute(monkeypatch, changes, error, match):
+    def no_compute(*args, **kwargs):  # pragma: no cover - reached only when validation failed to refuse
+        raise AssertionError("memory built before the input was checked")
+
+    monkeypatch.setattr(continual, "build_task_memory", no_compute)
+    config = ContinualConfig(**{"method": "random", "tasks": 2, "memory_per_class": 2, "epochs": 1, **changes})
+    with pytest.raises(error, match=match):
+        run_continual(config, _blobs(), modality=ToyModality())
+
+
+def test_empty_class_refused(monkeypatch):
+    data = _blobs()
+    keep = data.y_test != 2  # class 2 has training samples but no test sample
+    data = RealData(data.name, data.x_train, data.y_train, data.x_test[keep], data.y_test[keep], data.num_classes)
+    with pytest.raises(DistillError, match=r"classes \['2'\] have no training or no test sample"):
+        run_continual(ContinualConfig(method="random", tasks=2, memory_per_class=2), data, modality=ToyModality())
+    data = _blobs()
+    keep = data.y_train != 1
+    data = RealData(data.name, data.x_train[keep], data.y_train[keep], data.x_test, data.y_test, data.num_classes)
+    with pytest.raises(DistillError, match="no training sample"):
+        run_continual(ContinualConfig(method="random", tasks=2, memory_per_class=2), data, modality=ToyModality())
+
+
+def test_memory_targets_map_back_to_all_classes():
+    data = _blobs()
+    x, targets, kind = continual.build_task_memory(ContinualConfig(method="random", memory_per_class=2), data,
+                                                   [3, 1], modality=ToyModality(), seed=0,
+                                                   device=torch.device("cpu"))
+    assert targets.shape == (4, 4) and kind == "hard"
+    assert targets[:, [0, 2]].abs().sum() == 0 and torch.equal(targets.sum(1), torch.ones(4))
+    labels = targets.argmax(1)
+    # every memory sample is a real training sample of the class its target names
+    for sample, label in zip(x, labels):
+        match = (data.x_train == sample).all(1)
+        assert match.any() and int(data.y_train[match][0]) == int(label)
