@@ -317,7 +317,7 @@ def run_continual(config: ContinualConfig, data: RealData, *, modality: Modality
             t0 = time.perf_counter()
             new_memory = None
             if config.method != NO_MEMORY:
-                new_memory = build_task_memory(config, data, classes, modality=modality, seed=seed * 1000 + t,
+                new_memory = build_task_memory(config, data, classes, modality=modality, seed=seed * config.tasks + t,
                                                device=device)
                 kinds.add(new_memory[2])
             memory_s += time.perf_counter() - t0
