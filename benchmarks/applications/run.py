@@ -104,6 +104,10 @@ def table(_: argparse.Namespace | None = None) -> None:
                     "top20": _rho(rho["top20"]), "train_s": r["train_s"][key], "distill_s": extra,
                     "full_s": r["train_s"]["full"], "saved": r[f"time_saved_{key}"],
                     "pick": r[f"full_accuracy_of_{key}_pick"], "best": r["best_full_accuracy"]})
+        lines += [f"Settings ({r['method']} ipc {r['ipc']}): proxies trained {r['protocol']['epochs']} epochs, "
+                  f"the full data ({r['full_size']} images) {r['config']['full_epochs']} epochs, {r['method']} "
+                  f"{r['config']['steps']} steps; accuracies of the full-data variants range "
+                  f"{min(r['full_accuracies']):.1f}-{r['best_full_accuracy']:.1f}%." for r in nas_rows] + [""]
         cols: list[harness.Column] = [(h, h) for h in ("proxy", "n", "size", "all", "top5", "top10", "top20",
                                                         "train_s", "distill_s", "full_s", "saved")]
         cols += [("full acc. of proxy's pick", "pick"), ("best full acc.", "best")]
