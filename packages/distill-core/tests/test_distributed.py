@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.multiprocessing as mp
 
 from distill_core.distributed import gather_indexed, shard, world
@@ -43,3 +44,14 @@ def test_one_process_is_the_identity() -> None:
     assert gather_indexed({1: 0.5, 0: 0.25}, 2) == [0.25, 0.5]
     with pytest.raises(RuntimeError, match=r"indices \[2\] were computed by no rank"):
         gather_indexed({0: 1.0, 1: 1.0}, 3)
+
+
+def test_class_generator_takes_large_seeds() -> None:
+    from types import SimpleNamespace
+
+    from distill_core.method import StepContext
+
+    ctx = SimpleNamespace(seed=10**10, step=10**6)  # unreduced, the key would pass 2**64 (manual_seed refuses it)
+    draws = [torch.randint(0, 10**6, (3,), generator=StepContext.class_generator(ctx, c)).tolist()  # type: ignore[arg-type]
+             for c in (0, 1, 0)]
+    assert draws[0] == draws[2] != draws[1]

@@ -238,7 +238,7 @@ class StepContext:
     def class_generator(self, c: int) -> torch.Generator:
         """A generator keyed by ``(seed, step, class)`` alone, so that a class's draws do not depend on which
         process handles it or on the other classes (what sharding classes over processes needs)."""
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.step) * 10_007 + c)
+        return torch.Generator().manual_seed(((self.seed * 1_000_003 + self.step) * 10_007 + c) % (2**63 - 1))
 
     def sample_real_balanced(self, n_per_class: int) -> tuple[Tensor, Tensor]:
         idx = self.class_index.sample_balanced(n_per_class, generator=self.generator)
