@@ -23,6 +23,7 @@ Runners are run as scripts (``python benchmarks/vision/run.py ...``) and import 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -121,6 +122,30 @@ def set_threads(default: int, env: str = "DISTILL_THREADS") -> int:
 # -- cells in fresh processes -------------------------------------------------------------------------------------
 class CellFailed(RuntimeError):
     """A cell process exited with an error (the message ends with its stderr)."""
+
+
+def cell_commands(doc: str, *, cells_help: str,
+                  cell_options: Callable[[argparse.ArgumentParser], None]) -> argparse.Namespace:
+    """The command line of a seeded-cell runner: ``run --cells ... --seeds ...`` (one subprocess per cell and
+    seed), ``cell`` (one cell, its own options added by ``cell_options``) and ``table``, with the CPU profile's
+    shared options (dataset, outer steps, evaluation epochs and models, data root)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "cell"):
+        p = sub.add_parser(name)
+        p.add_argument("--dataset", default="fashion-mnist")
+        p.add_argument("--steps", type=int, default=200)
+        p.add_argument("--eval-epochs", type=int, default=300)
+        p.add_argument("--models", type=int, default=3)
+        p.add_argument("--root")
+        if name == "run":
+            p.add_argument("--cells", nargs="+", required=True, help=cells_help)
+            p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+        else:
+            cell_options(p)
+            p.add_argument("--seed", type=int, default=0)
+    sub.add_parser("table")
+    return parser.parse_args()
 
 
 def run_cell(script: str | os.PathLike[str], *args: object, env: Mapping[str, str] | None = None,

@@ -139,26 +139,14 @@ def _table(_: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def _cell_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--objective", required=True)
+    p.add_argument("--param", default="dense")
+    p.add_argument("--ipc", type=int, required=True)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "cell"):
-        p = sub.add_parser(name)
-        p.add_argument("--dataset", default="fashion-mnist")
-        p.add_argument("--steps", type=int, default=200)
-        p.add_argument("--eval-epochs", type=int, default=300)
-        p.add_argument("--models", type=int, default=3)
-        p.add_argument("--root")
-        if name == "run":
-            p.add_argument("--cells", nargs="+", required=True, help="OBJECTIVE:PARAM:IPC")
-            p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-        else:
-            p.add_argument("--objective", required=True)
-            p.add_argument("--param", default="dense")
-            p.add_argument("--ipc", type=int, required=True)
-            p.add_argument("--seed", type=int, default=0)
-    sub.add_parser("table")
-    args = parser.parse_args()
+    args = harness.cell_commands(__doc__, cells_help="OBJECTIVE:PARAM:IPC", cell_options=_cell_options)
     {"run": _run, "cell": _cell, "table": _table}[args.command](args)
 
 

@@ -65,8 +65,7 @@ def init_from_env(device: str | torch.device = "cpu") -> bool:
 
 def shard(n: int) -> list[int]:
     """The indices among ``0..n-1`` this rank handles (``i mod W == rank``)."""
-    rank, size = world()
-    return list(range(rank, n, size))
+    return shard_items(range(n))
 
 
 def shard_items(items: Iterable[int]) -> list[int]:
