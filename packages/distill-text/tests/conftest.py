@@ -31,6 +31,21 @@ def tiny_spec(tiny_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The contract tests' toy set (seed 10, L = 16), written once per session into pytest's temporary folder."""
+    return f"jsonl:{write_toy_dataset(tmp_path_factory.mktemp('contract'), seed=10)}?L=16"
+
+
+@pytest.fixture(autouse=True)
+def _contract_dataset(request: pytest.FixtureRequest, spec: str) -> None:
+    """The MethodContract classes read ``dataset`` from the class; point it at the ``spec`` file."""
+    from distill_core.testing import MethodContract
+
+    if request.cls is not None and issubclass(request.cls, MethodContract):
+        request.cls.dataset = spec
+
+
+@pytest.fixture(scope="session")
 def encoder():  # type: ignore[no-untyped-def]
     from distill_text import load_encoder
 

@@ -17,20 +17,8 @@ from distill_core.testing import MethodContract
 from distill_text.methods.dd_attn import _start_params, attention_kl, finetune
 from distill_text.models import EncoderClassifier
 from distill_text.summary import AttentionTextSummary
-from distill_text.testing import write_toy_dataset
 
 FAST = {"steps": 20, "batch_real": 16, "lr_init": 0.1}
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"jsonl:{write_toy_dataset(tmp_path_factory.mktemp('dd-attn'), seed=10)}?L=16"
-
-
-@pytest.fixture(autouse=True)
-def _contract_dataset(request: pytest.FixtureRequest, spec: str) -> None:
-    if request.cls is not None and issubclass(request.cls, MethodContract):
-        request.cls.dataset = spec
 
 
 class TestDDAttnContract(MethodContract):

@@ -13,22 +13,8 @@ from distill_core.objectives.unrolled import init_params, unrolled_sgd
 from distill_core.testing import MethodContract
 from distill_text.methods.dd_text import inner_lr_limit, soft_cross_entropy
 from distill_text.modality import native_protocol, plain_protocol
-from distill_text.testing import write_toy_dataset
 
 PLAIN = {"model": "meanpool", "epochs": 30, "lr": 1.0, "n_models": 2}
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The contract tests' toy set (seed 10), written once per module into pytest's temporary folder."""
-    return f"jsonl:{write_toy_dataset(tmp_path_factory.mktemp('contract'), seed=10)}?L=16"
-
-
-@pytest.fixture(autouse=True)
-def _contract_dataset(request: pytest.FixtureRequest, spec: str) -> None:
-    """The MethodContract classes read ``dataset`` from the class; point it at the fixture's file."""
-    if request.cls is not None and issubclass(request.cls, MethodContract):
-        request.cls.dataset = spec
 
 
 class TestDDTextContract(MethodContract):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,22 +14,13 @@ import torch
 from distill_core.data import Budget
 from distill_core.errors import DataValidationError
 from distill_core.runner import distill
-from distill_core.testing import MethodContract
 from distill_vision.methods.cafe import CAFE, class_means, discrimination_loss, layer_features
 from distill_vision.models import build_model
-
-#: one image update and one network epoch per step (the watchers cannot fire), from real images
-QUICK: dict[str, Any] = {"steps": 20, "model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1,
-                         "init": "real"}
+from distill_vision.testing import ConvNetDigitsContract
 
 
-class TestCAFEContract(MethodContract):
+class TestCAFEContract(ConvNetDigitsContract):
     method = "cafe"
-    dataset = "digits"
-    ipc = 1
-    overrides: ClassVar[dict[str, Any]] = QUICK
-    protocol_overrides: ClassVar[dict[str, Any]] = {"model_kwargs": {"width": 32}, "epochs": 100, "n_models": 2}
-    beats_random_margin = 5.0
 
 
 def test_discrimination_loss_by_hand() -> None:

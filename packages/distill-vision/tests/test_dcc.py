@@ -3,7 +3,7 @@ the loss itself against its definition, the reference's loop table and bad optio
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import torch
@@ -13,23 +13,13 @@ from distill_core.data import Budget
 from distill_core.errors import DataValidationError, DistillError
 from distill_core.objectives import classwise_gradient_match, gradient_match_distance
 from distill_core.runner import distill
-from distill_core.testing import MethodContract
 from distill_vision.methods.dcc import contrastive_gradient_match, dcc_loop_schedule
 from distill_vision.models import build_model
-
-#: DC's contract settings (test_methods.py) with DC's IPC-1 loops; no warm-up, so the contract measures the
-#: contrastive loss alone (a warm-up would make the recorded loss drop at the switch, 10 class terms -> 1)
-QUICK: dict[str, Any] = {"steps": 20, "model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1,
-                         "outer_warmup": 0}
+from distill_vision.testing import ConvNetDigitsContract
 
 
-class TestDCCContract(MethodContract):
+class TestDCCContract(ConvNetDigitsContract):
     method = "dcc"
-    dataset = "digits"
-    ipc = 1
-    overrides: ClassVar[dict[str, Any]] = QUICK
-    protocol_overrides: ClassVar[dict[str, Any]] = {"model_kwargs": {"width": 32}, "epochs": 100, "n_models": 2}
-    beats_random_margin = 5.0
 
 
 def _run(method: str, **overrides: Any) -> Any:

@@ -13,34 +13,22 @@ from distill_core.checkpoint import CHECKPOINT, load_state, save_state
 from distill_core.data import Budget
 from distill_core.errors import DivergenceError
 from distill_core.runner import distill
-from distill_core.testing import MethodContract
 from distill_vision.methods.dc import loop_schedule
+from distill_vision.testing import QUICK_OBJECTIVES, ConvNetDigitsContract
 
 SMALL_NET = {"width": 32}
-EVAL = {"model_kwargs": SMALL_NET, "epochs": 100, "n_models": 2}
 
 
-class _OnDigits(MethodContract):
-    """DC, DSA and DM at 1 image per class on digits with a 32-wide ConvNet."""
-
-    dataset = "digits"
-    ipc = 1
-    overrides = {"steps": 20, "model_kwargs": SMALL_NET, "batch_real": 64}
-    protocol_overrides = EVAL
-    beats_random_margin = 5.0
-
-
-class TestDM(_OnDigits):
+class TestDM(ConvNetDigitsContract):
     method = "dm"
-    # a 32-wide net gives a 4x smaller embedding than the default 128, so the image lr is scaled up accordingly
-    overrides = {**_OnDigits.overrides, "steps": 40, "lr_summary": 10.0}
+    overrides = {"steps": 40, **QUICK_OBJECTIVES["dm"]}
 
 
-class TestDC(_OnDigits):
+class TestDC(ConvNetDigitsContract):
     method = "dc"
 
 
-class TestDSA(_OnDigits):
+class TestDSA(ConvNetDigitsContract):
     method = "dsa"
 
 

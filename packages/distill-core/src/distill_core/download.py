@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 import http.client
 import logging
@@ -35,9 +36,10 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from .errors import DataValidationError, UnknownNameError
 
@@ -475,18 +477,8 @@ def _extract_tar(archive: Path, staging: Path, wanted: Sequence[str], written: l
                                           "refusing to extract this archive")
             if rel is None and info.isfile():
                 raise DataValidationError(f"{archive}: member {info.name!r} has no file name")
-        for info in infos:
-            rel = _safe_member(info.name, archive)
-            if rel is None or info.isdir() or not _selected(rel, wanted):
-                continue
-            out = staging.joinpath(*rel.parts)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(info)
-            if source is None:
-                raise DataValidationError(f"{archive}: member {info.name!r} cannot be read")
-            with source, open(out, "wb") as handle:
-                shutil.copyfileobj(source, handle, _CHUNK)
-            written.append(rel)
+        _copy_selected(archive, staging, wanted, written,
+                       ((info.name, info.isdir(), functools.partial(tar.extractfile, info)) for info in infos))
 
 
 def _extract_zip(archive: Path, staging: Path, wanted: Sequence[str], written: list[PurePosixPath]) -> None:
@@ -498,12 +490,22 @@ def _extract_zip(archive: Path, staging: Path, wanted: Sequence[str], written: l
             if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise DataValidationError(f"{archive}: member {info.filename!r} is a link or special file; "
                                           "refusing to extract this archive")
-        for info in infos:
-            rel = _safe_member(info.filename, archive)
-            if rel is None or info.is_dir() or not _selected(rel, wanted):
-                continue
-            out = staging.joinpath(*rel.parts)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as source, open(out, "wb") as handle:
-                shutil.copyfileobj(source, handle, _CHUNK)
-            written.append(rel)
+        _copy_selected(archive, staging, wanted, written,
+                       ((info.filename, info.is_dir(), functools.partial(zf.open, info)) for info in infos))
+
+
+def _copy_selected(archive: Path, staging: Path, wanted: Sequence[str], written: list[PurePosixPath],
+                   members: Iterable[tuple[str, bool, Callable[[], IO[bytes] | None]]]) -> None:
+    """Copy the wanted regular members ``(name, is_dir, open)`` of an already checked archive into ``staging``."""
+    for name, is_dir, open_member in members:
+        rel = _safe_member(name, archive)
+        if rel is None or is_dir or not _selected(rel, wanted):
+            continue
+        out = staging.joinpath(*rel.parts)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        source = open_member()
+        if source is None:
+            raise DataValidationError(f"{archive}: member {name!r} cannot be read")
+        with source, open(out, "wb") as handle:
+            shutil.copyfileobj(source, handle, _CHUNK)
+        written.append(rel)

@@ -41,12 +41,11 @@ ML100K_WHEEL = "recbole-1.2.1-py3-none-any.whl"
 ML100K_MEMBER = "recbole/dataset_example/ml-100k/ml-100k.inter"
 
 # -- downloads ----------------------------------------------------------------------------------------------------
-# ML-1M: the ratings from GroupLens (ml-1m.zip) and Distill-CF's split (index.npz at the commit the shared copy was
-# taken from), combined into ratings_numpy.npz. GroupLens publishes an md5 for the zip that could not be checked
+# ML-1M: the ratings from GroupLens (ml-1m.zip) and Distill-CF's split (index.npz at noveens/distill_cf @ fc8b7b9),
+# combined into ratings_numpy.npz. GroupLens publishes an md5 for the zip that could not be checked
 # offline, so the zip is unverified; instead the combined arrays are checked against the sha256 of their bytes,
-# computed from /work/shared/data/movielens-1m/ratings_numpy.npz (checked there against Distill-CF's originals), so a
-# wrong or changed zip is refused before anything is written. index.npz: sha256 of the shared copy (copied unchanged
-# from noveens/distill_cf @ fc8b7b9).
+# computed from a ratings_numpy.npz built from GroupLens' zip and checked against Distill-CF's originals, so a wrong
+# or changed zip is refused before anything is written. index.npz: sha256 of the file at noveens/distill_cf @ fc8b7b9.
 _DISTILL_CF = "https://raw.githubusercontent.com/noveens/distill_cf/fc8b7b97725e6ace8f7d39c88f262d888b725e5b"
 ML1M_CONTENT_SHA256 = {
     "user": "82dcadc5197457cba14d6a1e914ddac3f623dcae0318e2ddb158ed2fc53d4606",
@@ -62,7 +61,7 @@ register_dataset(DatasetSpec(
                                    "against ML1M_CONTENT_SHA256"),
         RemoteFile("movielens-1m/index.npz", (f"{_DISTILL_CF}/data/ml-1m/index.npz",),
                    sha256="de473c335625a0bdb7d011e831426bd140dc205a078bb35cefc83e8ea29a5bd8", size=268362,
-                   checksum_source="sha256 of the copy in /work/shared/data/movielens-1m (noveens/distill_cf)"),
+                   checksum_source="sha256 of data/ml-1m/index.npz in noveens/distill_cf @ fc8b7b9"),
     ),
     layout="movielens-1m/ratings_numpy.npz (keys user, item, rating, split: the Distill-CF split), or "
            "movielens-1m/ml-1m.zip (GroupLens) with movielens-1m/index.npz (noveens/distill_cf data/ml-1m) from which "

@@ -96,8 +96,8 @@ FASHION_MNIST_SPEC = register_dataset(DatasetSpec(
 
 # MNIST: the site publishes no checksums; these md5s are torchvision's (datasets.MNIST.resources). Three files were
 # verified here: the copies in github.com/RahulBaboota/MNIST @ 0711541 (FLAGS.data_dir/) have exactly these md5s
-# (see /work/shared/data/mnist/SOURCE.md: the test images in them are byte-identical to the IDX payload of the data
-# this project's tests use), and their sha256 below was computed from those copies. train-images (over 4 MiB) could
+# (their test images are byte-identical to the IDX payload of the MNIST copy this project's tests were checked
+# against), and their sha256 below was computed from those copies. train-images (over 4 MiB) could
 # not be read offline: torchvision's md5 only. yann.lecun.com often refuses downloads; torchvision's mirror follows.
 _MNIST_URLS = ("https://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/")
 _MNIST_VERIFIED = "sha256 of the copy in RahulBaboota/MNIST @ 0711541, whose md5 equals torchvision's"

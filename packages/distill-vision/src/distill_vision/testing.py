@@ -9,10 +9,13 @@ from typing import Any, ClassVar
 
 from distill_core.testing import MethodContract
 
-__all__ = ["MLP_PROTOCOL", "QUICK_OBJECTIVES", "DigitsContract"]
+__all__ = ["CONVNET_PROTOCOL", "MLP_PROTOCOL", "QUICK_OBJECTIVES", "ConvNetDigitsContract", "DigitsContract"]
 
 #: a quick evaluation for contract tests: 2 MLPs, 60 epochs, SGD 0.05, batches of 64
 MLP_PROTOCOL: dict[str, Any] = {"model": "mlp", "epochs": 60, "lr": 0.05, "batch_size": 64, "n_models": 2}
+
+#: the matching methods' contract evaluation: 2 ConvNets 32 wide, 100 epochs
+CONVNET_PROTOCOL: dict[str, Any] = {"model_kwargs": {"width": 32}, "epochs": 100, "n_models": 2}
 
 
 #: each objective's quick settings on digits (as its contract test has them; DC, DSA, DCC and CAFE with one matching
@@ -21,6 +24,7 @@ MLP_PROTOCOL: dict[str, Any] = {"model": "mlp", "epochs": 60, "lr": 0.05, "batch
 QUICK_OBJECTIVES: dict[str, dict[str, Any]] = {
     "dc": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1},
     "dsa": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1},
+    # a 32-wide net has a 4x smaller embedding than the default 128-wide one: DM's image lr is scaled up to match
     "dm": {"model_kwargs": {"width": 32}, "batch_real": 64, "lr_summary": 10.0},
     "dcc": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1, "outer_warmup": 0},
     "cafe": {"model_kwargs": {"width": 32}, "batch_real": 64, "outer_loop": 1, "inner_loop": 1, "init": "real"},
@@ -39,3 +43,20 @@ class DigitsContract(MethodContract):
     dataset: ClassVar[str] = "digits"
     ipc: ClassVar[int] = 2
     protocol_overrides: ClassVar[dict[str, Any]] = MLP_PROTOCOL
+
+
+class ConvNetDigitsContract(MethodContract):
+    """:class:`~distill_core.testing.MethodContract` of a matching method on digits at 1 image per class: 20 steps
+    of the method's :data:`QUICK_OBJECTIVES` settings, evaluated with :data:`CONVNET_PROTOCOL`, 5 points over random.
+    A test sets ``method`` (and ``overrides`` where it differs from ``{"steps": 20, **QUICK_OBJECTIVES[method]}``)."""
+
+    dataset: ClassVar[str] = "digits"
+    ipc: ClassVar[int] = 1
+    protocol_overrides: ClassVar[dict[str, Any]] = CONVNET_PROTOCOL
+    beats_random_margin: ClassVar[float] = 5.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        method = cls.__dict__.get("method")
+        if method in QUICK_OBJECTIVES and "overrides" not in cls.__dict__:
+            cls.overrides = {"steps": 20, **QUICK_OBJECTIVES[method]}

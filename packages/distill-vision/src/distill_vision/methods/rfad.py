@@ -96,9 +96,8 @@ class RFAD(Method[RFADConfig]):
     config_class = RFADConfig
     paper = "https://arxiv.org/abs/2210.12067"
 
-    def __init__(self, *, config: RFADConfig | None = None) -> None:
-        super().__init__(config=config)
-        self.log_scale: nn.Parameter | None = None
+    #: the learned log temperature of the Platt scaling, made by :meth:`param_groups` when ``platt`` is on
+    log_scale: nn.Parameter | None = None
 
     def param_groups(self, summary: Summary) -> list[dict[str, Any]]:
         groups = super().param_groups(summary)
