@@ -15,11 +15,18 @@ from distill_core.objectives import classwise_gradient_match, gradient_match_dis
 from distill_core.runner import distill
 from distill_vision.methods.dcc import contrastive_gradient_match, dcc_loop_schedule
 from distill_vision.models import build_model
-from distill_vision.testing import ConvNetDigitsContract
+from distill_vision.testing import QUICK_OBJECTIVES, ConvNetDigitsContract
 
 
 class TestDCCContract(ConvNetDigitsContract):
     method = "dcc"
+
+
+class TestDSACContract(ConvNetDigitsContract):
+    """DCC with DSA's Siamese augmentation of the matching."""
+
+    method = "dsac"
+    overrides = {"steps": 20, **QUICK_OBJECTIVES["dcc"]}
 
 
 def _run(method: str, **overrides: Any) -> Any:
