@@ -45,6 +45,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .data import RealData, data_fingerprint
+from .distributed import shard_items, world
 from .errors import DataValidationError
 from .files import atomic_write_with
 from .stores import default_store_root, open_store_manifest
@@ -155,10 +156,15 @@ class ExpertStore:
         path = Path(root) if root is not None else cls.default_root(data, protocol)
         wanted = {"format": FORMAT, "protocol": protocol.to_dict(), "dataset": data_fingerprint(data),
                   "param_shapes": param_shapes}
+        rank, size = world()
+        if size > 1 and rank != 0:
+            _barrier()  # under torchrun, rank 0 creates (or checks) the manifest before the others read it
         manifest = open_store_manifest(path, what="expert store", wanted=wanted,
                                        check=lambda stored: cls._check_match(path, stored, wanted),
                                        extra={"versions": _versions(), "floats_per_epoch":
                                               int(sum(math.prod(s) for s in param_shapes.values()))})
+        if size > 1 and rank == 0:
+            _barrier()
         return cls(path, manifest)
 
     @staticmethod
@@ -266,6 +272,10 @@ class ExpertStore:
         return params
 
 
+def _barrier() -> None:
+    torch.distributed.barrier()
+
+
 def _param_shapes(model: torch.nn.Module) -> dict[str, list[int]]:
     return {name: list(p.shape) for name, p in model.named_parameters()}
 
@@ -369,7 +379,11 @@ def build_experts(store: ExpertStore, *, n: int, epochs: int, data: RealData, mo
 
     With ``workers > 1`` the experts train in parallel worker processes (``torch.multiprocessing``, spawn; one
     expert per task, the CPU threads split between workers; the training tensors travel through shared memory).
-    A progress bar counts expert-epochs. Returns the cost: wall seconds, expert-epochs trained and disk use.
+    Under ``torchrun`` (a ``torch.distributed`` process group of W ranks) the missing experts are spread over the
+    ranks (the i-th missing expert on rank ``i mod W``), each rank writes its own experts' files into the one
+    store, and every rank waits until all experts exist; an expert is seeded by its index, so the store equals a
+    one-process build. A progress bar (rank 0) counts expert-epochs. Returns the cost: wall seconds, expert-epochs
+    trained and disk use.
 
     Raises:
         DataValidationError: ``n`` or ``epochs`` below 1.
@@ -377,15 +391,17 @@ def build_experts(store: ExpertStore, *, n: int, epochs: int, data: RealData, mo
     if n < 1 or epochs < 1:
         raise DataValidationError(f"expert trajectories need n >= 1 experts and epochs >= 1, got n={n}, "
                                   f"epochs={epochs}")
-    todo = [k for k in range(n) if store.epochs_of(k) < epochs]
+    rank, size = world()
+    missing = [k for k in range(n) if store.epochs_of(k) < epochs]
+    todo = shard_items(missing) if size > 1 else missing
     done_before = sum(min(max(store.epochs_of(k), 0), epochs) for k in range(n))
     start = time.perf_counter()
     cpu0 = time.process_time()
     if todo:
         logger.info("training %d expert(s) to %d epochs in %s (%d worker(s))", len(todo), epochs, store.root,
                     workers)
-    bar = tqdm(total=n * epochs, initial=done_before, desc="experts (epochs)", disable=not progress or not todo,
-               dynamic_ncols=True)
+    bar = tqdm(total=n * epochs, initial=done_before, desc="experts (epochs)",
+               disable=not progress or not missing or rank != 0, dynamic_ncols=True)
 
     def refresh() -> None:
         bar.n = sum(min(max(store.epochs_of(k), 0), epochs) for k in range(n))
@@ -414,6 +430,8 @@ def build_experts(store: ExpertStore, *, n: int, epochs: int, data: RealData, mo
                     refresh()
     finally:
         bar.close()
+    if size > 1:
+        _barrier()  # every rank's experts are on disk before any rank samples them
     trained = sum(min(max(store.epochs_of(k), 0), epochs) for k in range(n)) - done_before
     return {"experts": n, "epochs": epochs, "expert_epochs_trained": trained,
             "wall_s": round(time.perf_counter() - start, 2),
