@@ -5,6 +5,11 @@ batch and the class's synthetic images are augmented with the same Siamese DSA d
 the squared distance between the mean embeddings (VICO-UoE/DatasetCondensation ``main_DM.py``). The real branch runs
 without autograd (``torch.inference_mode``) in chunks, with the norm-ReLU-pool blocks compiled into one loop
 (:mod:`distill_vision.fused`), which is where the speed of this implementation comes from.
+
+With a BatchNorm network (``model="convnet-bn"``) the reference embeds all classes' real batches in one forward
+pass and all synthetic images in another, so that the normalisation statistics are those of a batch over every
+class (a per-class or chunked forward would normalise each class by its own statistics); DM does the same there,
+and then computes every class on every process (no class sharding under ``torch.distributed``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,23 @@ from ..augment import DSA
 from ..fused import fused_available, fused_embed
 from ..modality import default_strategy
 
-__all__ = ["DM", "DMConfig"]
+__all__ = ["DM", "DMConfig", "has_batchnorm", "joint_class_means"]
+
+
+def has_batchnorm(net: nn.Module) -> bool:
+    """Whether ``net`` normalises with batch statistics (any BatchNorm layer)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def joint_class_means(net: nn.Module, batches: list[Tensor]) -> Tensor:
+    """The mean embedding of each batch, all batches embedded in **one** forward pass (BatchNorm statistics over
+    their union, as the reference's ``ConvNetBN`` branch of ``main_DM.py``).
+
+    Shapes:
+        batches: ``k`` tensors ``(n_i, *sample_shape)``; returns ``(k, d)``.
+    """
+    emb = net.embed(torch.cat(batches))  # type: ignore[operator]
+    return torch.stack([e.mean(0) for e in emb.split([len(b) for b in batches])])
 
 
 @dataclass
@@ -98,6 +119,9 @@ class DM(Method[DMConfig]):
             summary.x: ``(n, *sample_shape)`` (the synthetic samples, with gradient); returns the 0-d outer loss.
         """
         net = self.embedder(ctx)
+        if has_batchnorm(net):
+            self.shards_classes = False  # type: ignore[misc]  # BatchNorm statistics come from every class at once
+            return self._joint_loss(summary, ctx, net)
         real_means, e_syn, y_syn = [], [], []
         classes = ctx.classes()  # all classes, or this process's share under torch.distributed
         if not classes:  # more processes than classes: this one contributes nothing
@@ -114,3 +138,22 @@ class DM(Method[DMConfig]):
         y_real = torch.tensor(classes, device=summary.x.device)
         return classwise_mean_embedding_distance(torch.stack(real_means), y_real, torch.cat(e_syn), torch.cat(y_syn),
                                                  ctx.data.num_classes)
+
+    def _joint_loss(self, summary: Summary, ctx: StepContext, net: nn.Module) -> Tensor:
+        """DM's loss with one forward over every class's real batch and one over every synthetic image (BatchNorm
+        networks; the draws are those of the class-wise path)."""
+        reals, syns, classes = [], [], []
+        for c in range(ctx.data.num_classes):
+            mask = summary.class_mask(c)
+            if not bool(mask.any()):
+                continue
+            rng = ctx.class_generator(c)
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=rng))
+            reals.append(self._augment(ctx.sample_real(c, self.config.batch_real, generator=rng), seed))
+            syns.append(self._augment(summary.x[mask], seed).contiguous(memory_format=self.memory_format))
+            classes.append(c)
+        with torch.no_grad():
+            real_means = joint_class_means(net, [r.contiguous(memory_format=self.memory_format) for r in reals])
+        syn_means = joint_class_means(net, syns)
+        y = torch.tensor(classes, device=summary.x.device)  # one mean row per class on each side
+        return classwise_mean_embedding_distance(real_means, y, syn_means, y, ctx.data.num_classes)
