@@ -28,6 +28,7 @@ from distill_core.synset import Summary
 from ..augment import DSA
 from ..fused import fused_available, fused_embed
 from ..modality import default_strategy
+from ..models import check_architecture_defaults
 
 __all__ = ["DM", "DMConfig", "has_batchnorm", "joint_class_means"]
 
@@ -78,6 +79,7 @@ class DM(Method[DMConfig]):
     shards_classes = True
 
     def setup(self, summary: Summary, data: RealData, device: torch.device) -> None:
+        check_architecture_defaults(self.config.model, lr_images=self.config.lr_summary, reference_key="dm_lr_images")
         if self.config.dsa_strategy == "auto":
             self.config.dsa_strategy = default_strategy(data.name)
         self.dsa = DSA(self.config.dsa_strategy) if self.config.dsa_strategy else None
