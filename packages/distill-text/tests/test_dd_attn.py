@@ -185,3 +185,16 @@ def test_resume_is_exact(spec: str, tmp_path: Path) -> None:
     assert sorted(a) == sorted(b) and "attention_logits" in a
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+
+
+def test_a_model_folder_that_is_not_an_encoder_is_refused(spec: str, tmp_path: Path) -> None:
+    """A complete-looking folder whose config names no transformers architecture fails before any compute, naming
+    the folder."""
+    folder = tmp_path / "not-an-encoder"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "no-such-architecture"}', encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n", encoding="utf-8")
+    with pytest.raises(DistillError, match=f"cannot load the text model in {folder}"):
+        distill("dd-attn", dataset=f"{spec}&model={folder}", budget=Budget(ipc=1), evaluate=False, progress=False,
+                overrides=FAST)
