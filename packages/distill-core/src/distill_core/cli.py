@@ -140,9 +140,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_apply_parser(sub: Any) -> None:
-    """``distill apply continual | nas``: the survey's applications of summaries (distill_core.applications)."""
+    """``distill apply continual | nas | privacy | federated``: the survey's applications of summaries
+    (distill_core.applications)."""
     apply = sub.add_parser("apply", help="use summaries: class-incremental continual learning with a replay memory "
-                           "(continual) or an architecture-search proxy (nas)")
+                           "(continual), an architecture-search proxy (nas), differentially private distillation "
+                           "with a membership-inference audit (privacy), one-shot federated learning (federated)")
     kinds = apply.add_subparsers(dest="application", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -180,9 +182,46 @@ def _add_apply_parser(sub: Any) -> None:
                      help="train the reference on this many samples per class instead of all (a CPU stand-in)")
     nas.add_argument("--seed", type=_int_at_least(0), default=0)
 
+    priv = kinds.add_parser("privacy", help="differentially private distillation at each --epsilons target (opacus "
+                            "accounting), accuracy and a loss-threshold membership-inference attack (AUC) on models "
+                            "trained on the summary, a random real subset of the same size and the full data")
+    priv.add_argument("method", nargs="?", default="dp-dm", help="a private method (default dp-dm)")
+    common(priv)
+    priv.add_argument("--epsilons", nargs="+", type=_epsilon, default=[1.0, 4.0, 10.0, None], metavar="EPS",
+                      help="target epsilons, 'inf' for none (default: 1 4 10 inf)")
+    priv.add_argument("--delta", type=_positive_float, default=1e-5, help="target delta (default 1e-5)")
+    priv.add_argument("--accountant", default="rdp", help="opacus accountant: rdp (default) or prv")
+    priv.add_argument("--ipc", type=_int_at_least(1), default=10, help="summary samples per class (default 10)")
+    priv.add_argument("--seeds", type=_int_at_least(1), default=1, help="runs with seeds 0..N-1")
+    priv.add_argument("--full-epochs", type=_int_at_least(1), help="epochs on the full data (default: --epochs)")
+    priv.add_argument("--full-per-class", type=_int_at_least(1),
+                      help="train the full-data model on this many samples per class instead of all")
+    priv.add_argument("--no-baselines", action="store_true", help="skip the random subset and the full data")
+
+    fed = kinds.add_parser("federated", help="one-shot federated learning: a Dirichlet non-IID split over --clients, "
+                           "each client distills its data with METHOD once, the server trains on the union; against "
+                           "random subsets of the same size and FedAvg (accuracy and bytes)")
+    fed.add_argument("method", help="the method each client distills with (dm, random, ...)")
+    common(fed)
+    fed.add_argument("--clients", type=_int_at_least(2), default=10, help="clients (default 10)")
+    fed.add_argument("--alpha", type=_positive_float, default=0.5, help="Dirichlet concentration (default 0.5)")
+    fed.add_argument("--ipc", type=_int_at_least(1), default=10,
+                     help="summary samples per class held by a client (at most what it holds; default 10)")
+    fed.add_argument("--rounds", type=_int_at_least(1), default=20, help="FedAvg rounds (default 20)")
+    fed.add_argument("--local-epochs", type=_int_at_least(1), default=1, help="FedAvg local epochs (default 1)")
+    fed.add_argument("--local-batch", type=_int_at_least(1), default=32, help="FedAvg local batch size (default 32)")
+    fed.add_argument("--no-fedavg", action="store_true", help="skip FedAvg")
+    fed.add_argument("--seeds", type=_int_at_least(1), default=1, help="runs with seeds 0..N-1 (splits)")
+
+
+def _epsilon(text: str) -> float | None:
+    if text.strip().lower() in ("inf", "infinity", "none"):
+        return None
+    return _positive_float(text)
+
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from .applications import continual, nas
+    from .applications import continual, federated, nas, privacy
     from .download import download_progress
     from .runner import build_method, check_device, resolve_modality
 
@@ -194,6 +233,21 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             method_options=options, epochs=args.epochs, model=args.model)
         continual.check_config(config)
         probe = "random" if args.method == continual.NO_MEMORY else args.method
+    elif args.application == "privacy":
+        config = privacy.PrivacyConfig(
+            method=args.method, epsilons=args.epsilons, delta=args.delta, accountant=args.accountant, ipc=args.ipc,
+            steps=args.steps, method_options=options, seeds=list(range(args.seeds)), epochs=args.epochs,
+            full_epochs=args.full_epochs, full_per_class=args.full_per_class, baselines=not args.no_baselines)
+        privacy.check_config(config)
+        probe = args.method
+    elif args.application == "federated":
+        config = federated.FederatedConfig(
+            method=args.method, clients=args.clients, alpha=args.alpha, ipc=args.ipc, steps=args.steps,
+            method_options=options, rounds=args.rounds, local_epochs=args.local_epochs, local_batch=args.local_batch,
+            epochs=args.epochs,
+            seeds=list(range(args.seeds)), compare_fedavg=not args.no_fedavg)
+        federated.check_config(config)
+        probe = args.method
     else:
         config = nas.NASConfig(method=args.method, ipc=args.ipc, steps=args.steps, method_options=options,
                                variants=args.variants, epochs=args.epochs, full_epochs=args.full_epochs,
@@ -212,6 +266,22 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         print("  seen-class accuracy after each task: " + ", ".join(
             f"{m:.2f}+-{s:.2f}" for m, s in zip(report["accuracy_per_task_mean"], report["accuracy_per_task_std"])))
         print(f"  forgetting {report['forgetting_mean']:.2f} +- {report['forgetting_std']:.2f}")
+    elif args.application == "privacy":
+        report = privacy.run_privacy(config, data, modality=modality, device=device).summary()
+        print(f"privacy ({config.method}, ipc {config.ipc}, delta {config.delta:g}, {config.accountant} accountant, "
+              f"{len(config.seeds)} seed(s)) on {args.dataset}")
+        for name, cell in report["cells"].items():
+            print(f"  {name:<9} accuracy {cell['accuracy_mean']:.2f}+-{cell['accuracy_std']:.2f}  attack AUC "
+                  f"{cell['auc_mean']:.3f}+-{cell['auc_std']:.3f}  TPR@1%FPR {cell['tpr_at_1pct_fpr_mean']:.3f}")
+    elif args.application == "federated":
+        report = federated.run_federated(config, data, modality=modality, device=device).summary()
+        print(f"federated ({config.clients} clients, Dirichlet alpha {config.alpha:g}, {config.method} ipc "
+              f"{config.ipc}, {len(config.seeds)} seed(s)) on {args.dataset}")
+        print(f"  one-shot {config.method} union: {report['summary_accuracy']}  random: {report['random_accuracy']}"
+              f"  upload bytes {report['summary_upload_bytes']}")
+        if config.compare_fedavg:
+            print(f"  FedAvg {config.rounds} rounds x {config.local_epochs} local epoch(s): "
+                  f"{report['fedavg_final_accuracy']}  ({report['fedavg_bytes_per_round']} bytes per round)")
     else:
         report = nas.run_nas(config, data, modality=modality, device=device).summary()
         print(f"nas proxy ({config.method}, ipc {config.ipc}, {report['n_variants']} architectures) on "

@@ -6,6 +6,7 @@ from .dc import DC, DCConfig, loop_schedule
 from .dcc import DCC, DSAC, DCCConfig, DSACConfig
 from .dd import DD, DDConfig, native_protocol
 from .dm import DM, DMConfig
+from .dp_dm import DPDM, DPDMConfig
 from .dsa import DSA, DSAConfig
 from .frepo import FRePO, FRePOConfig
 from .kip import KIP, KIPConfig
@@ -14,6 +15,6 @@ from .rfad import RFAD, RFADConfig
 from .tesla import TESLA, TESLAConfig
 
 __all__ = ["CAFE", "CAFEConfig", "DATM", "DATMConfig", "DC", "DCC", "DCCConfig", "DCConfig", "DD", "DDConfig", "DM",
-           "DMConfig", "DSA", "DSAC", "DSACConfig", "DSAConfig", "FRePO", "FRePOConfig", "KIP", "KIPConfig", "MTT",
-           "MTTConfig", "RFAD", "RFADConfig", "TESLA", "TESLAConfig", "VisionTrajectoryMatching", "loop_schedule",
-           "native_protocol"]
+           "DMConfig", "DPDM", "DPDMConfig", "DSA", "DSAC", "DSACConfig", "DSAConfig", "FRePO", "FRePOConfig", "KIP",
+           "KIPConfig", "MTT", "MTTConfig", "RFAD", "RFADConfig", "TESLA", "TESLAConfig", "VisionTrajectoryMatching",
+           "loop_schedule", "native_protocol"]
