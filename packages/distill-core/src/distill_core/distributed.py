@@ -6,14 +6,24 @@ one-process identity, so single-process users pay nothing.
 
 What is shared today:
 
-- **Class-wise objectives** (methods with ``shards_classes``: DM): each rank computes the loss of its classes
-  (:meth:`~distill_core.method.StepContext.classes`, ``c mod W == rank``) with draws keyed by ``(seed, step,
-  class)``, and :meth:`~distill_core.method.StepContext.update` sums the summary's gradient and the loss over the
-  ranks before the step: the result equals the one-process run up to the order of float sums.
+- **Class-wise objectives** (methods with ``shards_classes``: DM, DC, DSA): each rank computes the loss of its
+  classes (:meth:`~distill_core.method.StepContext.classes`, ``c mod W == rank``) with draws that do not depend on
+  the process layout (DM: keyed by ``(seed, step, class)``; DC: every rank draws every class's batch indices from
+  the step's generator and gathers only its own), and :meth:`~distill_core.method.StepContext.update` sums the
+  summary's gradient and the loss over the ranks before the step: the result equals the one-process run up to the
+  order of float sums. What follows the step on the summary (DC's inner network training) is computed by every
+  rank alike, from the same summary and the same generator.
+- **Kernel blocks** (methods with ``shards_targets``: KIP): every rank draws the whole real target batch's
+  indices, computes the kernel and the loss terms of its contiguous block of target rows (:func:`row_block`), and
+  the gradient and the loss are summed the same way.
 - **Evaluation**: the protocol's N fresh models are spread over the ranks (model ``i`` on rank ``i mod W``); each
   model is seeded by its index, not by its rank, so the gathered accuracies equal the one-process list exactly.
 - **Writes**: only rank 0 writes checkpoints, artifacts and pictures (:func:`is_writer`); before evaluating, every
-  rank takes rank 0's summary (:func:`broadcast_tensors`).
+  rank takes rank 0's summary (:func:`broadcast_tensors`). On ``--resume`` rank 0 reads the checkpoint and sends
+  its state to every rank (:func:`broadcast_bytes`, in the checkpoint's own format), so all ranks continue from the
+  same step with the same summary. A rank that dies mid-run leaves the last checkpoint and no artifact (the
+  artifact is written after the loop); since no draw depends on the process layout, a resume may use another
+  process count.
 
 Other methods run their whole loop on every rank (the same computation; nothing is summed for them).
 """
@@ -22,19 +32,50 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["all_reduce_sum", "broadcast_tensors", "gather_indexed", "init_from_env", "is_writer", "shard",
-           "shard_items", "world"]
+__all__ = ["CommStats", "all_reduce_sum", "broadcast_bytes", "broadcast_tensors", "comm_stats", "gather_indexed",
+           "init_from_env", "is_writer", "row_block", "shard", "shard_items", "world"]
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class CommStats:
+    """What :func:`all_reduce_sum` has sent in this process: calls, bytes of the summed tensors (the payload, before
+    the backend's ring or tree multiplies it) and wall seconds spent inside the collectives (waiting for the slower
+    ranks included). Reset with :meth:`reset`; read by the distributed benchmark."""
+
+    calls: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def reset(self) -> None:
+        self.calls, self.bytes, self.seconds = 0, 0, 0.0
+
+
+_STATS = CommStats()
+
+
+def comm_stats() -> CommStats:
+    """This process's :class:`CommStats` (counted only while a process group is active)."""
+    return _STATS
+
+
 def _group_ready() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _comm_device() -> torch.device:
+    """Where a collective's own buffers live: NCCL only moves CUDA tensors, gloo CPU ones."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def world() -> tuple[int, int]:
@@ -57,6 +98,8 @@ def init_from_env(device: str | torch.device = "cpu") -> bool:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
+    if backend == "nccl" and torch.device(device).index is None:  # one GPU per local rank: "cuda" is that one
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     torch.distributed.init_process_group(backend=backend)
     rank, size = world()
     logger.info("process group: rank %d of %d (%s)", rank, size, backend)
@@ -74,15 +117,28 @@ def shard_items(items: Iterable[int]) -> list[int]:
     return list(items)[rank::size]
 
 
+def row_block(n: int) -> slice:
+    """This rank's contiguous block of ``n`` rows (``[n·r/W, n·(r+1)/W)``; all of them for one process): the
+    real-side rows of a kernel computation split over the ranks."""
+    rank, size = world()
+    return slice(n * rank // size, n * (rank + 1) // size)
+
+
 def all_reduce_sum(value: float, tensors: Iterable[Tensor]) -> float:
     """Sum ``tensors`` (in place) and ``value`` over the ranks; returns the summed value (identity for one
     process)."""
     if not _group_ready():
         return value
+    start = time.perf_counter()
     for tensor in tensors:
         torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
-    total = torch.tensor([value], dtype=torch.float64)
+        _STATS.calls += 1
+        _STATS.bytes += tensor.numel() * tensor.element_size()
+    total = torch.tensor([value], dtype=torch.float64, device=_comm_device())
     torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
+    _STATS.calls += 1
+    _STATS.bytes += 8
+    _STATS.seconds += time.perf_counter() - start
     return float(total.item())
 
 
@@ -113,6 +169,33 @@ def broadcast_tensors(tensors: Iterable[Tensor], src: int = 0) -> None:
     """Overwrite ``tensors`` in place with rank ``src``'s values (a no-op for one process)."""
     if not _group_ready():
         return
+    device = _comm_device()
     with torch.no_grad():
         for tensor in tensors:
-            torch.distributed.broadcast(tensor.data, src=src)
+            if tensor.device == device:
+                torch.distributed.broadcast(tensor.data, src=src)
+            else:  # NCCL sends CUDA tensors only: a CPU artifact goes through the GPU
+                buffer = tensor.data.to(device)
+                torch.distributed.broadcast(buffer, src=src)
+                tensor.data.copy_(buffer)
+
+
+def broadcast_bytes(data: bytes | None, src: int = 0) -> bytes:
+    """Rank ``src``'s ``data`` on every rank (the others pass ``None``); for one process, ``data`` itself.
+
+    Used for states in the checkpoint format (no pickling): the length goes first, then the bytes.
+    """
+    if not _group_ready():
+        return data or b""
+    device = _comm_device()
+    mine = world()[0] == src
+    length = torch.tensor([len(data or b"") if mine else 0], dtype=torch.int64, device=device)
+    torch.distributed.broadcast(length, src=src)
+    if mine:
+        payload = torch.frombuffer(bytearray(data or b""), dtype=torch.uint8).to(device) if length.item() else \
+            torch.empty(0, dtype=torch.uint8, device=device)
+    else:
+        payload = torch.empty(int(length.item()), dtype=torch.uint8, device=device)
+    if int(length.item()):
+        torch.distributed.broadcast(payload, src=src)
+    return bytes(payload.cpu().numpy().tobytes())

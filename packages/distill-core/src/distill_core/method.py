@@ -271,7 +271,8 @@ class StepContext:
         one, is added to the gradient; the recorded loss is the objective's alone.
         """
         value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
-        if not math.isfinite(value):
+        size = world()[1] if self.method.shards_classes or self.method.shards_targets else 1
+        if not math.isfinite(value) and size == 1:  # sharded: checked on the sum, so that every rank stops alike
             raise FloatingPointError(f"the outer loss is {value}")
         self.optimizer.zero_grad(set_to_none=True)
         if backward is not None:
@@ -280,9 +281,10 @@ class StepContext:
             loss.backward()
         else:
             raise TypeError("update() needs a loss tensor, or a backward function with a float loss")
-        size = world()[1] if self.method.shards_classes else 1
-        if size > 1:  # each rank holds the gradient of its classes' loss: the sum is the whole loss's gradient
+        if size > 1:  # each rank holds the gradient of its share of the loss: the sum is the whole loss's gradient
             value = all_reduce_sum(value, [p.grad for p in self.summary.parameters() if p.grad is not None])
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the outer loss is {value}")
         extra = self.summary.regularizer() if isinstance(self.summary, ParameterizedSummary) else None
         if extra is not None:
             extra.backward()
@@ -307,6 +309,9 @@ class Method(Generic[C]):
     paper: ClassVar[str] = ""
     #: the loss is a sum over classes computed for :meth:`StepContext.classes` only (sharded under torch.distributed)
     shards_classes: ClassVar[bool] = False
+    #: the loss is a sum over real target rows computed for this process's block of them only
+    #: (:func:`~distill_core.distributed.row_block`; KIP's kernel blocks), summed over the ranks like the above
+    shards_targets: ClassVar[bool] = False
 
     def __init__(self, *, config: C | None = None) -> None:
         self.config: C = config if config is not None else self.config_class()  # type: ignore[assignment]

@@ -6,6 +6,13 @@ every outer iteration draws a freshly initialised network; then ``outer_loop`` t
 layer-wise cosine distance between the gradient of the loss on a real batch of the class (detached) and on the
 class's synthetic images is summed over classes and minimised by one SGD step on the images; between those steps
 the network is trained for ``inner_loop`` epochs on the current synthetic set.
+
+Under ``torch.distributed`` (``torchrun``) the classes are shared over the processes (``shards_classes``): every
+rank draws every class's augmentation seed and real indices from the step's generator, in class order, as one
+process does, but gathers, augments and differentiates only its own classes; the summary's gradient is summed over
+the ranks before each image update. The inner network training between updates is the same computation on every
+rank (same network, full summary, same generator), so the networks stay equal and the run equals the one-process
+run up to the order of float sums.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class DC(Method[DCConfig]):
     modality = "vision"
     config_class = DCConfig
     paper = "https://arxiv.org/abs/2006.05929"
+    shards_classes = True
 
     def setup(self, summary: Summary, data: object, device: torch.device) -> None:
         check_architecture_defaults(self.config.model, lr_images=self.config.lr_summary)
@@ -62,8 +70,27 @@ class DC(Method[DCConfig]):
     def _augment(self, x: Tensor, seed: int) -> Tensor:
         return x if self.dsa is None else self.dsa(x, seed=seed)
 
-    def class_batches(self, c: int, summary: Summary, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def class_draws(self, ctx: StepContext) -> dict[int, tuple[int, Tensor]]:
+        """One matching update's draws for the classes this process computes (:meth:`StepContext.classes`):
+        ``c -> (augmentation seed, indices of the real batch)``. Every class is drawn, in class order, from the
+        step's generator whatever the share, so the draws (and the generator's state afterwards, which the inner
+        training reads) are those of one process."""
+        mine = set(ctx.classes())
+        draws: dict[int, tuple[int, Tensor]] = {}
+        for c in range(ctx.data.num_classes):
+            seed = ctx.new_seed()
+            idx = ctx.class_index.sample(c, self.config.batch_real, generator=ctx.generator)
+            if c in mine:
+                draws[c] = (seed, idx)
+        return draws
+
+    def class_batches(self, c: int, summary: Summary, ctx: StepContext, *,
+                      draw: tuple[int, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Class ``c``'s matching batches, augmented with one Siamese draw when DSA is on.
+
+        Args:
+            draw: the class's ``(augmentation seed, real indices)`` from :meth:`class_draws`; ``None``: drawn here
+                from the step's generator (the same numbers when classes are visited in order).
 
         Returns:
             ``(x_real, y_real, x_syn, targets_syn)``: ``batch_real`` real samples of the class and their labels, the
@@ -73,8 +100,13 @@ class DC(Method[DCConfig]):
             x_real: ``(batch_real, *sample_shape)``; y_real: ``(batch_real,)``; x_syn: ``(n_c, *sample_shape)``;
             targets_syn: ``(n_c, num_classes)``.
         """
-        seed = ctx.new_seed()  # one Siamese augmentation draw shared by the real and the synthetic images
-        x_real = self._augment(ctx.sample_real(c, self.config.batch_real), seed)
+        if draw is None:
+            seed = ctx.new_seed()  # one Siamese augmentation draw shared by the real and the synthetic images
+            x_real = ctx.sample_real(c, self.config.batch_real)
+        else:
+            seed, idx = draw
+            x_real = ctx.data.x_train[idx].to(ctx.device, non_blocking=True)
+        x_real = self._augment(x_real, seed)
         y_real = torch.full((len(x_real),), c, device=ctx.device)
         mask = summary.class_mask(c)
         return x_real, y_real, self._augment(summary.x[mask], seed), summary.targets()[mask]
@@ -87,14 +119,19 @@ class DC(Method[DCConfig]):
                 DCC's warm-up does).
         """
 
+        draws = self.class_draws(ctx)  # this process's classes (all of them without torch.distributed)
+
         def class_losses(c: int) -> tuple[Tensor, Tensor]:
-            x_real, y_real, x_syn, targets_syn = self.class_batches(c, summary, ctx)
+            x_real, y_real, x_syn, targets_syn = self.class_batches(c, summary, ctx, draw=draws[c])
             return F.cross_entropy(net(x_real), y_real), soft_cross_entropy(net(x_syn), targets_syn)
 
-        return classwise_gradient_match(net, range(ctx.data.num_classes), class_losses, metric=self.config.metric)
+        if not draws:  # more processes than classes: this one adds nothing to the summed gradient
+            return summary.x.sum() * 0.0
+        return classwise_gradient_match(net, sorted(draws), class_losses, metric=self.config.metric)
 
     def train_inner(self, net: nn.Module, summary: Summary, ctx: StepContext, optimizer: torch.optim.Optimizer) -> None:
-        """``inner_loop`` epochs of SGD on the current synthetic set (non-Siamese DSA when enabled)."""
+        """``inner_loop`` epochs of SGD on the current synthetic set (non-Siamese DSA when enabled); the same
+        computation on every rank under torch.distributed (full summary, the step's generator)."""
         x_syn, targets = summary.materialize()
         augment = None if self.dsa is None else (lambda xb: self.dsa(xb, generator=ctx.generator))  # type: ignore[misc]
         train_on_summary(net, x_syn, targets, epochs=self.inner_loop, batch_size=self.config.batch_train,

@@ -120,6 +120,7 @@ class DCC(DC):
 
     config_class = DCCConfig
     paper = "https://arxiv.org/abs/2202.02916"
+    shards_classes = False  # the contrastive loss couples the classes: every rank computes all of them
 
     def setup(self, summary: Summary, data: RealData, device: torch.device) -> None:  # type: ignore[override]
         cfg: DCCConfig = self.config  # type: ignore[assignment]

@@ -10,6 +10,12 @@ fully-connected ReLU network, RFAD's random-feature ConvNet NNGP (``conv_rf``, r
 one fresh finite ConvNet (``conv_entk``), or the analytic infinite-width ConvNet NTK / NNGP (``cntk`` / ``cnngp``,
 :mod:`distill_vision.cntk`; the paper's ConvNet kernels: conv3x3 -> ReLU -> 2x2 avg-pool blocks and a dense readout,
 ``σ_w² = 2``, ``σ_b² = 0.01``), whose cost is ``(H·W)²`` per image pair.
+
+Under ``torch.distributed`` (``torchrun``) the real side is split in row blocks (``shards_targets``): every rank
+draws the whole target batch's indices from the step's generator, computes ``K_ts`` and the squared errors of its
+contiguous block of target rows (:func:`~distill_core.distributed.row_block`) against the full support (``K_ss``
+and its solve are computed by every rank), and the loss, a sum over target rows, has its gradient summed over the
+ranks before the update. One process takes the unchanged path.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
+from distill_core.distributed import row_block, world
 from distill_core.evaluation_krr import one_hot_centred
 from distill_core.kernels import fc_nngp, fc_ntk
 from distill_core.kernels.empirical import jacobian_block
 from distill_core.method import Method, MethodConfig, StepContext
-from distill_core.objectives import krr_loss
+from distill_core.objectives import krr_loss, krr_predict
 from distill_core.objectives.krr import KernelFn
 from distill_core.synset import Summary
 
@@ -77,6 +84,7 @@ class KIP(Method[KIPConfig]):
     modality = "vision"
     config_class = KIPConfig
     paper = "https://arxiv.org/abs/2011.00050"
+    shards_targets = True
 
     def kernel(self, ctx: StepContext) -> KernelFn:
         cfg = self.config
@@ -123,11 +131,23 @@ class KIP(Method[KIPConfig]):
         """
         cfg = self.config
         num_classes = ctx.data.num_classes
-        x_t, y_t = ctx.sample_real_balanced(max(1, cfg.target_batch // num_classes))
+        per_class = max(1, cfg.target_batch // num_classes)
+        sharded = world()[1] > 1
+        if not sharded:
+            x_t, y_t = ctx.sample_real_balanced(per_class)
+        else:  # every rank draws the whole batch (the same generator use as one process) and keeps its rows
+            idx = ctx.class_index.sample_balanced(per_class, generator=ctx.generator)
+            n_targets = len(idx)
+            idx = idx[row_block(n_targets)]
+            x_t, y_t = ctx.data.x_train[idx].to(ctx.device), ctx.data.y_train[idx].to(ctx.device)
         x_s = summary.x
         targets = summary.targets() if cfg.learn_labels else summary.targets().detach()
         if summary.label_kind != "regression":
             targets = targets - 1.0 / num_classes
         k_ss, k_ts = self.kernel_matrices(ctx, x_s, x_t)
-        return krr_loss(k_ts, k_ss, targets, one_hot_centred(y_t, num_classes).to(k_ts.dtype), reg=cfg.reg,
-                        float64=cfg.float64)
+        y_t_centred = one_hot_centred(y_t, num_classes).to(k_ts.dtype)
+        if not sharded:
+            return krr_loss(k_ts, k_ss, targets, y_t_centred, reg=cfg.reg, float64=cfg.float64)
+        # this block's share of 0.5 · mean over all (n_targets, C) entries: the ranks' shares sum to krr_loss
+        pred = krr_predict(k_ts, k_ss, targets, reg=cfg.reg, float64=cfg.float64)
+        return 0.5 * ((pred - y_t_centred.to(pred.dtype)) ** 2).sum() / (n_targets * num_classes)

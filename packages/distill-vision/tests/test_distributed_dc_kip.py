@@ -1,0 +1,46 @@
+"""DSA (DC's gradient matching with Siamese augmentation) with its classes shared over two gloo processes, and KIP
+with its real target rows split in two blocks, equal the one-process runs: every rank draws what one process draws,
+computes its share of the loss, and the summary's gradient is summed over the ranks before each update."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from distill_core.data import RealData
+from distill_core.testing import distributed_worker
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_dsa_and_kip_on_two_processes_equal_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                digits: RealData) -> None:
+    monkeypatch.syspath_prepend(str(HERE))
+    import _distributed_dc_kip
+
+    single = _distributed_dc_kip.run(digits)
+    (tmp_path / "results").mkdir()
+    mp.spawn(distributed_worker, args=(2, str(tmp_path / "init"), functools.partial(_distributed_dc_kip.run, digits),
+                                       str(tmp_path / "results")), nprocs=2)
+    rows = [json.loads((tmp_path / "results" / f"rank{r}.json").read_text()) for r in range(2)]
+    updates = {"dsa": _distributed_dc_kip.DSA["steps"] * _distributed_dc_kip.DSA["outer_loop"],
+               "kip": _distributed_dc_kip.KIP["steps"]}
+    for name in ("dsa", "kip"):
+        assert single[name]["bytes"] == 0  # one process: nothing is sent
+        assert single[name]["losses"][-1] != single[name]["losses"][0]
+        for row in rows:
+            # float sums in another order (per-rank partial sums, then the all-reduce): equal to float32 rounding
+            torch.testing.assert_close(torch.tensor(row[name]["x"]), torch.tensor(single[name]["x"]), rtol=1e-4,
+                                       atol=1e-5)
+            torch.testing.assert_close(torch.tensor(row[name]["losses"]), torch.tensor(single[name]["losses"]),
+                                       rtol=1e-4, atol=1e-7)
+            # each image update all-reduced the summary's gradient (float32) and the loss (one float64)
+            assert row[name]["bytes"] == updates[name] * (4 * row[name]["numel"] + 8)
+        assert rows[0][name]["x"] == rows[1][name]["x"]  # both ranks hold the same summary
+    sys.modules.pop("_distributed_dc_kip", None)
