@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
 from safetensors.torch import save_file
 
 from .errors import DataValidationError
 from .files import atomic_write_with
 
-__all__ = ["CHECKPOINT", "LEGACY_CHECKPOINT", "load_state", "save_state"]
+__all__ = ["CHECKPOINT", "LEGACY_CHECKPOINT", "load_state", "save_state", "state_from_bytes", "state_to_bytes"]
 
 CHECKPOINT = "checkpoint.safetensors"
 LEGACY_CHECKPOINT = "checkpoint.pt"  # pickle, written before version 0.2; never loaded
@@ -71,11 +73,29 @@ def _hashable(key: Any) -> Any:
     return key
 
 
-def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write ``state`` atomically to ``path`` (a ``.safetensors`` file)."""
+def _encoded(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     tensors: dict[str, torch.Tensor] = {}
     meta = json.dumps({"format": _FORMAT, "version": 1, "state": _encode(state, tensors)})
-    return atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata={_META_KEY: meta}))
+    return tensors, {_META_KEY: meta}
+
+
+def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write ``state`` atomically to ``path`` (a ``.safetensors`` file)."""
+    tensors, metadata = _encoded(state)
+    return atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def state_to_bytes(state: dict[str, Any]) -> bytes:
+    """``state`` as the bytes of a checkpoint file (what rank 0 sends the other ranks on resume)."""
+    tensors, metadata = _encoded(state)
+    return save_bytes(tensors, metadata=metadata)
+
+
+def state_from_bytes(data: bytes) -> dict[str, Any]:
+    """The state in bytes from :func:`state_to_bytes` (tensors on the CPU)."""
+    header_len = int.from_bytes(data[:8], "little")  # safetensors: u64 header length, then the JSON header
+    meta = json.loads(data[8:8 + header_len])["__metadata__"][_META_KEY]
+    return _decode(json.loads(meta)["state"], load_bytes(data))
 
 
 def load_state(path: str | os.PathLike[str], *, device: torch.device | str = "cpu") -> dict[str, Any]:

@@ -22,9 +22,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .callbacks import Callback
-from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT, load_state, save_state
+from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT, load_state, save_state, state_from_bytes, state_to_bytes
 from .data import ClassIndex, RealData, data_fingerprint
-from .errors import DataValidationError, DivergenceError
+from .distributed import broadcast_bytes, is_writer, world
+from .errors import DataValidationError, DistillError, DivergenceError
 from .method import Method, StepContext
 from .modality import Modality
 from .runtime import retain_freed_memory
@@ -261,6 +262,28 @@ class Distiller:
         logger.info("resumed from %s at step %d", path, self.step)
         return True
 
+    def _resume_everywhere(self) -> bool:
+        """:meth:`resume` on rank 0, the one process that reads and writes the folder; under torch.distributed it
+        then sends its restored state (in the checkpoint format) and every other rank continues from it, so all
+        ranks start at the same step with the same summary, optimizer and method state."""
+        if world()[1] == 1:
+            return self.resume()
+        if is_writer():
+            try:
+                message = b"S" + state_to_bytes(self._state()) if self.resume() else b"N"
+            except DistillError as exc:
+                broadcast_bytes(b"E" + str(exc).encode("utf-8"))  # the other ranks stop with the same message
+                raise
+            broadcast_bytes(message)
+            return message != b"N"
+        message = broadcast_bytes(None)
+        if message[:1] == b"E":
+            raise DataValidationError(message[1:].decode("utf-8"))
+        if message[:1] == b"N":
+            return False
+        self._load_state(state_from_bytes(message[1:]))
+        return True
+
     # -- the loop -----------------------------------------------------------------------------------------------
     def _context(self, step: int) -> StepContext:
         seed = step_seed(self.seed, step)
@@ -284,7 +307,7 @@ class Distiller:
         if self.device.type == "cpu":
             retain_freed_memory()
         self.method.setup(self.summary, self.data, self.device)  # before resume: a checkpoint overrides its state
-        resumed_from = self.step if resume and self.resume() else None
+        resumed_from = self.step if resume and self._resume_everywhere() else None
         for cb in self.callbacks:
             cb.before_run(self)
         start = time.perf_counter()

@@ -223,7 +223,7 @@ def distill(
     check_eval_model(modality, protocol_overrides.get("model"))
     if out_dir is None or not is_writer():  # under torch.distributed only rank 0 writes (and holds the lock)
         return _distill(method, modality, dataset=dataset, budget=budget, seed=seed, root=root, out_dir=None,
-                        resume=resume and is_writer(), evaluate=evaluate, protocol_overrides=protocol_overrides,
+                        resume=resume, evaluate=evaluate, protocol_overrides=protocol_overrides,
                         checkpoint_every=checkpoint_every, progress=progress, device=device, data=data,
                         max_seconds=max_seconds, callbacks=callbacks, compare_random=compare_random)
     out = Path(out_dir)

@@ -11,6 +11,7 @@ Modality packages get the same contract tests in one line::
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +27,7 @@ from .modality import Modality
 from .preprocessing import ChannelNormalization, Preprocessing
 from .registry import register_modality
 
-__all__ = ["InterruptAt", "MethodContract", "ToyModality", "distributed_worker", "make_blobs"]
+__all__ = ["ExitAt", "InterruptAt", "MethodContract", "ToyModality", "distributed_worker", "make_blobs"]
 
 
 def make_blobs(*, n_per_class: int = 40, num_classes: int = 3, dim: int = 8, seed: int = 0,
@@ -88,6 +89,20 @@ class InterruptAt(Callback):
     def after_step(self, distiller: Any, step: int, loss: float) -> None:
         if step + 1 == self.step:
             raise KeyboardInterrupt
+
+
+class ExitAt(Callback):
+    """Kills this process (``os._exit``, no clean-up, as a crash or ``kill -9`` would) once ``step`` outer steps are
+    complete, on rank ``rank`` only: for the tests of a rank that dies mid-run."""
+
+    def __init__(self, step: int, *, rank: int = 1, code: int = 17) -> None:
+        self.step, self.rank, self.code = step, rank, code
+
+    def after_step(self, distiller: Any, step: int, loss: float) -> None:
+        from .distributed import world
+
+        if step + 1 == self.step and world()[0] == self.rank:
+            os._exit(self.code)
 
 
 class MethodContract:
