@@ -22,7 +22,7 @@ from .data import Budget
 from .errors import DistillError
 from .evaluation import EvalProtocol, EvalResult
 
-__all__ = ["main"]
+__all__ = ["main", "torchrun_command"]
 
 logger = logging.getLogger("distill")
 
@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="also evaluate a random real subset of the same size with the same protocol")
     run.add_argument("--checkpoint-every", type=_int_at_least(1), default=100, help="steps between checkpoints")
     run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
+    run.add_argument("--nproc", type=_int_at_least(1), metavar="K",
+                     help="processes on this machine: runs torchrun --standalone --nproc-per-node K with the same "
+                     "arguments (classes, kernel blocks and evaluation models are shared over the processes; "
+                     "OMP_NUM_THREADS defaults to cores // K); 1: in this process, as without it")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
@@ -362,7 +366,66 @@ def _protocol_changes(*, models: int | None, epochs: int | None, model: str | No
     return {key: value for key, value in given.items() if value is not None}
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    """``argv`` less ``--nproc K`` / ``--nproc=K`` (and the abbreviations argparse accepts, ``--np K`` ...)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if len(name) >= len("--np") and "--nproc".startswith(name):
+            skip = not eq
+            continue
+        kept.append(arg)
+    return kept
+
+
+def torchrun_command(argv: Sequence[str], nproc: int) -> tuple[list[str], dict[str, str]]:
+    """The ``torchrun`` command line and environment that run ``distill ARGV`` (less ``--nproc``) in ``nproc``
+    processes on this machine: ``python -m torch.distributed.run --standalone --nproc-per-node K -m
+    distill_core.cli ...``, with ``OMP_NUM_THREADS`` = usable cores // K unless the caller set it."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, _usable_cores() // nproc)))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "distill_core.cli", *_without_nproc(argv)]
+    return command, env
+
+
+def _launch(argv: Sequence[str], nproc: int) -> int:
+    """Run ``distill ARGV`` under torchrun with ``nproc`` processes and return its exit status."""
+    import subprocess
+
+    command, env = torchrun_command(argv, nproc)
+    logger.info("launching %d processes (OMP_NUM_THREADS=%s): %s", nproc, env["OMP_NUM_THREADS"],
+                " ".join(command[1:]))
+    proc = subprocess.Popen(command, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C in a terminal reaches torchrun too, which stops its workers
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            return proc.wait()
+
+
+def _cmd_run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
+    if args.nproc is not None and args.nproc > 1:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ:
+            from .errors import DataValidationError
+
+            raise DataValidationError("--nproc starts torchrun itself; under torchrun (or another launcher) drop "
+                                      "--nproc and set the process count there")
+        return _launch(argv, args.nproc)
     from .runner import distill, load_config_file
 
     overrides: dict[str, Any] = load_config_file(args.config) if args.config else {}
@@ -384,7 +447,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcome = distill(args.method, dataset=args.dataset, budget=budget, seed=args.seed, overrides=overrides,
                       root=args.root, out_dir=out, resume=args.resume, evaluate=not args.no_eval,
                       protocol_overrides=protocol_overrides, checkpoint_every=args.checkpoint_every,
-                      progress=not args.no_progress, device=args.device, max_seconds=args.max_seconds,
+                      progress=not args.no_progress and is_writer(), device=args.device, max_seconds=args.max_seconds,
                       overwrite=args.overwrite, modality_name=args.modality, compare_random=args.compare_random)
     if not is_writer():
         return 0  # rank 0 reports and writes
@@ -515,6 +578,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -522,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             return _cmd_list(args.method)
         if args.command == "run":
-            return _cmd_run(args)
+            return _cmd_run(args, argv)
         if args.command == "experts":
             return _cmd_experts(args)
         if args.command == "eval":
