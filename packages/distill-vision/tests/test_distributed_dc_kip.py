@@ -34,10 +34,13 @@ def test_dsa_and_kip_on_two_processes_equal_one(tmp_path: Path, monkeypatch: pyt
     for name in ("dsa", "kip"):
         assert single[name]["bytes"] == 0  # one process: nothing is sent
         assert single[name]["losses"][-1] != single[name]["losses"][0]
+        # float sums in another order (per-rank partial sums, then the all-reduce): equal to float32 rounding. KIP's
+        # Adam divides each entry by its own gradient scale, so entries with near-zero gradients move by up to
+        # ~1% of lr (0.01) when their rounding differs (measured: 8e-5 at most); DSA's SGD summary came out equal.
+        atol = {"dsa": 1e-5, "kip": 1e-4}[name]
         for row in rows:
-            # float sums in another order (per-rank partial sums, then the all-reduce): equal to float32 rounding
             torch.testing.assert_close(torch.tensor(row[name]["x"]), torch.tensor(single[name]["x"]), rtol=1e-4,
-                                       atol=1e-5)
+                                       atol=atol)
             torch.testing.assert_close(torch.tensor(row[name]["losses"]), torch.tensor(single[name]["losses"]),
                                        rtol=1e-4, atol=1e-7)
             # each image update all-reduced the summary's gradient (float32) and the loss (one float64)
