@@ -103,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     experts = sub.add_parser("experts", help="train (or extend) the expert trajectories of trajectory matching "
                              "(mtt, tesla, datm) and print the store's cost")
     experts.add_argument("--dataset", required=True, help="dataset name or a prefixed path such as npz:PATH")
-    experts.add_argument("--n", type=_int_at_least(1), required=True, help="number of experts")
+    experts.add_argument("--n", "--num-experts", dest="n", type=_int_at_least(1), required=True,
+                         help="number of experts (under torchrun write --num-experts: torchrun reads --n as one of "
+                              "its own options)")
     experts.add_argument("--epochs", type=_int_at_least(1), required=True, help="epochs per expert")
     experts.add_argument("--method", default="mtt", help="the trajectory method whose expert protocol to use")
     experts.add_argument("--config", help="JSON file of method options (model, model_kwargs, expert_* ...)")
@@ -483,9 +485,14 @@ def _cmd_experts(args: argparse.Namespace) -> int:
     overrides.update(_parse_sets(args.set))
     if args.experts:
         overrides["experts"] = args.experts
+    from .distributed import init_from_env, is_writer
+
+    init_from_env(args.device)  # under torchrun: the missing experts are shared out over the ranks, one store
     report = build_expert_store(args.method, dataset=args.dataset, n=args.n, epochs=args.epochs, overrides=overrides,
                                 root=args.root, workers=args.workers, device=args.device,
-                                modality_name=args.modality, progress=not args.no_progress)
+                                modality_name=args.modality, progress=not args.no_progress and is_writer())
+    if not is_writer():
+        return 0  # rank 0 reports
     print(f"expert store {report['root']}: {report['experts']} expert(s), {report['expert_epochs_trained']} "
           f"expert-epochs trained now in {report['wall_s']:.1f} s, {report['disk_mb_per_expert']} MB per expert")
     print(json.dumps(report))
