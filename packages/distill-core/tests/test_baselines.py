@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from distill_core import Budget, RealData, distill, herding_select, k_center_select, load_artifact
+from distill_core.testing import ArtifactContract
 
 
 class TestKCenter:
@@ -107,3 +108,20 @@ def test_selection_uses_the_features(name: str, select, blobs: RealData) -> None
         feats = blobs.x_train[blobs.y_train == c]
         expected = {tuple(r.tolist()) for r in feats[select(feats, 4)]}
         assert {tuple(r.tolist()) for r in summary.x[summary.labels == c]} == expected
+
+
+class TestRandomContract(ArtifactContract):
+    """The coreset baselines are registered methods without outer steps: the artifact contract (round trip,
+    determinism) on the toy modality's blobs."""
+
+    method = "random"
+    dataset = "blobs"
+    protocol_overrides = {"n_models": 1, "epochs": 5}
+
+
+class TestHerdingContract(TestRandomContract):
+    method = "herding"
+
+
+class TestKCenterContract(TestRandomContract):
+    method = "kcenter"

@@ -16,7 +16,7 @@ from distill_core.modality import Modality
 from distill_core.registry import get_modality
 from distill_core.runner import build_method, distill
 from distill_core.selection import ModelSelection
-from distill_core.testing import InterruptAt, MethodContract
+from distill_core.testing import ArtifactContract, InterruptAt, MethodContract
 from distill_recsys.data import build_interaction_data
 from distill_recsys.evaluation import RecsysProtocol
 
@@ -47,8 +47,8 @@ def blocks():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def _contract_dataset(request: pytest.FixtureRequest, blocks_spec: str) -> None:
-    """The MethodContract classes read ``dataset`` from the class; point it at the fixture's file."""
-    if request.cls is not None and issubclass(request.cls, MethodContract):
+    """The contract classes read ``dataset`` from the class; point it at the fixture's file."""
+    if request.cls is not None and issubclass(request.cls, ArtifactContract):
         request.cls.dataset = blocks_spec
 
 
@@ -61,6 +61,22 @@ class TestDistillCFContract(MethodContract):
     protocol_overrides = {"model": "infinite-ae"}
 
     budget = Budget(total=USERS)
+
+
+class TestRandomUsersContract(ArtifactContract):
+    """The user coresets (no outer steps): round trip and determinism of their artifacts."""
+
+    method = "random-users"
+    budget = Budget(total=USERS)
+    protocol_overrides = {"model": "infinite-ae"}
+
+
+class TestHeadUsersContract(TestRandomUsersContract):
+    method = "head-users"
+
+
+class TestKCenterUsersContract(TestRandomUsersContract):
+    method = "kcenter-users"
 
 
 def test_one_path_through_the_core(blocks) -> None:  # type: ignore[no-untyped-def]
