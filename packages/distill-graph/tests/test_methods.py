@@ -95,6 +95,31 @@ def test_structure_and_feature_epochs_alternate() -> None:
     assert all(torch.equal(a, b) for a, b in zip(gen_mid, summary.structure_parameters()))
 
 
+def test_gcond_inner_loop_trains_on_the_dense_generated_adjacency() -> None:
+    """GCond's reference trains the backbone between summary updates on the generator's dense output (no threshold);
+    ``inner_adjacency="thresholded"`` keeps the evaluated graph instead. The BN statistics of the generator are
+    left as they were."""
+    from distill_graph.models import build_graph_model
+
+    method, summary, _ = _setup("gcond", threshold=0.5)
+    assert method.config.inner_adjacency == "dense"
+    bn_before = [bn.running_mean.clone() for bn in summary.generator.bns]
+    dense, evaluated = method.inner_adjacency(summary), summary.eval_adjacency()
+    assert torch.equal(dense, summary.generated_adjacency())
+    assert all(torch.equal(a, bn.running_mean) for a, bn in zip(bn_before, summary.generator.bns))
+    assert int((dense > 0).sum()) > int((evaluated > 0).sum()) > 0  # the threshold drops edges
+    assert torch.equal(torch.where(dense >= 0.5, dense, torch.zeros_like(dense)), evaluated)
+    thresholded = build_method("gcond", {"threshold": 0.5, "inner_adjacency": "thresholded"})
+    assert torch.equal(thresholded.inner_adjacency(summary), evaluated)
+    weights = []
+    for m in (method, thresholded):
+        torch.manual_seed(0)
+        model = build_graph_model("gcn", in_dim=summary.x.shape[1], num_classes=summary.num_classes, dropout=0.0)
+        m.train_inner(model, summary, torch.optim.Adam(model.parameters(), lr=0.01), 3)
+        weights.append(model.layers[0].weight.detach().clone())
+    assert not torch.equal(*weights)
+
+
 def test_closed_form_sgc_loss_equals_autograd() -> None:
     """The batched closed-form per-class SGC gradients give GCond's autograd loss, for every distance."""
     from distill_core.data import ClassIndex

@@ -180,26 +180,35 @@ class GraphSummary(Summary):
         return dense
 
     @torch.no_grad()
-    def eval_adjacency(self) -> Tensor:
-        """The adjacency used to evaluate and stored in artifacts: the generator's output (batch statistics, see
-        below), entries below ``threshold`` set to 0 (or 0/1 when ``discrete``). Detached, dense ``(n, n)``."""
+    def generated_adjacency(self) -> Tensor:
+        """The generator's weighted adjacency without threshold (GCond's ``pge.inference``, which its inner loop
+        trains on), computed with batch statistics as :meth:`eval_adjacency`. Detached, dense ``(n, n)``; the fixed
+        adjacency for other structures."""
         if self.structure != "pge":
             return self._fixed_dense()
         assert self.generator is not None
-        # batch-norm over all n^2 pairs with their own statistics (the graph the methods trained through), leaving
-        # the running statistics untouched; GCond's inference uses the running averages, which equal these once
-        # training has run for a while but lag far behind in short runs
+        # batch-norm over all n^2 pairs with their own statistics (the graph the methods trained through), as GCond's
+        # pge.inference, which runs the generator in training mode; unlike it, the running statistics (which
+        # nothing reads) are left untouched
         was_training = self.generator.training
         momenta = [bn.momentum for bn in self.generator.bns]
         self.generator.train()
         for bn in self.generator.bns:
             bn.momentum = 0.0
         try:
-            adj = self.generator(self.x.detach())
+            return self.generator(self.x.detach())
         finally:
             for bn, momentum in zip(self.generator.bns, momenta):
                 bn.momentum = momentum
             self.generator.train(was_training)
+
+    @torch.no_grad()
+    def eval_adjacency(self) -> Tensor:
+        """The adjacency used to evaluate and stored in artifacts: :meth:`generated_adjacency` with entries below
+        ``threshold`` set to 0 (or 0/1 when ``discrete``). Detached, dense ``(n, n)``."""
+        if self.structure != "pge":
+            return self._fixed_dense()
+        adj = self.generated_adjacency()
         if self.discrete and self.sample_seed is not None:
             return bernoulli_graph(adj, torch.Generator().manual_seed(self.sample_seed))
         if self.discrete:

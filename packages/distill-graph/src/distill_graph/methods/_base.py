@@ -57,6 +57,10 @@ class GraphCondensationConfig(MethodConfig):
     lr_model: float = field(default=0.01, metadata={"help": "Adam learning rate of the backbone's inner updates"})
     outer: int = field(default=20, metadata={"help": "summary updates per epoch"})
     inner: int = field(default=15, metadata={"help": "backbone updates on the synthetic graph between them"})
+    inner_adjacency: Literal["dense", "thresholded"] = field(default="dense", metadata={
+        "help": "graph of the inner backbone updates: 'dense': the generator's weighted adjacency without threshold "
+                "(GCond's reference: pge.inference); 'thresholded': entries below `threshold` dropped, as at "
+                "evaluation"})
     batch_real: int = field(default=256, metadata={"help": "real training nodes per class and update"})
     inductive: bool = field(default=False, metadata={
         "help": "condense from the subgraph induced by the training nodes only (inductive setting)"})
@@ -238,12 +242,20 @@ class GraphCondensation(Method[GraphCondensationConfig]):
         """The dense synthetic adjacency of this update (differentiable)."""
         return summary.adjacency()
 
+    def inner_adjacency(self, summary: GraphSummary) -> Tensor:
+        """The detached synthetic adjacency the backbone trains on between summary updates: the generator's dense
+        output (``inner_adjacency="dense"``, the reference's ``pge.inference``) or the evaluated, thresholded one."""
+        if self.config.inner_adjacency == "thresholded":
+            return summary.eval_adjacency()
+        return summary.generated_adjacency()
+
     def train_inner(self, model: nn.Module, summary: GraphSummary, opt: torch.optim.Optimizer, steps: int) -> None:
-        """``steps`` Adam updates of the backbone on the (detached) synthetic graph, as GCond between updates."""
+        """``steps`` Adam updates of the backbone on the (detached) synthetic graph (:meth:`inner_adjacency`), as
+        GCond between updates."""
         if steps <= 0:
             return
         x = summary.x.detach()
-        graph = Propagation.from_dense(summary.eval_adjacency())
+        graph = Propagation.from_dense(self.inner_adjacency(summary))
         if isinstance(model, SGC):  # its propagation has no parameter: smooth the features once
             h = graph.propagate_k(x, model.k)
             forward = lambda: model.forward_propagated(h)  # noqa: E731

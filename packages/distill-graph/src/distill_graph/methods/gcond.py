@@ -6,8 +6,11 @@ cross-entropy of the backbone on up to ``batch_real`` real training nodes of ``c
 with its gradient on the synthetic nodes of ``c`` (on the generated graph ``A' = PGE(X')``) by the layer-wise
 distance of DC, weighted by ``n_syn_c / max_c n_syn_c``; the summed loss updates either the structure generator
 (the first ``structure_epochs`` of every ``structure_period`` epochs) or the features ``X'``. Between rounds the
-backbone takes ``inner`` Adam steps on the synthetic graph. The backbone is GCond's SGC (one linear layer and
-``nlayers`` propagations). At evaluation, edges below ``threshold`` are dropped.
+backbone takes ``inner`` Adam steps on the synthetic graph: by default the generator's dense weighted adjacency, as
+the reference's inner loop (``pge.inference``, no threshold); ``inner_adjacency="thresholded"`` trains on the
+evaluated graph instead (edges below ``threshold`` dropped). The backbone is GCond's SGC (one linear layer and
+``nlayers`` propagations). At evaluation, edges below ``threshold`` are dropped (GCond's cross-architecture
+tester; its built-in test keeps the dense graph).
 
 Differences from the reference, all on the real side: the real logits of a class batch are computed exactly from
 the batch's ``nlayers``-hop neighbourhood (whole-graph normalisation) instead of GCond's [10, 5] neighbour
