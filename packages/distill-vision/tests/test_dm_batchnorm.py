@@ -8,8 +8,8 @@ import torch
 
 from distill_core.data import Budget
 from distill_core.runner import distill
-from distill_vision.methods.dm import has_batchnorm, joint_class_means
-from distill_vision.models import build_model
+from distill_vision.methods.dm import joint_class_means
+from distill_vision.models import build_model, has_batchnorm
 
 
 def test_joint_means_use_statistics_over_all_batches() -> None:
@@ -42,3 +42,40 @@ def test_dm_learns_with_a_batchnorm_network(monkeypatch: pytest.MonkeyPatch) -> 
     assert sum(losses[-6:]) / 6 < 0.7 * sum(losses[:6]) / 6, losses
     assert torch.isfinite(out.run.summary.x).all()
     assert calls == [10, 10] * 24  # every step: one joint forward of the 10 real batches, one of the 10 synthetic
+
+
+def test_dc_freezes_batchnorm_on_all_classes_before_each_matching_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference's handling (DC main.py): a training-mode forward over 16 real images per class sets the
+    running statistics, then BatchNorm is in eval mode while the gradients are matched."""
+    from distill_vision.methods.dc import DC
+
+    seen: list[tuple[int, bool, bool]] = []
+    freeze, match = DC.freeze_batchnorm, DC.matching_loss
+
+    def spy_freeze(self: DC, net: torch.nn.Module, ctx) -> None:  # type: ignore[no-untyped-def]
+        bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        before = bn.num_batches_tracked.clone()
+        freeze(self, net, ctx)
+        seen.append((int(bn.num_batches_tracked - before), bn.training, bool(bn.running_mean.abs().sum() > 0)))
+
+    def spy_match(self: DC, net: torch.nn.Module, summary, ctx, *, update: int = 0):  # type: ignore[no-untyped-def]
+        assert not any(m.training for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        return match(self, net, summary, ctx, update=update)
+
+    monkeypatch.setattr(DC, "freeze_batchnorm", spy_freeze)
+    monkeypatch.setattr(DC, "matching_loss", spy_match)
+    out = distill("dc", dataset="digits", budget=Budget(ipc=1), seed=0, evaluate=False, progress=False,
+                  overrides={"steps": 3, "model": "convnet-bn", "model_kwargs": {"width": 16}, "batch_real": 16,
+                             "outer_loop": 2, "inner_loop": 1})
+    assert seen == [(1, False, True)] * 6  # one statistics forward, then frozen, before each of 2 updates per step
+    assert torch.isfinite(out.run.summary.x).all()
+
+
+def test_dc_with_instance_norm_draws_as_before() -> None:
+    """Without BatchNorm nothing extra is drawn: the summary of a ConvNet run does not depend on the new option."""
+    common = {"steps": 2, "model_kwargs": {"width": 16}, "batch_real": 16}
+    a = distill("dc", dataset="digits", budget=Budget(ipc=1), seed=2, evaluate=False, progress=False,
+                overrides=common).run.summary.x
+    b = distill("dc", dataset="digits", budget=Budget(ipc=1), seed=2, evaluate=False, progress=False,
+                overrides={**common, "bn_batch_per_class": 3}).run.summary.x
+    assert torch.equal(a, b)

@@ -33,6 +33,7 @@ __all__ = [
     "ResNet18",
     "build_model",
     "check_architecture_defaults",
+    "has_batchnorm",
     "convnet_search_space",
     "list_models",
     "register_model",
@@ -80,6 +81,11 @@ def build_model(name: str, *, sample_shape: tuple[int, ...], num_classes: int, *
     if h != w:
         raise ValueError(f"square images expected, got {h}x{w}")
     return _MODELS[name](in_channels=c, num_classes=num_classes, image_size=h, **kwargs)
+
+
+def has_batchnorm(net: nn.Module) -> bool:
+    """Whether ``net`` normalises with batch statistics (any BatchNorm layer)."""
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in net.modules())
 
 
 def check_architecture_defaults(model: str, *, lr_images: float, reference_key: str = "dc_lr_images") -> None:

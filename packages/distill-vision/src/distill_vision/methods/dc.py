@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distill_core.method import Method, MethodConfig, StepContext
+from distill_core.method import Method, MethodConfig, Range, StepContext
 from distill_core.objectives import classwise_gradient_match, loop_schedule, soft_cross_entropy, train_on_summary
 from distill_core.synset import Summary
 
 from ..augment import DSA
-from ..models import check_architecture_defaults
+from ..models import check_architecture_defaults, has_batchnorm
 
 __all__ = ["DC", "DCConfig", "loop_schedule"]
 
@@ -49,6 +49,10 @@ class DCConfig(MethodConfig):
     outer_loop: int = field(default=0, metadata={"help": "matching steps per iteration (0: reference table)"})
     inner_loop: int = field(default=0, metadata={"help": "inner epochs between matching steps (0: table)"})
     metric: Literal["ours", "mse", "cos"] = field(default="ours", metadata={"help": "gradient distance"})
+    bn_batch_per_class: int = field(default=16, metadata={
+        "range": Range(1),
+        "help": "BatchNorm networks only: real samples per class of the forward that sets the running statistics "
+                "before each matching update, which then stay frozen (reference: BNSizePC 16)"})
     dsa_strategy: str | None = field(default=None, metadata={"help": "Siamese augmentation (None: DC)"})
 
 
@@ -137,13 +141,31 @@ class DC(Method[DCConfig]):
         train_on_summary(net, x_syn, targets, epochs=self.inner_loop, batch_size=self.config.batch_train,
                          optimizer=optimizer, generator=ctx.generator, augment=augment)
 
+    def freeze_batchnorm(self, net: nn.Module, ctx: StepContext) -> None:
+        """The reference's BatchNorm handling before each matching update (``main.py``): one forward in training
+        mode over ``bn_batch_per_class`` real samples of every class updates the running statistics, then every
+        BatchNorm layer is put in eval mode, so that the per-class batches (one synthetic image at IPC 1) are
+        normalised by statistics of all classes rather than by their own. The draws come from the step's generator,
+        alike on every rank."""
+        x = torch.cat([ctx.sample_real(c, self.config.bn_batch_per_class) for c in range(ctx.data.num_classes)])
+        net.train()
+        with torch.no_grad():
+            net(x)
+        for module in net.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
     def run_step(self, summary: Summary, ctx: StepContext) -> float:
         net = ctx.fresh_model(self.config.model, **self.config.model_kwargs).train()
+        batchnorm = has_batchnorm(net)
         net_opt = torch.optim.SGD(net.parameters(), lr=self.config.lr_net)
         total = 0.0
         for ol in range(self.outer_loop):
+            if batchnorm:
+                self.freeze_batchnorm(net, ctx)
             total += ctx.update(self.matching_loss(net, summary, ctx, update=ol))
             if ol == self.outer_loop - 1:
                 break
+            net.train()  # the inner epochs train BatchNorm layers too (the reference's epoch('train', ...))
             self.train_inner(net, summary, ctx, net_opt)
         return total / self.outer_loop

@@ -28,14 +28,9 @@ from distill_core.synset import Summary
 from ..augment import DSA
 from ..fused import fused_available, fused_embed
 from ..modality import default_strategy
-from ..models import check_architecture_defaults
+from ..models import check_architecture_defaults, has_batchnorm
 
-__all__ = ["DM", "DMConfig", "has_batchnorm", "joint_class_means"]
-
-
-def has_batchnorm(net: nn.Module) -> bool:
-    """Whether ``net`` normalises with batch statistics (any BatchNorm layer)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+__all__ = ["DM", "DMConfig", "joint_class_means"]
 
 
 def joint_class_means(net: nn.Module, batches: list[Tensor]) -> Tensor:
