@@ -1,5 +1,6 @@
-"""DM with a BatchNorm ConvNet follows the reference's ConvNetBN branch: one forward over every class's real batch
-and one over every synthetic image, so the normalisation statistics span all classes."""
+"""DM and DC with a BatchNorm ConvNet follow the reference: DM embeds every class's real batch in one forward and
+all synthetic images in another (statistics over all classes); DC sets the running statistics on real images of
+every class and freezes them before each matching update."""
 
 from __future__ import annotations
 
