@@ -58,8 +58,9 @@ ROOT_ENV = "DISTILL_PLANETOID_ROOT"
 # The raw Planetoid files come from the URL torch_geometric's own Planetoid downloads from (Planetoid.url, the
 # authors' repository), fetched by distill_core.download rather than by Planetoid(download=True): PyG's download has
 # no checksum, and PyG then unpickles the files and torch.load's its processed cache, which distill never does.
-# sha256: Cora and CiteSeer computed from byte-for-byte copies of the files of kimiyoung/planetoid at af6abf4; PubMed's from the files of kimiyoung/planetoid at
-# af6abf4 except ind.pubmed.allx (over 4 MiB, not readable offline): unverified, logged as such when downloaded.
+# sha256: Cora and CiteSeer computed from byte-for-byte copies of the files of kimiyoung/planetoid at af6abf4;
+# PubMed's from the files of kimiyoung/planetoid at af6abf4 except ind.pubmed.allx (over 4 MiB, not readable
+# offline): unverified, logged as such when downloaded.
 _PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"
 _PLANETOID_SHA256: dict[str, dict[str, str | None]] = {
     "cora": {
