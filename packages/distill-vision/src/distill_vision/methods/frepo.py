@@ -5,13 +5,19 @@ A pool of ``num_models`` networks is trained *online on the summary*. Every oute
 member, embeds a real target batch (no gradient) and the summary images (with gradient) with its feature extractor
 (the flattened input of the final dense layer), predicts the targets' centred one-hot labels by kernel ridge
 regression with the linear kernel on those features (ridge ``1e-6 · trace(K)/n``), and minimises the squared error
-plus a label-margin regulariser w.r.t. the images and the learned soft labels. Then the member takes one Adam step
-(MSE on the learned labels) on the summary, or is re-initialised once it has done ``max_online_updates`` steps;
-finally a random member becomes current (yongchao97/FRePO). The pool (weights, optimiser states,
-step counts, current member) is the method state saved in checkpoints, so resumed runs are exact.
+plus a label-margin regulariser w.r.t. the images and the learned soft labels. The margin is the reference's
+(``lb_margin_th``): the gap between the two largest entries of each learned label vector, capped at ``1/C``,
+whichever classes they belong to. The loss is the reference's divided by ``C``: its squared error is summed over
+classes (``mean_squared_loss``), the core's ``krr_loss`` averages over them, so the margin enters with weight
+``1/C`` (the same balance; Adam does not see the common factor).
+Then the member takes one Adam step (MSE on the learned labels) on the summary, or is re-initialised once it has
+done ``max_online_updates`` steps; finally a random member becomes current (yongchao97/FRePO). The pool (weights,
+optimiser states, step counts, current member) is the method state saved in checkpoints, so resumed runs are exact.
 
 Deviations: Adam replaces LAMB for the summary (no LAMB in torch) and its cosine decay is not applied; the pool uses
 the library's ConvNet (constant width, instance norm by default) instead of FRePO's widening BatchNorm ConvNet.
+``label_margin_kind="true_class"`` keeps the margin this module used before (the labelled class against the largest
+other entry), which pulls a label whose largest entry has drifted to another class back to its own class.
 """
 
 from __future__ import annotations
@@ -55,18 +61,41 @@ class FRePOConfig(MethodConfig):
     target_batch: int = field(default=1024, metadata={"help": "real target images per step"})
     reg: float = field(default=1e-6, metadata={"help": "KRR ridge, relative to trace(K)/n"})
     label_margin: bool = field(default=True, metadata={"help": "add the label-margin regulariser"})
+    label_margin_kind: Literal["top2", "true_class"] = field(default="top2", metadata={
+        "help": "margin of a learned label: 'top2': its largest minus its second-largest entry (reference: "
+                "lb_margin_th); 'true_class': the labelled class's entry minus the largest other one"})
     use_flip: bool = field(default=False, metadata={"help": "append h-flipped images to the KRR support "
                                                               "(reference: False on MNIST/FMNIST)"})
     float64: bool = field(default=True, metadata={"help": "solve the KRR system in float64"})
 
 
-def label_margin_loss(label_values: Tensor, labels: Tensor) -> Tensor:
-    """FRePO's label regulariser: ``mean(-min(y_true - max_other, 1/C))`` keeps each learned label's own class
-    ahead of the others by a margin of ``1/C`` (no gradient once it is)."""
+def label_margin_loss(label_values: Tensor, labels: Tensor | None = None, *,
+                      kind: Literal["top2", "true_class"] = "top2") -> Tensor:
+    """FRePO's label regulariser ``mean(-min(margin, 1/C))``: no gradient once a label's margin reaches ``1/C``.
+
+    Args:
+        label_values: the learned labels ``(n, C)``.
+        labels: the classes of the samples ``(n,)`` (needed by ``kind="true_class"`` only).
+        kind: ``"top2"``: the margin is the largest entry minus the second largest, whichever classes they belong to
+            (the reference's ``lb_margin_th``: it keeps every label decisive, not necessarily right);
+            ``"true_class"``: the labelled class's entry minus the largest other entry (negative when another class
+            leads, so it also pulls the label back to its own class).
+
+    Shapes:
+        label_values: ``(n, C)``; labels: ``(n,)``; returns a scalar.
+    """
     num_classes = label_values.shape[1]
-    true = label_values.gather(1, labels[:, None])[:, 0]
-    others = label_values.masked_fill(nn.functional.one_hot(labels, num_classes).bool(), float("-inf"))
-    margin = true - others.max(1).values
+    if kind == "top2":
+        top = label_values.topk(2, dim=1).values
+        margin = top[:, 0] - top[:, 1]
+    elif kind == "true_class":
+        if labels is None:
+            raise DataValidationError("label_margin_loss(kind='true_class') needs the sample classes")
+        true = label_values.gather(1, labels[:, None])[:, 0]
+        others = label_values.masked_fill(nn.functional.one_hot(labels, num_classes).bool(), float("-inf"))
+        margin = true - others.max(1).values
+    else:
+        raise DataValidationError(f"unknown label margin {kind!r}; use 'top2' or 'true_class'")
     return -(margin.clamp(max=1.0 / num_classes)).mean()
 
 
@@ -88,7 +117,7 @@ class FRePO(Method[FRePOConfig]):
 
     def init_summary(self, data: RealData, **kwargs: Any) -> Summary:  # type: ignore[override]
         summary = super().init_summary(data, **kwargs)
-        if summary.label_values is not None and data.num_classes > 10:  # reference: divided by sqrt(C / 10)
+        if summary.label_values is not None:  # reference (init_proto, scale_y): divided by sqrt(C / 10)
             summary.label_values.data /= (data.num_classes / 10) ** 0.5
         return summary
 
@@ -164,7 +193,10 @@ class FRePO(Method[FRePOConfig]):
             loss = krr_loss(f_t @ f_s.T, f_s @ f_s.T, targets, one_hot_centred(y_t, ctx.data.num_classes),
                             reg=cfg.reg, float64=cfg.float64)
             if cfg.label_margin and cfg.learn_labels and summary.label_values is not None:
-                loss = loss + label_margin_loss(summary.label_values, summary.labels)
+                # the reference sums the squared error over classes (C x krr_loss's mean) and adds the margin: the
+                # margin / C keeps its balance at the loss scale the parameterizations' regularizers are set against
+                margin = label_margin_loss(summary.label_values, summary.labels, kind=cfg.label_margin_kind)
+                loss = loss + margin / summary.num_classes
         finally:
             for p in model.parameters():
                 p.requires_grad_(True)
