@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from distill_core.distributed import gather_indexed, shard, world
-from distill_core.testing import distributed_worker
+from distill_core.testing import spawn_ranks
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,10 +23,7 @@ def test_two_processes_evaluate_like_one(tmp_path: Path, monkeypatch: pytest.Mon
     import _distributed_run
 
     single = _distributed_run.run(None)
-    (tmp_path / "results").mkdir()
-    call = functools.partial(_distributed_run.run, str(tmp_path / "out"))
-    mp.spawn(distributed_worker, args=(2, str(tmp_path / "init"), call, str(tmp_path / "results")), nprocs=2)
-    rows = [json.loads((tmp_path / "results" / f"rank{r}.json").read_text()) for r in range(2)]
+    rows = spawn_ranks(functools.partial(_distributed_run.run, str(tmp_path / "out")), tmp_path)
     assert [row["world"] for row in rows] == [[0, 2], [1, 2]]
     assert [row["shard"] for row in rows] == [[0, 2, 4], [1, 3]]
     assert all(row["probe"] == [7.0, 7.0, 7.0] for row in rows)  # rank 0's tensor everywhere

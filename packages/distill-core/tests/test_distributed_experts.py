@@ -4,15 +4,13 @@ missing experts are spread over the ranks, both write into one store, and the st
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
-from distill_core.testing import distributed_worker
+from distill_core.testing import spawn_ranks
 
 HERE = Path(__file__).resolve().parent
 
@@ -20,12 +18,7 @@ HERE = Path(__file__).resolve().parent
 def _two_ranks(tmp_path: Path, name: str, root: Path) -> list[dict]:  # type: ignore[type-arg]
     import _distributed_experts
 
-    results = tmp_path / f"results-{name}"
-    results.mkdir()
-    mp.spawn(distributed_worker, args=(2, str(tmp_path / f"init-{name}"),
-                                       functools.partial(_distributed_experts.build, str(root)), str(results)),
-             nprocs=2)
-    return [json.loads((results / f"rank{r}.json").read_text()) for r in range(2)]
+    return spawn_ranks(functools.partial(_distributed_experts.build, str(root)), tmp_path / name)
 
 
 def test_two_ranks_build_the_one_process_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

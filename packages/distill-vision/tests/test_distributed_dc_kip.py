@@ -5,16 +5,14 @@ computes its share of the loss, and the summary's gradient is summed over the ra
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from distill_core.data import RealData
-from distill_core.testing import distributed_worker
+from distill_core.testing import spawn_ranks
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,10 +23,7 @@ def test_dsa_and_kip_on_two_processes_equal_one(tmp_path: Path, monkeypatch: pyt
     import _distributed_dc_kip
 
     single = _distributed_dc_kip.run(digits)
-    (tmp_path / "results").mkdir()
-    mp.spawn(distributed_worker, args=(2, str(tmp_path / "init"), functools.partial(_distributed_dc_kip.run, digits),
-                                       str(tmp_path / "results")), nprocs=2)
-    rows = [json.loads((tmp_path / "results" / f"rank{r}.json").read_text()) for r in range(2)]
+    rows = spawn_ranks(functools.partial(_distributed_dc_kip.run, digits), tmp_path)
     updates = {"dsa": _distributed_dc_kip.DSA["steps"] * _distributed_dc_kip.DSA["outer_loop"],
                "kip": _distributed_dc_kip.KIP["steps"]}
     for name in ("dsa", "kip"):

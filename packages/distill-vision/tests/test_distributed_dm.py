@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
-from distill_core.testing import distributed_worker
+from distill_core.testing import spawn_ranks
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,10 +20,7 @@ def test_dm_on_two_processes_equals_one(tmp_path: Path, monkeypatch: pytest.Monk
     import _distributed_dm
 
     single = _distributed_dm.run()
-    (tmp_path / "results").mkdir()
-    mp.spawn(distributed_worker, args=(2, str(tmp_path / "init"), functools.partial(_distributed_dm.run),
-                                       str(tmp_path / "results")), nprocs=2)
-    rows = [json.loads((tmp_path / "results" / f"rank{r}.json").read_text()) for r in range(2)]
+    rows = spawn_ranks(functools.partial(_distributed_dm.run), tmp_path)
     for row in rows:
         # float sums in another order: equal to float32 rounding, not bit for bit
         torch.testing.assert_close(torch.tensor(row["x"]), torch.tensor(single["x"]), rtol=1e-4, atol=1e-5)

@@ -5,7 +5,6 @@ checkpoint and sends its state to rank 1) ends with the summary of an uninterrup
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch.multiprocessing as mp
 from distill_core.checkpoint import CHECKPOINT, load_state
 from distill_core.data import RealData
 from distill_core.files import LOCK_NAME
-from distill_core.testing import distributed_worker
+from distill_core.testing import spawn_ranks
 
 HERE = Path(__file__).resolve().parent
 
@@ -26,22 +25,17 @@ def test_killed_rank_then_resume_equals_uninterrupted(tmp_path: Path, monkeypatc
     monkeypatch.syspath_prepend(str(HERE))
     import _distributed_resume as job
 
-    results = tmp_path / "results"
-    results.mkdir()
     # rank 1's exit (code 17), or rank 0's error from the collective its peer left, whichever spawn sees first
     with pytest.raises((mp.ProcessExitedException, mp.ProcessRaisedException)):
-        call = functools.partial(job.killed, str(tmp_path), digits)
-        mp.spawn(distributed_worker, args=(2, str(tmp_path / "init1"), call, str(results)), nprocs=2)
+        spawn_ranks(functools.partial(job.killed, str(tmp_path), digits), tmp_path / "first")
     killed = tmp_path / "killed"
     # only the complete checkpoint of step 2 (and the lock file the kernel released): no manifest, no tensors, no
     # staging folder or temporary file of an artifact or checkpoint in the making
     assert {p.name for p in killed.iterdir()} <= {CHECKPOINT, LOCK_NAME}
     assert load_state(killed / CHECKPOINT)["step"] == job.EVERY
-    assert not list(results.iterdir())  # neither rank returned
+    assert not list((tmp_path / "first" / "results").iterdir())  # neither rank returned
 
-    call = functools.partial(job.resumed, str(tmp_path), digits)
-    mp.spawn(distributed_worker, args=(2, str(tmp_path / "init2"), call, str(results)), nprocs=2)
-    rows = [json.loads((results / f"rank{r}.json").read_text()) for r in range(2)]
+    rows = spawn_ranks(functools.partial(job.resumed, str(tmp_path), digits), tmp_path / "second")
     for row in rows:
         assert row["resumed"]["resumed_from"] == job.EVERY and row["uninterrupted"]["resumed_from"] is None
         # the same computation from the same state: the resumed summary is the uninterrupted one

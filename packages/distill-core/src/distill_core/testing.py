@@ -28,7 +28,7 @@ from .preprocessing import ChannelNormalization, Preprocessing
 from .registry import register_modality
 
 __all__ = ["ArtifactContract", "ExitAt", "InterruptAt", "MethodContract", "ToyModality", "distributed_worker",
-           "make_blobs"]
+           "make_blobs", "spawn_ranks"]
 
 
 def make_blobs(*, n_per_class: int = 40, num_classes: int = 3, dim: int = 8, seed: int = 0,
@@ -195,3 +195,18 @@ def distributed_worker(rank: int, world_size: int, init_file: str, call: Callabl
         Path(results, f"rank{rank}.json").write_text(json.dumps(call()), encoding="utf-8")
     finally:
         torch.distributed.destroy_process_group()
+
+
+def spawn_ranks(call: Callable[[], Any], folder: str | os.PathLike[str], *, nprocs: int = 2) -> list[Any]:
+    """Run ``call`` on ``nprocs`` gloo ranks (:func:`distributed_worker` under ``torch.multiprocessing.spawn``, as
+    ``torchrun`` would start them) and return each rank's JSON result, rank 0 first. ``folder`` (new or empty)
+    receives the rendezvous file and the ``results/rank<R>.json`` files; a rank that fails raises here
+    (``torch.multiprocessing.ProcessRaisedException`` / ``ProcessExitedException``) and returns nothing."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    results = Path(folder, "results")
+    results.mkdir(parents=True)
+    mp.spawn(distributed_worker, args=(nprocs, str(Path(folder, "init")), call, str(results)), nprocs=nprocs)
+    return [json.loads((results / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(nprocs)]
