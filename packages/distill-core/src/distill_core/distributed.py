@@ -6,7 +6,8 @@ one-process identity, so single-process users pay nothing.
 
 What is shared today:
 
-- **Class-wise objectives** (methods with ``shards_classes``: DM, DC, DSA): each rank computes the loss of its
+- **Class-wise objectives** (methods with ``shards_classes``: DM, DC, DSA; not with BatchNorm networks, whose
+  statistics span every class, nor DCC, whose loss mixes the classes): each rank computes the loss of its
   classes (:meth:`~distill_core.method.StepContext.classes`, ``c mod W == rank``) with draws that do not depend on
   the process layout (DM: keyed by ``(seed, step, class)``; DC: every rank draws every class's batch indices from
   the step's generator and gathers only its own), and :meth:`~distill_core.method.StepContext.update` sums the
@@ -16,6 +17,9 @@ What is shared today:
 - **Kernel blocks** (methods with ``shards_targets``: KIP): every rank draws the whole real target batch's
   indices, computes the kernel and the loss terms of its contiguous block of target rows (:func:`row_block`), and
   the gradient and the loss are summed the same way.
+- **Expert trajectories** (:func:`distill_core.experts.build_experts`): the missing experts are shared out (the
+  i-th on rank ``i mod W``), each rank writes its own experts into the one store, and all ranks wait until the
+  store is complete; experts are seeded by their index, so the files equal a one-process build.
 - **Evaluation**: the protocol's N fresh models are spread over the ranks (model ``i`` on rank ``i mod W``); each
   model is seeded by its index, not by its rank, so the gathered accuracies equal the one-process list exactly.
 - **Writes**: only rank 0 writes checkpoints, artifacts and pictures (:func:`is_writer`); before evaluating, every
