@@ -6,7 +6,7 @@ one-process identity, so single-process users pay nothing.
 
 What is shared today:
 
-- **Class-wise objectives** (methods with ``shards_classes``: DM, DC, DSA; not with BatchNorm networks, whose
+- **Class-wise objectives** (methods with ``shards_classes``: DM, DC, DSA; not DM with a BatchNorm network, whose
   statistics span every class, nor DCC, whose loss mixes the classes): each rank computes the loss of its
   classes (:meth:`~distill_core.method.StepContext.classes`, ``c mod W == rank``) with draws that do not depend on
   the process layout (DM: keyed by ``(seed, step, class)``; DC: every rank draws every class's batch indices from
