@@ -483,7 +483,10 @@ def _tta_lines(t: dict[str, Any]) -> list[str]:
               "one, fitted on all training images. "
               f"DM: batch_real {t['batch_real']}, distillation seed {t['seed']}, "
               f"{t.get('threads', 2)} thread(s), load average {t.get('load_avg_1min', '?')} at the end; the clock "
-              "counts distillation only (evaluations excluded). An earlier measurement stopped at the first "
+              "counts distillation only (evaluations excluded). "
+              f"With a check every {t['every']} steps the threshold may be crossed before the step reported, and "
+              "this is one distillation seed (at IPC 1 the real image each class starts from can move the result by "
+              "points). An earlier measurement stopped at the first "
               "**test** evaluation above 70% with 2 models (step 50, 590.6 s, 70.5%); it selected on the test set "
               "and is replaced by this one.", "", REFERENCE_TTA, ""]
     return lines + harness.md_table([
