@@ -98,6 +98,11 @@ class DPDM(DM):
         self.sigma = noise_multiplier(epsilon=cfg.epsilon, delta=cfg.delta, sample_rate=max(self.sample_rates),
                                       steps=max(1, cfg.steps), accountant=cfg.accountant)
 
+    def setup(self, summary: Summary, data: RealData, device: torch.device) -> None:
+        super().setup(summary, data, device)
+        if self.private and not self.sample_rates:  # a loop started without the runner's prepare()
+            self.prepare(data, modality=None, device=device, progress=False)
+
     @torch.inference_mode()
     def clipped_embeddings(self, net: nn.Module, x_real: Tensor, seed: int) -> Tensor:
         """Every real sample's embedding (Siamese DSA draw ``seed``, the frozen ``net``), clipped to ``clip_norm``.
