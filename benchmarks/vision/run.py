@@ -1,5 +1,5 @@
 """Vision benchmark runner: accuracy cells (method x dataset x IPC), DM step speed against the in-run yardstick
-the yardstick tools/dm_reference.py (``--reference``), and DM time-to-accuracy.
+tools/dm_reference.py (``--reference``), and DM time-to-accuracy.
 
 Each accuracy cell runs in its own process (so its peak memory is its own; ``benchmarks/harness.py``) and appends
 one JSON object to ``results.jsonl``; ``table`` turns them into ``results.md``. ``--out DIR`` puts every file of a
