@@ -18,6 +18,7 @@ from distill_core.errors import DataValidationError
 from distill_core.method import StepContext
 from distill_core.runner import build_method, distill
 from distill_vision.modality import VisionModality
+from distill_vision.testing import QUICK_OBJECTIVES, ConvNetDigitsContract
 
 
 def _run(method, digits, **overrides):
@@ -114,3 +115,12 @@ def test_cli_apply_privacy_and_federated(capsys):
     assert "not differentially private" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["apply", "privacy", "--dataset", "digits", "--epsilons", "0"])
+
+
+class TestDPDMContract(ConvNetDigitsContract):
+    """The method contract at a private setting (epsilon 10, from noise): the summary still beats random real
+    images (no margin: the noise costs accuracy at 40 steps)."""
+
+    method = "dp-dm"
+    overrides = {"steps": 40, **QUICK_OBJECTIVES["dm"], "epsilon": 10.0}
+    beats_random_margin = 0.0

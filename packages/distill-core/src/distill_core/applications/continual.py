@@ -34,9 +34,9 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,10 @@ from ..data import Budget, ClassIndex, RealData
 from ..errors import DataValidationError, UnknownNameError
 from ..modality import Modality
 from ..protocol import EvalProtocol
+
+if TYPE_CHECKING:
+    from ..method import Method
+    from ..synset import Summary
 
 __all__ = ["ContinualConfig", "ContinualResult", "average_accuracy", "average_forgetting", "class_order",
            "run_continual", "split_tasks"]
@@ -225,6 +229,35 @@ def check_data(config: ContinualConfig, data: RealData) -> None:
 
 
 # -- the protocol --------------------------------------------------------------------------------------------------
+def distill_in_process(method_name: str, options: dict[str, Any], steps: int | None, data: RealData, *,
+                       modality: Modality, seed: int, device: torch.device,
+                       init: Callable[[Method[Any], torch.Generator], Summary]) -> Summary:
+    """Distill ``data`` with ``method_name`` in this process and return the summary the run keeps: the runner's
+    outer loop (the method's callbacks, its model-selection pick, :meth:`Method.finalize`) without the runner's data
+    checks and artifact, for the applications' small pieces of data (a one-class task, a client's share).
+
+    Args:
+        options: method options; ``steps`` (when not ``None``) overrides the method's.
+        init: makes the starting summary from the prepared method and a generator seeded with ``seed``.
+    """
+    from ..distiller import Distiller
+    from ..runner import _adapted, build_method
+    from ..selection import ModelSelection
+
+    overrides = dict(options)
+    if steps is not None:
+        overrides["steps"] = steps
+    method = _adapted(build_method(method_name, overrides), modality)
+    method.prepare(data, modality=modality, device=device, progress=False)
+    torch.manual_seed(seed)
+    summary = init(method, torch.Generator().manual_seed(seed))
+    callbacks = list(method.callbacks(data, device))
+    result = Distiller(method=method, data=data, summary=summary, modality=modality, seed=seed, out_dir=None,
+                       progress=False, device=device, callbacks=callbacks).run()
+    selection = next((cb for cb in callbacks if isinstance(cb, ModelSelection)), None)
+    return method.finalize(result.summary if selection is None else selection.chosen(result.summary), data)
+
+
 def build_task_memory(config: ContinualConfig, data: RealData, classes: Sequence[int], *, modality: Modality,
                       seed: int, device: torch.device) -> tuple[Tensor, Tensor, str]:
     """The memory of one task: ``config.method`` run on the task's classes only (relabelled), its samples and
@@ -233,25 +266,12 @@ def build_task_memory(config: ContinualConfig, data: RealData, classes: Sequence
     Returns:
         ``(x, targets, label_kind)``; targets ``(n, num_classes)``.
     """
-    from ..distiller import Distiller
-    from ..runner import _adapted, build_method
-    from ..selection import ModelSelection
-
-    overrides = dict(config.method_options)
-    if config.steps is not None:
-        overrides["steps"] = config.steps
     # the runner's outer loop without its data check, which refuses the one-class data of a one-class task
     subset = _class_subset(data, classes)
-    method = _adapted(build_method(config.method, overrides), modality)
-    method.prepare(subset, modality=modality, device=device, progress=False)
-    torch.manual_seed(seed)
-    summary = method.init_summary(subset, budget=Budget(ipc=config.memory_per_class), modality=modality,
-                                  generator=torch.Generator().manual_seed(seed))
-    callbacks = list(method.callbacks(subset, device))
-    result = Distiller(method=method, data=subset, summary=summary, modality=modality, seed=seed, out_dir=None,
-                       progress=False, device=device, callbacks=callbacks).run()
-    selection = next((cb for cb in callbacks if isinstance(cb, ModelSelection)), None)
-    summary = method.finalize(result.summary if selection is None else selection.chosen(result.summary), subset)
+    summary = distill_in_process(
+        config.method, config.method_options, config.steps, subset, modality=modality, seed=seed, device=device,
+        init=lambda method, generator: method.init_summary(subset, budget=Budget(ipc=config.memory_per_class),
+                                                           modality=modality, generator=generator))
     x, targets = (t.detach().cpu() for t in summary.materialize())
     full = torch.zeros(len(targets), data.num_classes, dtype=targets.dtype)
     full[:, torch.as_tensor(list(classes))] = targets

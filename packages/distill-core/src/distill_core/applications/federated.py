@@ -30,7 +30,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,7 +41,11 @@ from ..data import Budget, ClassIndex, RealData
 from ..errors import DataValidationError, UnknownNameError
 from ..modality import Modality
 from ..protocol import EvalProtocol
-from .continual import _class_subset, base_protocol
+from .continual import _class_subset, base_protocol, distill_in_process
+
+if TYPE_CHECKING:
+    from ..method import Method
+    from ..synset import Summary
 
 __all__ = ["FederatedConfig", "FederatedResult", "dirichlet_split", "distill_client", "fedavg", "run_federated"]
 
@@ -196,30 +200,19 @@ def distill_client(config: FederatedConfig, data: RealData, indices: Tensor, *, 
     Returns:
         ``(x_summary, targets_summary, x_random, targets_random, label_kind)``; targets ``(n, num_classes)``.
     """
-    from ..distiller import Distiller
-    from ..runner import _adapted, build_method
-    from ..selection import ModelSelection
-
     local, held = _client_data(data, indices)
     counts = local.class_counts()
     sizes = [min(config.ipc, n) for n in counts]
-    overrides = dict(config.method_options)
-    if config.steps is not None:
-        overrides["steps"] = config.steps
-    method = _adapted(build_method(config.method, overrides), modality)
-    method.prepare(local, modality=modality, device=device, progress=False)
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    if all(s == config.ipc for s in sizes):
-        summary = method.init_summary(local, budget=Budget(ipc=config.ipc), modality=modality, generator=generator)
-    else:  # a class held with fewer than ipc samples: all of them
+
+    def init(method: Method[Any], generator: torch.Generator) -> Summary:
+        if all(s == config.ipc for s in sizes):
+            return method.init_summary(local, budget=Budget(ipc=config.ipc), modality=modality, generator=generator)
+        # a class held with fewer than ipc samples: all of them
         chosen = ClassIndex(local.y_train, local.num_classes).sample_sizes(sizes, generator=generator)
-        summary = method.make_summary(local, chosen, sizes=sizes, modality=modality, generator=generator)
-    callbacks = list(method.callbacks(local, device))
-    result = Distiller(method=method, data=local, summary=summary, modality=modality, seed=seed, out_dir=None,
-                       progress=False, device=device, callbacks=callbacks).run()
-    selection = next((cb for cb in callbacks if isinstance(cb, ModelSelection)), None)
-    summary = method.finalize(result.summary if selection is None else selection.chosen(result.summary), local)
+        return method.make_summary(local, chosen, sizes=sizes, modality=modality, generator=generator)
+
+    summary = distill_in_process(config.method, config.method_options, config.steps, local, modality=modality,
+                                 seed=seed, device=device, init=init)
     x, targets = (t.detach().cpu() for t in summary.materialize())
     random_idx = ClassIndex(local.y_train, local.num_classes).sample_sizes(
         sizes, generator=torch.Generator().manual_seed(seed + 1))

@@ -34,6 +34,7 @@ opacus is optional: ``pip install 'distill-core[privacy]'``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import statistics
@@ -99,15 +100,23 @@ def noise_multiplier(*, epsilon: float | None, delta: float, sample_rate: float,
         raise DataValidationError(f"the sampling rate must be in (0, 1], got {sample_rate}")
     if steps < 1:
         raise DataValidationError(f"a private run needs at least one step, got {steps}")
-    utils = _opacus_accountants().utils
     try:
-        return float(utils.get_noise_multiplier(target_epsilon=float(epsilon), target_delta=float(delta),
-                                                sample_rate=float(sample_rate), steps=int(steps),
-                                                accountant=accountant, epsilon_tolerance=tolerance))
+        return _searched_noise(float(epsilon), float(delta), float(sample_rate), int(steps), accountant,
+                               float(tolerance))
     except ValueError as exc:  # opacus: "The privacy budget is too low."
         raise DataValidationError(f"opacus finds no noise multiplier for epsilon={epsilon}, delta={delta} over "
                                   f"{steps} steps at sampling rate {sample_rate:.4g} ({exc}); raise epsilon or "
                                   "delta, or take fewer steps or smaller batches") from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _searched_noise(epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str,
+                    tolerance: float) -> float:
+    """opacus' binary search (seconds of RDP evaluations), remembered per target: runs and evaluations that ask
+    for the same target in one process search once."""
+    return float(_opacus_accountants().utils.get_noise_multiplier(
+        target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate, steps=steps, accountant=accountant,
+        epsilon_tolerance=tolerance))
 
 
 def spent_epsilon(history: Sequence[tuple[float, float, int]], *, delta: float, accountant: str = "rdp") -> float:
