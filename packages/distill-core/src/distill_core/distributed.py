@@ -43,8 +43,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["CommStats", "all_reduce_sum", "broadcast_bytes", "broadcast_tensors", "comm_stats", "gather_indexed",
-           "init_from_env", "is_writer", "row_block", "shard", "shard_items", "world"]
+__all__ = ["CommStats", "all_reduce_sum", "barrier", "broadcast_bytes", "broadcast_tensors", "comm_stats",
+           "gather_indexed", "init_from_env", "is_writer", "row_block", "shard", "shard_items", "world"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,12 @@ def init_from_env(device: str | torch.device = "cpu") -> bool:
     rank, size = world()
     logger.info("process group: rank %d of %d (%s)", rank, size, backend)
     return True
+
+
+def barrier() -> None:
+    """Wait until every rank reaches this point (a no-op for one process)."""
+    if _group_ready() and torch.distributed.get_world_size() > 1:
+        torch.distributed.barrier()
 
 
 def shard(n: int) -> list[int]:

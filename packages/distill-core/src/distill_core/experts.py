@@ -45,7 +45,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .data import RealData, data_fingerprint
-from .distributed import shard_items, world
+from .distributed import barrier, shard_items, world
 from .errors import DataValidationError
 from .files import atomic_write_with
 from .stores import default_store_root, open_store_manifest
@@ -158,13 +158,13 @@ class ExpertStore:
                   "param_shapes": param_shapes}
         rank, size = world()
         if size > 1 and rank != 0:
-            _barrier()  # under torchrun, rank 0 creates (or checks) the manifest before the others read it
+            barrier()  # under torchrun, rank 0 creates (or checks) the manifest before the others read it
         manifest = open_store_manifest(path, what="expert store", wanted=wanted,
                                        check=lambda stored: cls._check_match(path, stored, wanted),
                                        extra={"versions": _versions(), "floats_per_epoch":
                                               int(sum(math.prod(s) for s in param_shapes.values()))})
         if size > 1 and rank == 0:
-            _barrier()
+            barrier()
         return cls(path, manifest)
 
     @staticmethod
@@ -270,10 +270,6 @@ class ExpertStore:
         while len(self._cache) > 16:
             self._cache.popitem(last=False)
         return params
-
-
-def _barrier() -> None:
-    torch.distributed.barrier()
 
 
 def _param_shapes(model: torch.nn.Module) -> dict[str, list[int]]:
@@ -431,7 +427,7 @@ def build_experts(store: ExpertStore, *, n: int, epochs: int, data: RealData, mo
     finally:
         bar.close()
     if size > 1:
-        _barrier()  # every rank's experts are on disk before any rank samples them
+        barrier()  # every rank's experts are on disk before any rank samples them
     trained = sum(min(max(store.epochs_of(k), 0), epochs) for k in range(n)) - done_before
     return {"experts": n, "epochs": epochs, "expert_epochs_trained": trained,
             "wall_s": round(time.perf_counter() - start, 2),
