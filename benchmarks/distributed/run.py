@@ -10,6 +10,9 @@ Cells (each in a fresh process; two processes through ``python -m torch.distribu
   step after the warm-up; compute per step is step time minus that.
 - ``eval``: the evaluation protocol alone (``--models`` fresh ConvNets, ``--eval-epochs``) on a random real subset of
   the same size; the models are spread over the ranks.
+- ``experts``: MTT's expert protocol (its default ConvNet, SGD on the whole training set) for ``--experts`` experts
+  of ``--expert-epochs`` epochs each, into a fresh store (one per run, removed afterwards); under two processes the
+  experts are spread over the ranks, as ``distill experts`` does under torchrun.
 
 ``run`` appends rows to ``results.jsonl`` (one per cell and process count, with the load average and peak RSS of
 rank 0) and writes ``results.md``; ``table`` rewrites ``results.md`` from the rows. ``--results DIR`` keeps a smoke run
@@ -27,7 +30,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import harness  # noqa: E402
 
-CELLS = ("dm", "dc", "eval")
+CELLS = ("dm", "dc", "eval", "experts")
 KEYS = ("cell", "nproc", "dataset", "ipc", "steps")
 
 # -- projection assumptions (written into results.md) -------------------------------------------------------------
@@ -119,6 +124,13 @@ def _cell(args: argparse.Namespace) -> None:
                    classes=outcome.data.num_classes, sample_shape=list(outcome.data.sample_shape),
                    warmup=args.warmup)
         row["compute_s_per_step"] = row["s_per_step"] - row["comm_s_per_step"]
+    elif args.what == "experts":
+        from distill_core.runner import build_expert_store
+
+        report = build_expert_store("mtt", dataset=args.dataset, n=args.experts, epochs=args.expert_epochs,
+                                    overrides={"experts": args.store}, root=args.root, progress=False)
+        row.update(experts_s=report["wall_s"], experts=args.experts, expert_epochs=args.expert_epochs,
+                   expert_epochs_trained=report["expert_epochs_trained"])
     else:
         outcome = distill("random", dataset=args.dataset, root=args.root, budget=Budget(ipc=args.ipc), seed=0,
                           progress=False, protocol_overrides={"n_models": args.models, "epochs": args.eval_epochs})
@@ -139,9 +151,12 @@ def _run(args: argparse.Namespace) -> None:
     rows = harness.read_jsonl(folder / "results.jsonl")
     for what in args.cells:
         for nproc in args.nprocs:
+            store = tempfile.mkdtemp(prefix="distill-bench-experts-")  # a fresh expert store for every run
             cell_args: list[object] = [__file__, "cell", "--what", what, "--dataset", args.dataset, "--ipc", args.ipc,
                                        "--steps", args.steps, "--warmup", args.warmup, "--models", args.models,
-                                       "--eval-epochs", args.eval_epochs, *(["--root", args.root] if args.root else []),
+                                       "--eval-epochs", args.eval_epochs, "--experts", args.experts,
+                                       "--expert-epochs", args.expert_epochs, "--store", store,
+                                       *(["--root", args.root] if args.root else []),
                                        *(["--smoke"] if args.smoke else [])]
             if nproc == 1:
                 script, launch = cell_args[0], cell_args[1:]
@@ -149,7 +164,10 @@ def _run(args: argparse.Namespace) -> None:
                 script, launch = "-m", ["torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                                         *cell_args]
             print(f"{what}: {nproc} process(es) ...", flush=True)
-            row = harness.run_cell(script, *launch, env={"OMP_NUM_THREADS": "1"})
+            try:
+                row = harness.run_cell(script, *launch, env={"OMP_NUM_THREADS": "1"})
+            finally:
+                shutil.rmtree(store, ignore_errors=True)
             assert row is not None
             harness.append_jsonl(folder / "results.jsonl", row)
             rows.append(row)
@@ -160,6 +178,8 @@ def _run(args: argparse.Namespace) -> None:
 def _describe(row: dict[str, Any]) -> str:
     if row["cell"] == "eval":
         return f"evaluation {row['eval_s']:.1f} s ({row['models']} models)"
+    if row["cell"] == "experts":
+        return f"experts {row['experts_s']:.1f} s ({row['experts']} experts x {row['expert_epochs']} epochs)"
     return (f"{row['s_per_step']:.3f} s/step, all-reduce {row['comm_bytes_per_step'] / 1e6:.2f} MB and "
             f"{row['comm_s_per_step'] * 1e3:.1f} ms per step")
 
@@ -184,12 +204,17 @@ def _pairs(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, A
 
 
 def _time(row: dict[str, Any]) -> float:
-    return row["eval_s"] if row["cell"] == "eval" else row["s_per_step"]
+    return {"eval": row.get("eval_s"), "experts": row.get("experts_s")}.get(row["cell"]) or row["s_per_step"]
+
+
+def _whole(row: dict[str, Any]) -> bool:
+    """A cell timed as a whole (evaluation, expert training), not per outer step."""
+    return row["cell"] in ("eval", "experts")
 
 
 def _matching(row: dict[str, Any], key: str, scale: float, spec: str) -> str:
     """``row[key] * scale`` formatted, for the matching cells ("-" for the evaluation cell)."""
-    return "-" if row["cell"] == "eval" else format(row[key] * scale, spec)
+    return "-" if _whole(row) else format(row[key] * scale, spec)
 
 
 def _table(folder: Path) -> None:
@@ -205,8 +230,9 @@ def _table(folder: Path) -> None:
               "all-reduce columns are rank 0's (bytes it summed per step; wall time in the collectives, waiting for "
               "the slower rank included); compute = step time - all-reduce time.", ""]
     columns: list[harness.Column] = [
-        ("cell", lambda p: f"{p[0]['cell']} {p[0]['dataset']} IPC {p[0]['ipc']}"),
-        ("steps (warm-up)", lambda p: "-" if p[0]["cell"] == "eval" else f"{p[0]['steps']} ({p[0]['warmup']})"),
+        ("cell", lambda p: f"{p[0]['cell']} {p[0]['dataset']}" + ("" if p[0]["cell"] == "experts"
+                                                                    else f" IPC {p[0]['ipc']}")),
+        ("steps (warm-up)", lambda p: "-" if _whole(p[0]) else f"{p[0]['steps']} ({p[0]['warmup']})"),
         ("1 proc s", lambda p: f"{_time(p[0]):.3f}"),
         ("2 proc s", lambda p: f"{_time(p[1]):.3f}"),
         ("speedup", lambda p: f"{_time(p[0]) / _time(p[1]):.2f}x"),
@@ -222,6 +248,11 @@ def _table(folder: Path) -> None:
     if evals:
         lines += ["", "Evaluation cells: seconds for the whole protocol (" + ", ".join(
             f"{p[0]['models']} models x {p[0]['eval_epochs']} epochs" for p in evals) + "), models spread over ranks."]
+    experts = [p for p in pairs if p[0]["cell"] == "experts"]
+    if experts:
+        lines += ["", "Expert cells: seconds to train the whole store (" + ", ".join(
+            f"{p[0]['experts']} experts x {p[0]['expert_epochs']} epochs, MTT's expert protocol" for p in experts)
+            + "), experts spread over ranks, each writing its own files into the one store."]
     lines += ["", *_projection(pairs)]
     harness.write_markdown(folder / "results.md", lines)
     print(f"wrote {folder / 'results.md'}")
@@ -296,6 +327,8 @@ def main() -> None:
         p.add_argument("--warmup", type=int, default=5, help="steps not timed")
         p.add_argument("--models", type=int, default=4, help="evaluation cell: fresh models")
         p.add_argument("--eval-epochs", type=int, default=100, help="evaluation cell: epochs per model")
+        p.add_argument("--experts", type=int, default=2, help="experts cell: experts to train")
+        p.add_argument("--expert-epochs", type=int, default=1, help="experts cell: epochs per expert")
         p.add_argument("--smoke", action="store_true", help="mark the rows as a smoke run (tiny settings)")
         if name == "run":
             p.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
@@ -303,6 +336,7 @@ def main() -> None:
             p.add_argument("--results", default=str(HERE), help="folder of results.jsonl / results.md")
         else:
             p.add_argument("--what", choices=CELLS, required=True)
+            p.add_argument("--store", required=True, help="experts cell: the (fresh) expert store folder")
     table = sub.add_parser("table")
     table.add_argument("--results", default=str(HERE))
     args = parser.parse_args()

@@ -14,9 +14,13 @@ What is shared today:
   summary's gradient and the loss over the ranks before the step: the result equals the one-process run up to the
   order of float sums. What follows the step on the summary (DC's inner network training) is computed by every
   rank alike, from the same summary and the same generator.
-- **Kernel blocks** (methods with ``shards_targets``: KIP): every rank draws the whole real target batch's
-  indices, computes the kernel and the loss terms of its contiguous block of target rows (:func:`row_block`), and
-  the gradient and the loss are summed the same way.
+- **Kernel blocks** (methods with ``shards_targets``: KIP, RFAD, Distill-CF): every rank draws the whole real
+  target batch's indices (Distill-CF: the step's user batch), computes the kernel and the loss terms of its
+  contiguous block of target rows (:meth:`~distill_core.method.StepContext.own_rows`, :func:`row_block`) against
+  the whole support, whose kernel and solve every rank computes alike, and the gradients of every optimized tensor
+  (RFAD's Platt scale included) and the loss are summed the same way. Distill-CF's λ, re-picked on validation, is a
+  discrete choice every rank makes alike; where two λ score within float rounding of each other it may differ
+  from the one-process run's choice.
 - **Expert trajectories** (:func:`distill_core.experts.build_experts`): the missing experts are shared out (the
   i-th on rank ``i mod W``), each rank writes its own experts into the one store, and all ranks wait until the
   store is complete; experts are seeded by their index, so the files equal a one-process build.

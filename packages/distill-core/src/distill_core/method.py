@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .data import Budget, ClassIndex, RealData
-from .distributed import all_reduce_sum, shard_items, world
+from .distributed import all_reduce_sum, row_block, shard_items, world
 from .errors import DataValidationError, DistillError, UnknownNameError
 from .parameterized import ParameterizedSummary
 from .protocol import EvalProtocol
@@ -235,6 +235,16 @@ class StepContext:
             return list(range(self.data.num_classes))
         return shard_items(range(self.data.num_classes))
 
+    def own_rows(self, idx: Tensor) -> Tensor:
+        """This process's contiguous block of a drawn target batch's indices ``idx`` (``(n,)``): all of them, or,
+        under ``torch.distributed`` for a method with ``shards_targets``, the block
+        :func:`~distill_core.distributed.row_block` gives it. Every rank draws the whole ``idx`` first (the same
+        generator use as one process); the method normalises its share of the loss by ``len(idx)``, so the ranks'
+        shares sum to the one-process loss."""
+        if not self.method.shards_targets:
+            return idx
+        return idx[row_block(len(idx))]
+
     def class_generator(self, c: int) -> torch.Generator:
         """A generator keyed by ``(seed, step, class)`` alone, so that a class's draws do not depend on which
         process handles it or on the other classes (what sharding classes over processes needs)."""
@@ -255,8 +265,10 @@ class StepContext:
 
     def sample_uniform(self, n: int) -> tuple[Tensor, Tensor]:
         """``n`` training samples drawn uniformly with replacement (not class-balanced) and their labels, on the
-        device: the real targets of the kernel and unrolled methods (KIP, RFAD, FRePO, DD)."""
-        idx = torch.randint(0, len(self.data.y_train), (n,), generator=self.generator)
+        device: the real targets of the kernel and unrolled methods (KIP, RFAD, FRePO, DD). For a method with
+        ``shards_targets`` under ``torch.distributed``, this process's block of the ``n`` drawn rows
+        (:meth:`own_rows`)."""
+        idx = self.own_rows(torch.randint(0, len(self.data.y_train), (n,), generator=self.generator))
         return self.data.x_train[idx].to(self.device), self.data.y_train[idx].to(self.device)
 
     def update(self, loss: Tensor | float, *, backward: Callable[[], None] | None = None) -> float:
@@ -282,7 +294,7 @@ class StepContext:
         else:
             raise TypeError("update() needs a loss tensor, or a backward function with a float loss")
         if size > 1:  # each rank holds the gradient of its share of the loss: the sum is the whole loss's gradient
-            value = all_reduce_sum(value, [p.grad for p in self.summary.parameters() if p.grad is not None])
+            value = all_reduce_sum(value, self._shared_grads())
             if not math.isfinite(value):
                 raise FloatingPointError(f"the outer loss is {value}")
         extra = self.summary.regularizer() if isinstance(self.summary, ParameterizedSummary) else None
@@ -294,6 +306,20 @@ class StepContext:
         self.optimizer.step()
         self.losses.append(value)
         return value
+
+    def _shared_grads(self) -> list[Tensor]:
+        """The gradients every rank sums: of every parameter the optimizer steps (the summary's and a method's own,
+        such as RFAD's Platt scale), in the optimizer's order, which is the same on every rank. A parameter that
+        this rank's share of the loss did not reach gets a zero gradient, so that all ranks send the same list."""
+        grads = []
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if not p.requires_grad:
+                    continue
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                grads.append(p.grad)
+        return grads
 
 
 class Method(Generic[C]):
@@ -310,7 +336,8 @@ class Method(Generic[C]):
     #: the loss is a sum over classes computed for :meth:`StepContext.classes` only (sharded under torch.distributed)
     shards_classes: ClassVar[bool] = False
     #: the loss is a sum over real target rows computed for this process's block of them only
-    #: (:func:`~distill_core.distributed.row_block`; KIP's kernel blocks), summed over the ranks like the above
+    #: (:meth:`StepContext.own_rows`; the kernel blocks of KIP, RFAD and Distill-CF), summed over the ranks like the
+    #: above
     shards_targets: ClassVar[bool] = False
 
     def __init__(self, *, config: C | None = None) -> None:

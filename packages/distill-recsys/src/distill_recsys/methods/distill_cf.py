@@ -14,6 +14,12 @@ Algorithm (one outer step):
    likelihood ``mean_u -Σ_i X_ui log softmax(P_u)_i`` plus ``cardinality_reg · mean_row_sum(S) / mean_interactions``.
 4. Adam on ``L``.
 
+Under ``torch.distributed`` (``torchrun``) the step's user batch is split in contiguous blocks over the ranks
+(``shards_targets``, :meth:`~distill_core.method.StepContext.own_rows`): every rank draws the same batch and the
+same Gumbel sample, reconstructs its block of users and back-propagates its share, and the logits' gradient and
+the loss are summed over the ranks before the update. The validations and the refinement of a sparse summary run
+on every rank alike.
+
 Memory is bounded by the user batch: real users are densified ``user_chunk`` rows at a time; their gradients are
 accumulated into ``S`` and ``α`` (leaves), and one backward pass then reaches ``L`` through the solve and the
 sampler, whose noise is regenerated rather than stored. λ is re-picked on validation HR@100 at every validation
@@ -47,6 +53,7 @@ from torch import Tensor
 from distill_core.callbacks import Callback, Loop
 from distill_core.data import Budget
 from distill_core.distiller import step_seed
+from distill_core.distributed import world
 from distill_core.errors import DataValidationError
 from distill_core.kernels import fc_ntk
 from distill_core.method import Method, MethodConfig, StepContext
@@ -161,6 +168,7 @@ class DistillCF(Method[DistillCFConfig]):
     modality = "recsys"
     config_class = DistillCFConfig
     paper = "https://arxiv.org/abs/2206.02626"
+    shards_targets = True  # under torch.distributed each rank reconstructs its block of the step's users
 
     def __init__(self, *, config: DistillCFConfig | None = None) -> None:
         super().__init__(config=config)
@@ -227,17 +235,26 @@ class DistillCF(Method[DistillCFConfig]):
             users = np.arange(data.n_users)
         else:
             users = np.sort(torch.randperm(data.n_users, generator=ctx.generator)[:cfg.batch_users].numpy())
+        n_users = len(users)
+        own = ctx.own_rows(torch.from_numpy(users)).numpy()  # under torch.distributed: this rank's block of users
         sampled = self.sample(summary.x, ctx.seed)
         s_leaf = sampled.detach().requires_grad_(True)
-        total = self.reconstruction_backward(s_leaf, users, device)
-        grad_s = s_leaf.grad
-        assert grad_s is not None
+        total = self.reconstruction_backward(s_leaf, own, device, n_users=n_users,
+                                             regularize=world()[0] == 0)  # the cardinality term once
+        grad_s = s_leaf.grad if s_leaf.grad is not None else torch.zeros_like(s_leaf)  # a rank with no users
         # the loss's gradient w.r.t. the sample (summed over the user chunks) reaches the logits through the sampler
         return ctx.update(total, backward=lambda: sampled.backward(grad_s))
 
-    def reconstruction_backward(self, s_leaf: Tensor, users: np.ndarray, device: torch.device) -> float:
+    def reconstruction_backward(self, s_leaf: Tensor, users: np.ndarray, device: torch.device, *,
+                                n_users: int | None = None, regularize: bool = True) -> float:
         """infinity-AE loss of the real ``users`` given the support ``s_leaf`` (a leaf); accumulates its gradient
-        into ``s_leaf.grad`` chunk by chunk (memory of one ``user_chunk``) and returns the loss value."""
+        into ``s_leaf.grad`` chunk by chunk (memory of one ``user_chunk``) and returns the loss value.
+
+        ``n_users`` (default ``len(users)``) is the size of the whole user batch when ``users`` is one block of it
+        (a rank's share under ``torch.distributed``): the likelihood is averaged over ``n_users``, and only the
+        block with ``regularize`` adds the cardinality term, so the blocks' losses and gradients sum to the whole
+        batch's. The gradient through the solve is linear in ``α``'s gradient, so each block may take it alone.
+        """
         cfg, data = self.config, self.data
         assert data is not None
         k_ss = self.kernel(s_leaf)
@@ -248,14 +265,15 @@ class DistillCF(Method[DistillCFConfig]):
             rows = users[start:start + cfg.user_chunk]
             x_real = csr_rows_to_dense(data.train, rows, device=device)
             pred = self.kernel(x_real, s_leaf) @ alpha_leaf
-            loss = -(torch.log_softmax(pred, dim=-1) * x_real).sum() / len(users)
+            loss = -(torch.log_softmax(pred, dim=-1) * x_real).sum() / (n_users or len(users))
             loss.backward()
             total += float(loss.detach())
-        card = cfg.cardinality_reg * s_leaf.sum(1).mean() / max(data.mean_interactions, 1e-12)
-        card.backward()
-        total += float(card.detach())
-        # chain rule through the solve (α) and the support kernel
-        torch.autograd.backward([alpha], [alpha_leaf.grad])
+        if regularize:
+            card = cfg.cardinality_reg * s_leaf.sum(1).mean() / max(data.mean_interactions, 1e-12)
+            card.backward()
+            total += float(card.detach())
+        if alpha_leaf.grad is not None:  # chain rule through the solve (α) and the support kernel
+            torch.autograd.backward([alpha], [alpha_leaf.grad])
         return total
 
     def refine_sparse(self, sampled: Tensor, *, k: int, steps: int, lr: float, seed: int,
@@ -264,7 +282,7 @@ class DistillCF(Method[DistillCFConfig]):
         kept >= 0): the sparse summary's own optimisation, since its entries are far fewer than the dense sample's."""
         cfg, data = self.config, self.data
         assert data is not None
-        csr = sparsify_rows(sampled, k)
+        csr = sparsify_rows(sampled, k)  # every rank runs this alike (after the loop; not shared out)
         coo = csr.tocoo()
         rows_t = torch.from_numpy(coo.row.astype(np.int64))
         cols_t = torch.from_numpy(coo.col.astype(np.int64))

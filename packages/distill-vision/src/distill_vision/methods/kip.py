@@ -13,7 +13,7 @@ one fresh finite ConvNet (``conv_entk``), or the analytic infinite-width ConvNet
 
 Under ``torch.distributed`` (``torchrun``) the real side is split in row blocks (``shards_targets``): every rank
 draws the whole target batch's indices from the step's generator, computes ``K_ts`` and the squared errors of its
-contiguous block of target rows (:func:`~distill_core.distributed.row_block`) against the full support (``K_ss``
+contiguous block of target rows (:meth:`~distill_core.method.StepContext.own_rows`) against the full support (``K_ss``
 and its solve are computed by every rank), and the loss, a sum over target rows, has its gradient summed over the
 ranks before the update. One process takes the unchanged path.
 """
@@ -26,7 +26,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from distill_core.distributed import row_block, world
+from distill_core.distributed import world
 from distill_core.evaluation_krr import one_hot_centred
 from distill_core.kernels import fc_nngp, fc_ntk
 from distill_core.kernels.empirical import jacobian_block
@@ -133,13 +133,11 @@ class KIP(Method[KIPConfig]):
         num_classes = ctx.data.num_classes
         per_class = max(1, cfg.target_batch // num_classes)
         sharded = world()[1] > 1
-        if not sharded:
-            x_t, y_t = ctx.sample_real_balanced(per_class)
-        else:  # every rank draws the whole batch (the same generator use as one process) and keeps its rows
-            idx = ctx.class_index.sample_balanced(per_class, generator=ctx.generator)
-            n_targets = len(idx)
-            idx = idx[row_block(n_targets)]
-            x_t, y_t = ctx.data.x_train[idx].to(ctx.device), ctx.data.y_train[idx].to(ctx.device)
+        # every rank draws the whole batch (the same generator use as one process) and keeps its block of rows
+        idx = ctx.class_index.sample_balanced(per_class, generator=ctx.generator)
+        n_targets = len(idx)
+        idx = ctx.own_rows(idx)
+        x_t, y_t = ctx.data.x_train[idx].to(ctx.device), ctx.data.y_train[idx].to(ctx.device)
         x_s = summary.x
         targets = summary.targets() if cfg.learn_labels else summary.targets().detach()
         if summary.label_kind != "regression":

@@ -11,6 +11,12 @@ to centred one-hot labels without Platt scaling (yolky/RFAD).
 Deviations from the reference, all documented in the config: Adam replaces AdaBelief (not in torch); the optional
 learnable d x d input transform is not implemented; early stopping on a validation split is left to the caller.
 Target features are computed without autograd, one block at a time, so memory does not grow with the target batch.
+
+Under ``torch.distributed`` (``torchrun``) the target side is split in row blocks (``shards_targets``): every rank
+draws each whole target batch from the step's generator and computes the features and loss terms of its contiguous
+block of rows (:meth:`~distill_core.method.StepContext.own_rows`); the random networks, the summary's features and
+the KRR solve are computed by every rank alike, and the gradients of the images and of the Platt scale are summed
+over the ranks before the update.
 """
 
 from __future__ import annotations
@@ -95,6 +101,7 @@ class RFAD(Method[RFADConfig]):
     modality = "vision"
     config_class = RFADConfig
     paper = "https://arxiv.org/abs/2210.12067"
+    shards_targets = True
 
     #: the learned log temperature of the Platt scaling, made by :meth:`param_groups` when ``platt`` is on
     log_scale: nn.Parameter | None = None
@@ -121,6 +128,8 @@ class RFAD(Method[RFADConfig]):
         alpha = krr_solve(random_feature_kernel(phi_s, phi_s), targets, reg=cfg.reg, float64=cfg.float64)
         total = summary.x.new_zeros(())
         for _ in range(cfg.n_batches):
+            # every rank draws the whole batch; under torch.distributed it computes its block of rows (sums of
+            # per-row losses over the whole batch size, so the ranks' shares add up to the batch mean)
             x_t, y_t = ctx.sample_uniform(cfg.target_batch)
             with torch.no_grad():  # target features: constants, one block at a time
                 phi_t = torch.cat([kernel.features(x_t[i:i + cfg.block_size].to(ctx.device))
@@ -128,9 +137,10 @@ class RFAD(Method[RFADConfig]):
             pred = random_feature_kernel(phi_t, phi_s) @ alpha
             if cfg.platt:
                 assert self.log_scale is not None
-                total = total + F.cross_entropy(self.log_scale.exp() * pred, y_t)
+                rows = F.cross_entropy(self.log_scale.exp() * pred, y_t, reduction="sum")
             else:
-                total = total + 0.5 * ((pred - one_hot_centred(y_t, ctx.data.num_classes)) ** 2).mean()
+                rows = 0.5 * ((pred - one_hot_centred(y_t, ctx.data.num_classes)) ** 2).sum() / ctx.data.num_classes
+            total = total + rows / cfg.target_batch
         return total / cfg.n_batches
 
     def state_dict(self) -> dict[str, Any]:
