@@ -18,7 +18,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,19 +26,6 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 import harness  # noqa: E402
 from run import SPECS  # noqa: E402
-
-
-def split_validation(data, n_val: int, seed: int):
-    """(data with the validation texts as its test split and removed from training)."""
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(data.y_train), generator=g)
-    per_class = n_val // data.num_classes
-    counts = torch.bincount(data.y_train, minlength=data.num_classes).tolist()
-    val = torch.cat([perm[data.y_train[perm] == c][:min(per_class, counts[c] // 5)] for c in range(data.num_classes)])
-    keep = torch.ones(len(data.y_train), dtype=torch.bool)
-    keep[val] = False
-    return replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep], x_test=data.x_train[val],
-                   y_test=data.y_train[val])
 
 
 def main() -> int:
@@ -56,7 +42,7 @@ def main() -> int:
     os.environ["DISTILL_TEXT_ROOT"] = harness.data_root(args.root, env="DISTILL_TEXT_ROOT", sub="text",
                                                         what="text datasets")
     from distill_core import Budget, evaluate_summary, get_modality, load_artifact
-    from distill_core.data import ClassIndex
+    from distill_core.data import ClassIndex, hold_out_validation
     from distill_text import load_text_data
     from distill_text.modality import plain_protocol
 
@@ -64,7 +50,8 @@ def main() -> int:
     out_path = HERE / "protocol_selection.json"
     out = json.loads(out_path.read_text()) if out_path.is_file() else {}
     for ds in args.sets.split(","):
-        data = split_validation(load_text_data(SPECS[ds]), n_val=1000, seed=1)
+        # the validation texts as the test split (at most a fifth of a class: TREC's smallest classes)
+        data = hold_out_validation(load_text_data(SPECS[ds]), n_val=1000, seed=1, max_fraction=0.2)[1]
         summaries = {}
         for ipc, draws in ((1, 3), (10, 1)):
             for draw in range(draws):

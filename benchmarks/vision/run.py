@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -183,35 +182,13 @@ def speed(args: argparse.Namespace) -> None:
     table(args)
 
 
-def split_validation(data: Any, n_val: int, seed: int) -> tuple[Any, Any]:
-    """``(train, val)``: ``n_val`` training images held out, the same number per class (stratified), drawn with
-    ``seed``. ``train`` is ``data`` without them (what distillation sees), ``val`` is ``data`` with them as its test
-    split (what the stopping rule sees); neither touches the test set. (distill-core has no such helper yet.)"""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    per_class = n_val // data.num_classes
-    held = []
-    for c in range(data.num_classes):
-        idx = torch.nonzero(data.y_train == c).flatten()
-        if len(idx) < 2 * per_class:
-            raise SystemExit(f"class {c} has {len(idx)} training images, too few to hold out {per_class}")
-        held.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
-    val_idx = torch.cat(held)
-    keep = torch.ones(len(data.y_train), dtype=torch.bool)
-    keep[val_idx] = False
-    train = replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
-    val = replace(data, x_test=data.x_train[val_idx], y_test=data.y_train[val_idx])
-    return train, val
-
-
 def tta(args: argparse.Namespace) -> None:
     """Time until DM on Fashion-MNIST at IPC 1 reaches ``target`` % on a validation split held out of the training
     data (stratified, seeded; distillation never sees it), checked every ``every`` steps with ``models`` fresh
     ConvNets; the same models are also scored on the test set, which is reported, never used to stop. Evaluation
     time is excluded from the distillation clock."""
     from distill_core import EvalProtocol, evaluate_summary, get_modality
-    from distill_core.data import Budget
+    from distill_core.data import Budget, hold_out_validation
     from distill_core.runner import distill
     from distill_core.selection import ModelSelection
     from distill_core.training import accuracy, init_model_, train_classifier
@@ -219,7 +196,7 @@ def tta(args: argparse.Namespace) -> None:
     harness.set_threads(2)
     modality = get_modality("vision")
     full = modality.load_dataset(args.dataset, root=args.root)
-    train, val = split_validation(full, args.val, args.val_seed)
+    train, val = hold_out_validation(full, n_val=args.val, seed=args.val_seed)
     protocol = EvalProtocol(epochs=args.eval_epochs, n_models=args.models)
     clock = {"distill": 0.0, "t": 0.0}
 

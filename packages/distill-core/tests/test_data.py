@@ -170,3 +170,31 @@ class TestClassIndex:
         assert len(set(a.tolist())) == 9
         # a class smaller than the request gives all its samples, each once
         assert sorted(index.sample(2, 10).tolist()) == index.indices[2].tolist()
+
+
+def test_hold_out_validation_is_stratified_disjoint_and_leaves_the_test_set() -> None:
+    from distill_core.data import hold_out_validation
+
+    data = _data([40, 30, 6])
+    train, val = hold_out_validation(data, n_val=30, seed=4)
+    # 10 per class, except the 6-sample class, capped at half of it (3)
+    assert torch.bincount(val.y_test, minlength=3).tolist() == [10, 10, 3]
+    assert torch.bincount(train.y_train, minlength=3).tolist() == [30, 20, 3]
+    # every training sample lands on exactly one side; the test set is untouched
+    rows = {tuple(r.tolist()) for r in data.x_train}
+    held = {tuple(r.tolist()) for r in val.x_test}
+    kept = {tuple(r.tolist()) for r in train.x_train}
+    assert held | kept == rows and not held & kept
+    assert torch.equal(train.x_test, data.x_test) and torch.equal(val.x_train, train.x_train)
+    again = hold_out_validation(data, n_val=30, seed=4)[1]
+    other = hold_out_validation(data, n_val=30, seed=5)[1]
+    assert torch.equal(again.x_test, val.x_test) and not torch.equal(other.x_test, val.x_test)
+
+
+@pytest.mark.parametrize(("n_val", "max_fraction", "fragment"), [(2, 0.5, "n_val >= 3"), (30, 1.0, "(0, 1)"),
+                                                                   (30, 0.1, "too few to hold out")])
+def test_hold_out_validation_refuses_what_it_cannot_hold_out(n_val: int, max_fraction: float, fragment: str) -> None:
+    from distill_core.data import hold_out_validation
+
+    with pytest.raises(DataValidationError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        hold_out_validation(_data([40, 30, 6]), n_val=n_val, seed=0, max_fraction=max_fraction)

@@ -7,7 +7,7 @@ that a custom dataset fails up front with the fix in the message , not deep insi
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -16,8 +16,8 @@ from torch import Tensor
 from .errors import DataValidationError
 from .preprocessing import Preprocessing
 
-__all__ = ["Budget", "ClassIndex", "RealData", "apportion", "data_fingerprint", "tensor_digest", "validate_budget",
-           "validate_real_data"]
+__all__ = ["Budget", "ClassIndex", "RealData", "apportion", "data_fingerprint", "hold_out_validation", "tensor_digest",
+           "validate_budget", "validate_real_data"]
 
 
 @dataclass
@@ -104,6 +104,48 @@ def data_fingerprint(data: RealData) -> dict[str, Any]:
         return dict(custom())
     return {"name": data.name, "n_train": len(data.y_train), "sample_shape": list(data.sample_shape),
             "num_classes": data.num_classes, "train_sha": tensor_digest(data.x_train, data.y_train)}
+
+
+def hold_out_validation(data: RealData, *, n_val: int, seed: int,
+                        max_fraction: float = 0.5) -> tuple[RealData, RealData]:
+    """A validation split carved out of the training samples, for any selection (a step, a learning rate, a stop):
+    never the test set.
+
+    ``n_val // num_classes`` training samples per class (at most ``max_fraction`` of the class, rounded down) are
+    held out, drawn per class in class order from one generator seeded with ``seed``.
+
+    Returns:
+        ``(train, val)``: ``train`` is ``data`` without the held-out samples (what distillation sees); ``val`` is
+        ``data`` with the held-out samples as its test split (what the selection scores on). Neither holds the
+        test set's samples in training, and ``train``'s test split is the untouched test set.
+
+    Raises:
+        DataValidationError: ``n_val`` below the number of classes, ``max_fraction`` outside (0, 1), or a class
+            too small to hold out one sample.
+    """
+    if n_val < data.num_classes:
+        raise DataValidationError(f"a validation split of n_val={n_val} holds no sample of some of the "
+                                  f"{data.num_classes} classes; pass n_val >= {data.num_classes}")
+    if not 0.0 < max_fraction < 1.0:
+        raise DataValidationError(f"max_fraction={max_fraction} must lie in (0, 1): the share of a class that "
+                                  "may be held out")
+    generator = torch.Generator().manual_seed(seed)
+    per_class = n_val // data.num_classes
+    held = []
+    for c in range(data.num_classes):
+        idx = torch.nonzero(data.y_train == c).flatten()
+        take = min(per_class, int(len(idx) * max_fraction))
+        if take < 1:
+            raise DataValidationError(f"class {c} has {len(idx)} training sample(s): too few to hold out one for "
+                                      f"validation at max_fraction={max_fraction}")
+        held.append(idx[torch.randperm(len(idx), generator=generator)[:take]])
+    val_idx = torch.cat(held)
+    keep = torch.ones(len(data.y_train), dtype=torch.bool)
+    keep[val_idx] = False
+    train = replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+    val = replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep], x_test=data.x_train[val_idx],
+                  y_test=data.y_train[val_idx])
+    return train, val
 
 
 def validate_real_data(data: RealData) -> RealData:
