@@ -125,3 +125,28 @@ class TestHerdingContract(TestRandomContract):
 
 class TestKCenterContract(TestRandomContract):
     method = "kcenter"
+
+
+@pytest.mark.parametrize("init", ["herding", "kcenter"])
+def test_a_method_can_start_from_the_coreset(init: str, blobs: RealData) -> None:
+    """``init="herding"`` / ``"kcenter"``: the summary a method distils starts from the samples that coreset
+    picks (per class, in the modality's features), not from a random subset; ``init="real"`` keeps its draws."""
+    from distill_core.coreset import initial_indices
+    from distill_core.data import ClassIndex
+    from distill_core.registry import get_method, get_modality
+
+    from .conftest import TOY_DM
+
+    toy = get_modality("toy")
+    method = get_method(TOY_DM)(config=get_method(TOY_DM).config_class(init=init))
+    summary = method.init_summary(blobs, budget=Budget(ipc=4), modality=toy,
+                                  generator=torch.Generator().manual_seed(0))
+    for c in range(3):
+        feats = blobs.x_train[blobs.y_train == c]
+        expected = {tuple(r.tolist()) for r in feats[dict(herding=herding_select, kcenter=k_center_select)[init](
+            feats, 4)]}
+        assert {tuple(r.tolist()) for r in summary.x[summary.labels == c]} == expected
+    # the default draw is unchanged: random real samples, exactly as ClassIndex draws them
+    real = initial_indices("real", blobs, [4, 4, 4], modality=toy, generator=torch.Generator().manual_seed(0))
+    drawn = ClassIndex(blobs.y_train, 3).sample_sizes([4, 4, 4], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(real, drawn)

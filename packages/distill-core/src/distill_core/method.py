@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 import torch
 from torch import Tensor
 
+from .coreset import initial_indices
 from .data import Budget, ClassIndex, RealData
 from .distributed import all_reduce_sum, row_block, shard_items, world
 from .errors import DataValidationError, DistillError, UnknownNameError
@@ -108,7 +109,9 @@ class MethodConfig:
     lr_summary: float = field(default=0.1, metadata={"help": "learning rate of the synthetic samples"})
     optimizer: Literal["sgd", "adam"] = field(default="sgd", metadata={"help": "optimizer over the summary"})
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum of the summary optimizer"})
-    init: Literal["real", "noise"] = field(default="real", metadata={"help": "initialise from real samples or noise"})
+    init: Literal["real", "noise", "herding", "kcenter"] = field(default="real", metadata={
+        "help": "initialise from random real samples, noise, or the samples the herding / k-center coreset picks "
+                "(distillation then starts from the best coreset instead of a random subset)"})
     label_kind: Literal["hard", "soft", "regression"] = field(default="hard", metadata={"help": "label type"})
     lr_labels: float = field(default=0.0, metadata={"help": "learning rate of learnable labels (0: lr_summary)"})
     learn_lr: bool = field(default=False, metadata={"help": "learn a (positive) inner learning rate"})
@@ -346,9 +349,10 @@ class Method(Generic[C]):
     # -- summary ------------------------------------------------------------------------------------------------
     def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,
                      generator: torch.Generator) -> Summary:
-        """Initial summary: ``budget.per_class(data)`` random real samples per class, or Gaussian noise."""
+        """Initial summary: ``budget.per_class(data)`` real samples per class (random, or the herding / k-center
+        coreset's with ``init="herding"`` / ``"kcenter"``), or Gaussian noise."""
         sizes = budget.per_class(data)
-        chosen = ClassIndex(data.y_train, data.num_classes).sample_sizes(sizes, generator=generator)
+        chosen = initial_indices(self.config.init, data, sizes, modality=modality, generator=generator)
         return self.make_summary(data, chosen, sizes=sizes, modality=modality, generator=generator)
 
     def make_summary(self, data: RealData, indices: Tensor, *, sizes: list[int], modality: Modality,

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor
 
-from .data import Budget, ClassIndex, RealData
+from .coreset import initial_indices
+from .data import Budget, RealData
 from .errors import DataValidationError
 from .experts import ExpertProtocol, ExpertStore, build_experts, open_store
 from .method import Method, MethodConfig, Range, StepContext
@@ -63,8 +64,9 @@ class TrajectoryConfig(MethodConfig):
     learn_lr: bool = field(default=True, metadata={"help": "learn the positive inner learning rate (syn_lr)"})
     lr_init: float = field(default=0.01, metadata={"help": "initial inner learning rate (lr_teacher)"})
     lr_lr: float = field(default=1e-5, metadata={"help": "learning rate of the inner learning rate (lr_lr)"})
-    init: Literal["real", "noise", "correct"] = field(default="real", metadata={
-        "help": "initial samples: random real, noise, or real ones an expert classifies correctly (DATM)"})
+    init: Literal["real", "noise", "correct", "herding", "kcenter"] = field(default="real", metadata={
+        "help": "initial samples: random real, noise, real ones an expert classifies correctly (DATM), or the "
+                "herding / k-center coreset's"})
     model: str = field(default="convnet", metadata={"help": "student and expert architecture"})
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "e.g. {\"width\": 32}"})
     syn_steps: int = field(default=20, metadata={"help": "student SGD steps N per outer step",
@@ -215,7 +217,6 @@ class TrajectoryMatching(Method[TrajectoryConfig]):
                      generator: torch.Generator) -> Summary:
         cfg = self.config
         sizes = budget.per_class(data)
-        index = ClassIndex(data.y_train, data.num_classes)
         if cfg.init == "correct":  # DATM: real samples the experts classify correctly
             pred = self.expert_logits(data.x_train).argmax(-1).cpu()
             right = pred == data.y_train
@@ -227,7 +228,7 @@ class TrajectoryMatching(Method[TrajectoryConfig]):
                 chosen.append(pool[torch.randperm(len(pool), generator=generator)[:size]])
             indices = torch.cat(chosen)
         else:
-            indices = index.sample_sizes(sizes, generator=generator)
+            indices = initial_indices(cfg.init, data, sizes, modality=modality, generator=generator)
         summary = self.make_summary(data, indices, sizes=sizes, modality=modality, generator=generator,
                                     label_kind="soft" if cfg.soft_labels else cfg.label_kind)
         if cfg.soft_labels:  # the experts' logits of the (decoded) samples

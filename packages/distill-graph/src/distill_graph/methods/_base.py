@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import subgraph
 
-from distill_core.data import Budget, ClassIndex, RealData
+from distill_core.coreset import initial_indices
+from distill_core.data import Budget, RealData
 from distill_core.errors import DataValidationError
 from distill_core.method import Method, MethodConfig, StepContext
 from distill_core.modality import Modality
@@ -179,9 +180,8 @@ class GraphCondensation(Method[GraphCondensationConfig]):
         if budget.ipc is None and reference != sizes:
             logger.warning("%s: GCond would allot %s nodes per class; using %s as the coreset baselines do",
                            self.name, reference, sizes)
-        index = ClassIndex(data.y_train, data.num_classes)
-        chosen = index.sample_sizes(sizes, generator=generator)
         cfg = self.config
+        chosen = initial_indices(cfg.init, data, sizes, modality=modality, generator=generator)
         structure = "identity" if cfg.structure == "identity" else self.structure_kind
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))  # generator weights
         summary = GraphSummary(x=data.x_train[chosen], labels=data.y_train[chosen], num_classes=data.num_classes,

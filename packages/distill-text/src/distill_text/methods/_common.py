@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from distill_core.data import Budget, ClassIndex, RealData
+from distill_core.coreset import initial_indices
+from distill_core.data import Budget, RealData
 from distill_core.method import C, Method, MethodConfig
 from distill_core.modality import Modality
 from distill_core.synset import Summary
@@ -14,10 +15,10 @@ __all__ = ["TextMethod", "init_text_summary"]
 
 def init_text_summary(config: MethodConfig, data: RealData, *, budget: Budget, modality: Modality,
                       generator: torch.Generator) -> Summary:
-    """``budget`` random real sequences per class; with ``init="noise"`` their embeddings are replaced by N(0, 1)
+    """``budget`` real sequences per class (random, or the herding / k-center coreset's with ``init="herding"`` /
+    ``"kcenter"``); with ``init="noise"`` their embeddings are replaced by N(0, 1)
     noise while each keeps the length (mask channel) of the real sequence it replaced."""
-    index = ClassIndex(data.y_train, data.num_classes)
-    chosen = index.sample_sizes(budget.per_class(data), generator=generator)
+    chosen = initial_indices(config.init, data, budget.per_class(data), modality=modality, generator=generator)
     summary = modality.subset_summary(data, chosen, label_kind=config.label_kind, learn_lr=config.learn_lr,
                                       lr_init=config.lr_init)
     if config.init == "noise":
