@@ -90,6 +90,28 @@ def test_privacy_audit_on_digits(digits):
         assert 0.0 <= cell["auc_mean"] <= 1.0 and 0.0 <= cell["accuracy_mean"] <= 100.0
 
 
+def test_privacy_audit_with_a_validation_split(digits, capsys):
+    """--validation N: one stratified split is held out; every training set is made from
+    the rest (the full data: all of it), and each model's accuracy on the split is reported next to test accuracy."""
+    config = PrivacyConfig(epsilons=[4.0], ipc=2, steps=3, epochs=5, full_epochs=1, validation=100,
+                           method_options={"batch_real": 32})
+    report = run_privacy(config, digits, modality=VisionModality()).summary()
+    assert report["validation_size"] == 100 and report["protected_size"] == len(digits.y_train) - 100
+    assert report["cells"]["full"]["train_size"] == report["protected_size"]
+    for cell in report["cells"].values():
+        assert 0.0 <= cell["val_accuracy_mean"] <= 100.0
+    # the sampling rate of the private run is taken on the protected set
+    per_class = torch.bincount(digits.y_train, minlength=10) - 10
+    assert report["cells"]["eps=4"]["privacy"][0]["sample_rate"] == pytest.approx(32 / int(per_class.min()))
+    assert main(["apply", "privacy", "--dataset", "digits", "--epsilons", "inf", "--ipc", "1", "--steps", "1",
+                 "--epochs", "1", "--no-baselines", "--validation", "50", "--first-seed", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["seeds"] == [2] and report["validation_size"] == 50
+    assert "val_accuracy_mean" in report["cells"]["eps=inf"]
+    with pytest.raises(DataValidationError, match="validation must be an integer"):
+        run_privacy(PrivacyConfig(validation=-1), digits, modality=VisionModality())
+
+
 def test_federated_one_shot_on_digits(digits):
     config = FederatedConfig(method="dm", clients=10, alpha=0.5, ipc=2, steps=2, rounds=2, epochs=5,
                              method_options={"batch_real": 16})

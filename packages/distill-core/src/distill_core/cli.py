@@ -203,6 +203,13 @@ def _add_apply_parser(sub: Any) -> None:
     priv.add_argument("--full-per-class", type=_int_at_least(1),
                       help="train the full-data model on this many samples per class instead of all")
     priv.add_argument("--no-baselines", action="store_true", help="skip the random subset and the full data")
+    priv.add_argument("--first-seed", type=_int_at_least(0), default=0,
+                      help="seeds run from here (--seeds N: FIRST..FIRST+N-1; default 0)")
+    priv.add_argument("--validation", type=_int_at_least(0), default=0, metavar="N",
+                      help="hold out N training samples (stratified) as a public validation split for selecting "
+                      "settings: everything is made from the rest (the protected set, which the accounted epsilon "
+                      "covers) and accuracy on the split is reported next to test accuracy (default 0: none)")
+    priv.add_argument("--validation-seed", type=_int_at_least(0), default=0, help="seed of the split (default 0)")
 
     fed = kinds.add_parser("federated", help="one-shot federated learning: a Dirichlet non-IID split over --clients, "
                            "each client distills its data with METHOD once, the server trains on the union; against "
@@ -242,8 +249,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     elif args.application == "privacy":
         config = privacy.PrivacyConfig(
             method=args.method, epsilons=args.epsilons, delta=args.delta, accountant=args.accountant, ipc=args.ipc,
-            steps=args.steps, method_options=options, seeds=list(range(args.seeds)), epochs=args.epochs,
-            full_epochs=args.full_epochs, full_per_class=args.full_per_class, baselines=not args.no_baselines)
+            steps=args.steps, method_options=options, seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
+            epochs=args.epochs, full_epochs=args.full_epochs, full_per_class=args.full_per_class,
+            baselines=not args.no_baselines, validation=args.validation, validation_seed=args.validation_seed)
         privacy.check_config(config)
         probe = args.method
     elif args.application == "federated":
@@ -277,8 +285,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         print(f"privacy ({config.method}, ipc {config.ipc}, delta {config.delta:g}, {config.accountant} accountant, "
               f"{len(config.seeds)} seed(s)) on {args.dataset}")
         for name, cell in report["cells"].items():
+            val = f"  validation {cell['val_accuracy_mean']:.2f}" if "val_accuracy_mean" in cell else ""
             print(f"  {name:<9} accuracy {cell['accuracy_mean']:.2f}+-{cell['accuracy_std']:.2f}  attack AUC "
-                  f"{cell['auc_mean']:.3f}+-{cell['auc_std']:.3f}  TPR@1%FPR {cell['tpr_at_1pct_fpr_mean']:.3f}")
+                  f"{cell['auc_mean']:.3f}+-{cell['auc_std']:.3f}  TPR@1%FPR {cell['tpr_at_1pct_fpr_mean']:.3f}{val}")
     elif args.application == "federated":
         report = federated.run_federated(config, data, modality=modality, device=device).summary()
         print(f"federated ({config.clients} clients, Dirichlet alpha {config.alpha:g}, {config.method} ipc "

@@ -23,6 +23,14 @@ and its true-positive rate at 1% false positives (:func:`tpr_at_fpr`, the low-FP
 https://arxiv.org/abs/2112.03570) are reported. This audits one attack; it is no proof of privacy, which only the
 accounting gives.
 
+**Selection** (``validation=N``): ``N`` training samples (stratified, seeded by ``validation_seed``, the same split
+for every seed and setting: :func:`~distill_core.data.hold_out_validation`) are held out as public data outside the
+protected set. Summaries, subsets and the full-data model are made from the rest, which is the set the accounted
+epsilon covers (and the attack's members), and every model's accuracy on the held-out samples (``val_accuracy``) is
+reported next to its test accuracy, so that steps, batch sizes or clip norms are picked without the test set and
+without spending privacy budget on the protected data (tuning on the private data itself costs budget: Papernot &
+Steinke, ICLR 2022, https://arxiv.org/abs/2110.03620).
+
 The published debate this measures into: Dong, Zhao & Lyu ("Privacy for free: how does dataset condensation help
 privacy?", ICML 2022, https://arxiv.org/abs/2206.00240) find that models trained on condensed data resist
 loss-based and likelihood-ratio membership inference; Carlini et al. ("No free lunch in 'privacy for free'", 2022,
@@ -47,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import Budget, ClassIndex, RealData
+from ..data import Budget, ClassIndex, RealData, hold_out_validation
 from ..errors import DataValidationError, MissingDependencyError, UnknownNameError
 from ..modality import Modality
 from ..protocol import EvalProtocol
@@ -224,6 +232,10 @@ class PrivacyConfig:
         "help": "the 'full data' model trained on this many samples per class (members: those); None: all"})
     baselines: bool = field(default=True, metadata={
         "help": "also train and attack the random subset and the full-data model"})
+    validation: int = field(default=0, metadata={
+        "help": "hold out this many training samples (stratified) as a public validation split: every training "
+                "set is made from the rest (the protected set), and accuracy on the split is reported; 0: none"})
+    validation_seed: int = field(default=0, metadata={"help": "seed of the validation split (one split for all seeds)"})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -232,7 +244,8 @@ class PrivacyConfig:
 @dataclass
 class PrivacyResult:
     """Per training set (``"eps=1"``, ..., ``"eps=inf"``, ``"random"``, ``"full"``) and seed: accuracy (%), attack
-    AUC and TPR at 1% FPR; the privacy facts each summary's manifest recorded."""
+    AUC and TPR at 1% FPR (and ``val_accuracy`` (%) with a validation split); the privacy facts each summary's
+    manifest recorded; the sizes of the protected training set and of the validation split (0: none)."""
 
     config: PrivacyConfig
     protocol: EvalProtocol
@@ -240,6 +253,8 @@ class PrivacyResult:
     privacy: dict[str, list[dict[str, Any]]]
     sizes: dict[str, int]
     wall_s: float
+    protected_size: int = 0
+    validation_size: int = 0
 
     def summary(self) -> dict[str, Any]:
         cells = {}
@@ -252,6 +267,7 @@ class PrivacyResult:
         return {"application": "privacy", "method": self.config.method, "ipc": self.config.ipc,
                 "delta": self.config.delta, "accountant": self.config.accountant, "seeds": self.config.seeds,
                 "epsilons": [_eps_name(e) for e in self.config.epsilons], "cells": cells,
+                "protected_size": self.protected_size, "validation_size": self.validation_size,
                 "protocol": self.protocol.to_dict(), "config": self.config.to_dict(),
                 "wall_s": round(self.wall_s, 2)}
 
@@ -282,6 +298,9 @@ def check_config(config: PrivacyConfig) -> None:
     for name in ("ipc",):
         if not isinstance(getattr(config, name), int) or getattr(config, name) < 1:
             raise DataValidationError(f"{name} must be an integer >= 1, got {getattr(config, name)!r}")
+    if not isinstance(config.validation, int) or isinstance(config.validation, bool) or config.validation < 0:
+        raise DataValidationError(f"validation must be an integer >= 0 (held-out samples), got "
+                                  f"{config.validation!r}")
     for name in ("epochs", "full_epochs", "full_per_class", "steps"):
         value = getattr(config, name)
         if value is not None and (not isinstance(value, int) or value < (0 if name == "steps" else 1)):
@@ -303,25 +322,35 @@ def _train(modality: Modality, data: RealData, x: Tensor, targets: Tensor, label
                             generator=torch.Generator().manual_seed(seed))
 
 
-def _audit(model: nn.Module, data: RealData, members: Tensor, device: torch.device) -> dict[str, float]:
+def _audit(model: nn.Module, data: RealData, members: Tensor, device: torch.device,
+           val: RealData | None = None) -> dict[str, float]:
+    """Test accuracy, the attack on ``data.x_train[members]`` against the test set, and accuracy on ``val``'s
+    held-out samples (its test split) when given."""
     from ..training import accuracy
 
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     member_scores = -per_sample_losses(model, data.x_train[members].to(device), data.y_train[members].to(device))
     nonmember_scores = -per_sample_losses(model, x_test, y_test)
-    return {"accuracy": accuracy(model, x_test, y_test), "auc": membership_auc(member_scores, nonmember_scores),
-            "tpr_at_1pct_fpr": tpr_at_fpr(member_scores, nonmember_scores, fpr=0.01)}
+    result = {"accuracy": accuracy(model, x_test, y_test), "auc": membership_auc(member_scores, nonmember_scores),
+              "tpr_at_1pct_fpr": tpr_at_fpr(member_scores, nonmember_scores, fpr=0.01)}
+    if val is not None:
+        result["val_accuracy"] = accuracy(model, val.x_test.to(device), val.y_test.to(device))
+    return result
 
 
 def run_privacy(config: PrivacyConfig, data: RealData, *, modality: Modality,
                 device: torch.device | str = "cpu") -> PrivacyResult:
     """Run the audit of the module docstring: per seed, the private method at every target epsilon, a random real
     subset of the same size and the full data, each trained once and attacked. The modality must train on
-    ``summary.materialize()`` samples (the default :meth:`~distill_core.modality.Modality.train_and_test` path)."""
+    ``summary.materialize()`` samples (the default :meth:`~distill_core.modality.Modality.train_and_test` path).
+    With ``config.validation``, all of it uses the training data minus the held-out split (the protected set)."""
     from ..runner import distill
 
     check_config(config)
     data = modality.validate_data(data)
+    val = None
+    if config.validation:
+        data, val = hold_out_validation(data, n_val=config.validation, seed=config.validation_seed)
     device = torch.device(device)
     budget = Budget(ipc=config.ipc)
     budget.per_class(data)  # an ipc larger than a class is refused before any compute
@@ -352,7 +381,7 @@ def run_privacy(config: PrivacyConfig, data: RealData, *, modality: Modality,
             model = _train(modality, data, x.detach(), targets.detach(), summary.label_kind, protocol=protocol,
                            seed=seed, device=device)
             # members: every training sample, since the method may have drawn any of them
-            result = _audit(model, data, all_train, device)
+            result = _audit(model, data, all_train, device, val)
             for k, v in result.items():
                 rows.setdefault(name, {}).setdefault(k, []).append(v)
             facts = dict(outcome.artifact.extra.get("privacy", {}))
@@ -373,10 +402,11 @@ def run_privacy(config: PrivacyConfig, data: RealData, *, modality: Modality,
             x, y = data.x_train[members], data.y_train[members]
             model = _train(modality, data, x, F.one_hot(y, data.num_classes).float(), "hard", protocol=p, seed=seed,
                            device=device)
-            result = _audit(model, data, members, device)
+            result = _audit(model, data, members, device, val)
             for k, v in result.items():
                 rows.setdefault(name, {}).setdefault(k, []).append(v)
             sizes[name] = len(members)
             logger.info("seed %d %s: accuracy %.2f%%, attack AUC %.3f", seed, name, result["accuracy"], result["auc"])
     assert protocol is not None
-    return PrivacyResult(config, protocol, rows, privacy, sizes, time.perf_counter() - start)
+    return PrivacyResult(config, protocol, rows, privacy, sizes, time.perf_counter() - start,
+                         protected_size=len(data.y_train), validation_size=0 if val is None else len(val.y_test))
