@@ -6,11 +6,13 @@ one-process identity, so single-process users pay nothing.
 
 What is shared today:
 
-- **Class-wise objectives** (methods with ``shards_classes``: DM, DC, DSA; not DM with a BatchNorm network, whose
-  statistics span every class, nor DCC, whose loss mixes the classes): each rank computes the loss of its
-  classes (:meth:`~distill_core.method.StepContext.classes`, ``c mod W == rank``) with draws that do not depend on
-  the process layout (DM: keyed by ``(seed, step, class)``; DC: every rank draws every class's batch indices from
-  the step's generator and gathers only its own), and :meth:`~distill_core.method.StepContext.update` sums the
+- **Class-wise objectives** (methods with ``shards_classes``: DM, DC, DSA, text-DM, text-GM; not DM with a
+  BatchNorm network, whose statistics span every class, nor DCC, whose loss mixes the classes, nor the graph
+  methods, whose step is one GNN pass over the whole graph): each rank computes the loss of its classes
+  (:meth:`~distill_core.method.StepContext.classes`, ``c mod W == rank``) with draws that do not depend on the
+  process layout (DM: keyed by ``(seed, step, class)``; DC and the text methods: every rank draws every class's
+  batch indices from the step's generator and gathers only its own,
+  :meth:`~distill_core.method.StepContext.class_indices`), and :meth:`~distill_core.method.StepContext.update` sums the
   summary's gradient and the loss over the ranks before the step: the result equals the one-process run up to the
   order of float sums. What follows the step on the summary (DC's inner network training) is computed by every
   rank alike, from the same summary and the same generator.

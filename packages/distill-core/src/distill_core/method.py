@@ -248,6 +248,15 @@ class StepContext:
             return idx
         return idx[row_block(len(idx))]
 
+    def class_indices(self, n: int) -> dict[int, Tensor]:
+        """Real batch indices (``n`` per class, fewer for a smaller class) of the classes this process computes
+        (:meth:`classes`): ``c -> (n_c,)``. Every class is drawn, in class order, from the step's generator whatever
+        the share, so the draws (and the generator's state afterwards) are those of one process visiting the
+        classes in order with :meth:`sample_real`."""
+        mine = set(self.classes())
+        drawn = {c: self.class_index.sample(c, n, generator=self.generator) for c in range(self.data.num_classes)}
+        return {c: idx for c, idx in drawn.items() if c in mine}
+
     def class_generator(self, c: int) -> torch.Generator:
         """A generator keyed by ``(seed, step, class)`` alone, so that a class's draws do not depend on which
         process handles it or on the other classes (what sharding classes over processes needs)."""

@@ -4,6 +4,10 @@ https://arxiv.org/abs/2110.04181), applied to text as in the survey's continuous
 Every outer iteration draws a freshly initialised learner (TextCNN by default) whose parameters are frozen; for each
 class, a real batch and the class's synthetic sequences are embedded (the pooled features before the classifier)
 and the loss adds the squared distance between the mean embeddings. No augmentation (DSA has no text analogue).
+
+Under ``torch.distributed`` (``torchrun``) the classes are shared over the processes (``shards_classes``): every
+rank draws every class's real batch from the step's generator (the draws of one process) and embeds its own
+classes; the summary's gradient is summed over the ranks before the update.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class TextDM(TextMethod[TextDMConfig]):
 
     config_class = TextDMConfig
     paper = "https://arxiv.org/abs/2110.04181"
-
+    shards_classes = True
 
     def embedder(self, ctx: StepContext) -> nn.Module:
         net = ctx.fresh_model(self.config.model)
@@ -60,8 +64,9 @@ class TextDM(TextMethod[TextDMConfig]):
         """
         net = self.embedder(ctx)
         e_real, y_real, e_syn, y_syn = [], [], [], []
-        for c in range(summary.num_classes):  # per class, as the reference draws its real batches
-            x_real = ctx.sample_real(c, self.config.batch_real)
+        # per class, as the reference draws its real batches; under torch.distributed this process's classes
+        for c, idx in ctx.class_indices(self.config.batch_real).items():
+            x_real = ctx.data.x_train[idx].to(ctx.device, non_blocking=True)
             with torch.no_grad():
                 e_real.append(net.embed(x_real))  # type: ignore[operator]
             e_syn.append(net.embed(summary.x[summary.class_mask(c)]))  # type: ignore[operator]

@@ -6,6 +6,11 @@ of the cross-entropy w.r.t. the learner's parameters on a real batch of the clas
 gradient on the class's synthetic sequences (with graph) by DC's layer-wise distance; one optimizer step on the
 summary follows each round, and between rounds the learner is trained ``inner_loop`` epochs on the summary. The
 loop counts follow DC's reference table by samples per class (VICO-UoE/DatasetCondensation ``get_loops``).
+
+Under ``torch.distributed`` (``torchrun``) the classes are shared over the processes (``shards_classes``): every
+rank draws every class's real batch from the step's generator (the draws of one process) and matches its own
+classes; the summary's gradient is summed over the ranks before each update, and the learner's training between
+rounds runs alike on every rank.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ class TextGM(TextMethod[TextGMConfig]):
 
     config_class = TextGMConfig
     paper = "https://arxiv.org/abs/2006.05929"
-
+    shards_classes = True
 
     def loops(self, ipc: int) -> tuple[int, int]:
         """``(outer_loop, inner_loop)``: the config's values, else DC's table entry nearest ``ipc``."""
@@ -65,8 +70,10 @@ class TextGM(TextMethod[TextGMConfig]):
         net_opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=cfg.lr_net)
         outer, inner = self.loops(summary.ipc)
 
+        draws: dict[int, torch.Tensor] = {}
+
         def class_losses(c: int) -> tuple[torch.Tensor, torch.Tensor]:
-            x_real = ctx.sample_real(c, cfg.batch_real)
+            x_real = ctx.data.x_train[draws[c]].to(ctx.device, non_blocking=True)
             y_real = torch.full((len(x_real),), c, dtype=torch.long, device=x_real.device)
             mask = summary.class_mask(c)
             return (F.cross_entropy(net(x_real), y_real),
@@ -74,7 +81,9 @@ class TextGM(TextMethod[TextGMConfig]):
 
         losses = []
         for round_ in range(outer):
-            loss = classwise_gradient_match(net, range(summary.num_classes), class_losses, metric=cfg.metric)
+            # every class's real batch drawn in class order (one process's draws); this process's classes matched
+            draws = ctx.class_indices(cfg.batch_real)
+            loss = classwise_gradient_match(net, sorted(draws), class_losses, metric=cfg.metric)
             losses.append(ctx.update(loss))
             if round_ == outer - 1:
                 break
