@@ -1,5 +1,5 @@
-"""Speedup from one to two processes (one thread each) for DM, DC and evaluation, communication against compute per
-step, and a projection of step time to 8 and 64 GPUs from these measurements.
+"""Speedup from one to two processes (one thread each) for DM, DC, expert training and evaluation, communication
+against compute per step, and a projection of step time to 8 and 64 GPUs from these measurements.
 
 Cells (each in a fresh process; two processes through ``python -m torch.distributed.run --standalone``, gloo):
 
@@ -20,7 +20,7 @@ away from the committed files. Run it on a quiet machine: the 2-process cells us
 
 Usage::
 
-    python benchmarks/distributed/run.py run                      # dm, dc, eval with 1 and 2 processes
+    python benchmarks/distributed/run.py run                      # dm, dc, eval, experts with 1 and 2 processes
     python benchmarks/distributed/run.py run --cells dm --steps 40
     python benchmarks/distributed/run.py table
 """
