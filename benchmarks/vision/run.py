@@ -11,6 +11,7 @@ command in DIR instead of next to this script (a trial run that leaves the commi
 Usage::
 
     python benchmarks/vision/run.py accuracy --profile cpu --cells fashion-mnist:1:dm,random [--root DIR]
+    python benchmarks/vision/run.py accuracy --cells fashion-mnist:1:dsa --set init=herding [--set KEY=JSON ...]
     python benchmarks/vision/run.py speed --iters 5 --reference PATH/dm_reference.py
     python benchmarks/vision/run.py tta --target 70 --max-seconds 600 [--root DIR]
     python benchmarks/vision/run.py table
@@ -18,6 +19,11 @@ Usage::
 Data: ``--root DIR`` for the dataset's folder, else distill-vision's own variables (``DISTILL_MNIST_ROOT``,
 ``DISTILL_FASHION_MNIST_ROOT``); digits need none. The DM yardstick (``speed``): ``--reference`` or
 ``DISTILL_DM_REFERENCE``.
+
+``--set KEY=VALUE`` (repeatable; VALUE is JSON, else a string) passes further method options to a cell's
+distillation. They are recorded in the row (``options``) and make a row of their own, labelled e.g.
+``dc (init herding)``, which never merges with the default row of the method and is compared with the coresets
+like any distillation row.
 """
 
 from __future__ import annotations
@@ -64,10 +70,25 @@ PAPER = {  # the papers, ConvNet, IPC 1 / 10; "u" = quoted from memory in the pr
 }
 
 
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``["init=herding", "lr_img=0.1"]`` -> ``{"init": "herding", "lr_img": 0.1}`` (JSON values, else strings)."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def cell(dataset: str, ipc: int, method: str, profile: str, seed: int, device: str,
-         root: str | None = None, steps: int | None = None) -> dict[str, Any]:
+         root: str | None = None, steps: int | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Distill and evaluate one cell in this process; returns the JSON row. ``steps`` replaces the profile's
-    outer steps (to give a further seed the budget an earlier seed of the same row ran with)."""
+    outer steps (to give a further seed the budget an earlier seed of the same row ran with); ``options`` are
+    further method overrides (``--set``), applied last and recorded in the row."""
     from distill_core.data import Budget
     from distill_core.runner import distill
     from distill_vision.modality import default_strategy
@@ -85,9 +106,12 @@ def cell(dataset: str, ipc: int, method: str, profile: str, seed: int, device: s
             overrides = {**CPU_OVERRIDES.get(method, {}), "steps": CPU_STEPS[method][ipc]}
     if steps is not None and method in CPU_STEPS:
         overrides["steps"] = steps
+    options = dict(options or {})
+    overrides.update(options)
+    suffix = "".join(f"-{k}-{v}" for k, v in sorted(options.items()))
     start = time.perf_counter()
-    keep = Path(os.environ.get("DISTILL_BENCH_ARTIFACTS", "/tmp/distill-vision-bench")) / (
-        f"{dataset}-ipc{ipc}-{method}-{profile}-s{seed}")  # for re-evaluation with another protocol (distill eval)
+    keep = Path(os.environ.get("DISTILL_BENCH_ARTIFACTS", "/tmp/distill-vision-bench")) / (  # for re-evaluation
+        f"{dataset}-ipc{ipc}-{method}{suffix}-{profile}-s{seed}")  # with another protocol (distill eval)
     outcome = distill(method, dataset=dataset, budget=Budget(ipc=ipc), seed=seed, overrides=overrides, root=root,
                       protocol_overrides=protocol, progress=False, device=device, checkpoint_every=0, out_dir=keep,
                       overwrite=True)  # a re-run cell replaces its own artifact
@@ -95,7 +119,7 @@ def cell(dataset: str, ipc: int, method: str, profile: str, seed: int, device: s
     ev = outcome.evaluation
     assert ev is not None
     return {
-        "dataset": dataset, "ipc": ipc, "method": method, "profile": profile, "seed": seed,
+        "dataset": dataset, "ipc": ipc, "method": method, "profile": profile, "seed": seed, "options": options,
         "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2),
         "accuracies": [round(a, 2) for a in ev.accuracies],
         "steps": outcome.run.steps, "distill_s": round(outcome.run.wall_s, 1),
@@ -111,7 +135,8 @@ def accuracy(args: argparse.Namespace) -> None:
         for method in methods.split(","):
             cell_args = ["cell", "--dataset", dataset, "--ipc", ipc, "--method", method, "--profile", args.profile,
                          "--seed", args.seed, "--device", args.device, *(["--root", args.root] if args.root else []),
-                         *(["--steps", args.steps] if args.steps is not None else [])]
+                         *(["--steps", args.steps] if args.steps is not None else []),
+                         *(a for pair in args.set or [] for a in ("--set", pair))]
             print("running", " ".join(map(str, cell_args)), flush=True)
             row = harness.run_cell(__file__, *cell_args, check=False)
             if row is None:
@@ -276,7 +301,20 @@ FEWER_SEEDS = {("fashion-mnist", 10, "dc"): "cell budget: ~50-60 min per seed he
                **{("fashion-mnist", 10, m): "not run yet: ~20-30 min per seed under load, past this round's time"
                   for m in ("dm", "herding", "kcenter", "random")}}
 NAMES = {"digits": "digits", "fashion-mnist": "Fashion-MNIST", "dc": "DC", "dsa": "DSA", "dm": "DM"}
-KEY = ("dataset", "ipc", "method", "profile")
+KEY = ("dataset", "ipc", "label", "profile")
+
+
+def _label(r: dict[str, Any]) -> str:
+    """The row's method column: the method, with its ``--set`` options if any (``dc (init herding)``)."""
+    options = r.get("options") or {}
+    if not options:
+        return str(r["method"])
+    return f"{r['method']} ({', '.join(f'{k} {v}' for k, v in sorted(options.items()))})"
+
+
+def _name(a: dict[str, Any]) -> str:
+    """The row's label in prose (``DC (init herding)``)."""
+    return NAMES.get(a["method"], a["method"]) + a["label"][len(a["method"]):]
 
 
 def _budget(r: dict[str, Any]) -> str:
@@ -288,11 +326,12 @@ def _budget(r: dict[str, Any]) -> str:
 
 
 def aggregate(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """One row per (dataset, ipc, method, profile): the newest row of each distillation seed among the rows with the
-    budget of the newest row (older budgets of the same cell are left out), averaged over the seeds."""
+    """One row per (dataset, ipc, method with its options, profile): the newest row of each distillation seed among
+    the rows with the budget of the newest row (older budgets of the same cell are left out), averaged over the
+    seeds."""
     by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
-        by_key.setdefault(harness.row_key(r, KEY), []).append(r)
+        by_key.setdefault(harness.row_key({**r, "label": _label(r)}, KEY), []).append(r)
     out = {}
     for key, rs in by_key.items():
         budget = _budget(rs[-1])
@@ -301,7 +340,8 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any
         accs = [r["accuracy_mean"] for r in seeds]
         loads = [r["load_avg_1min"] for r in seeds if r.get("load_avg_1min") is not None]
         out[key] = {
-            **{k: seeds[-1][k] for k in (*KEY, "steps")}, "config": seeds[-1].get("config", {}),
+            **{k: seeds[-1][k] for k in ("dataset", "ipc", "method", "profile", "steps")}, "label": key[2],
+            "options": seeds[-1].get("options") or {}, "config": seeds[-1].get("config", {}),
             "seeds": [r.get("seed", 0) for r in seeds], "per_seed": accs, "by_seed": {r.get("seed", 0): a for r, a in
                                                                                        zip(seeds, accs)},
             "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else None,
@@ -324,7 +364,7 @@ def _n_seeds(a: dict[str, Any]) -> str:
     n = len(a["seeds"])
     if n >= SEEDS_WANTED:
         return str(n)
-    why = FEWER_SEEDS.get((a["dataset"], a["ipc"], a["method"]), "not run yet")
+    why = FEWER_SEEDS.get((a["dataset"], a["ipc"], a["label"]), "not run yet")
     return f"**{n} seed{'s' if n > 1 else ''}** ({why})"
 
 
@@ -378,19 +418,19 @@ def _gap_lines(agg: dict[tuple[Any, ...], dict[str, Any]]) -> list[str]:
              "comparison while a row has fewer seeds than the coresets). The sentences below the table classify "
              "each distillation row by that same-seed difference.", ""]
     lines += harness.md_table([
-        ("dataset", lambda r: r[0]["dataset"]), ("IPC", lambda r: r[0]["ipc"]), ("method", lambda r: r[0]["method"]),
+        ("dataset", lambda r: r[0]["dataset"]), ("IPC", lambda r: r[0]["ipc"]), ("method", lambda r: r[0]["label"]),
         ("ours", lambda r: _acc(r[0])), ("seeds", lambda r: len(r[0]["seeds"])),
         ("random", lambda r: f"{r[1]['mean']:.2f}"), ("vs random", lambda r: f"{r[0]['mean'] - r[1]['mean']:+.1f}"),
         ("best coreset", best), ("vs best coreset", vs_best),
-        ("vs best coreset, same seeds", lambda r: "-" if r[0]["method"] in CORESETS else _seed_wins(r[0], agg)),
+        ("vs best coreset, same seeds", lambda r: "-" if r[0]["label"] in CORESETS else _seed_wins(r[0], agg)),
         ("paper", lambda r: r[3] or "-"), ("vs paper", vs_paper)], rows, compact=True)
     below, close, above = [], [], []
     for a, _, core, _ in rows:
-        if a["method"] in CORESETS or core is None:
+        if a["label"] in CORESETS or core is None:
             continue
         diff, paired = a["mean"] - core["mean"], _paired(a, agg)
         same = statistics.fmean(paired.values()) if paired else diff
-        text = (f"{NAMES.get(a['method'], a['method'])} at {NAMES.get(a['dataset'], a['dataset'])} IPC {a['ipc']} "
+        text = (f"{_name(a)} at {NAMES.get(a['dataset'], a['dataset'])} IPC {a['ipc']} "
                 f"({_acc(a)} against {core['method']} {_acc(core)}, {diff:+.2f}; seeds {len(a['seeds'])} and "
                 f"{len(core['seeds'])}" + (f"; on the shared seed{'s' if len(paired) > 1 else ''} "
                                            f"{', '.join(map(str, paired))} alone: {same:+.2f}"
@@ -406,6 +446,7 @@ def _gap_lines(agg: dict[tuple[Any, ...], dict[str, Any]]) -> list[str]:
                   "IPC 1): " + "; ".join(close) + "."]
     if above:
         lines += ["", "**Above the best coreset by 2 points or more:** " + "; ".join(above) + "."]
+    lines += _option_lines(agg)
     lines += ["", "The remaining gap to the papers comes from two budgets, both stated above: distillation (DC/DSA run "
               f"{CPU_STEPS['dc'][1]} / {CPU_STEPS['dc'][10]} of 1,000 outer iterations, DM {CPU_STEPS['dm'][1]} / "
               f"{CPU_STEPS['dm'][10]} of 20,000, with 64 instead of 256 real images per class) and evaluation (300 "
@@ -416,6 +457,43 @@ def _gap_lines(agg: dict[tuple[Any, ...], dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _option_lines(agg: dict[tuple[Any, ...], dict[str, Any]]) -> list[str]:
+    """A sentence per row run with ``--set`` options: against the method's default row and the best coreset (both
+    on the shared seeds), and whether it is >= 2 points above the coreset on the mean of >= SEEDS_WANTED seeds."""
+    texts = []
+    for _, a in sorted(agg.items()):
+        core = _best_coreset(agg, a["dataset"], a["ipc"], a["profile"])
+        if not a["options"] or a["profile"] != "cpu" or core is None:
+            continue
+        base = agg.get((a["dataset"], a["ipc"], a["method"], a["profile"]))
+        vs_core = _paired(a, agg)
+        text = (f"{_name(a)} at {NAMES.get(a['dataset'], a['dataset'])} IPC {a['ipc']}: {_acc(a)} over "
+                f"{len(a['seeds'])} seed{'s' if len(a['seeds']) > 1 else ''} (per seed "
+                f"{' / '.join(f'{x:.2f}' for x in a['per_seed'])})")
+        if base is not None:
+            shared = [s for s in a["by_seed"] if s in base["by_seed"]]
+            diffs = [a["by_seed"][s] - base["by_seed"][s] for s in shared]
+            if diffs:
+                text += (f"; against {_name(base)} from random real images {_acc(base)}: "
+                         f"{statistics.fmean(diffs):+.2f} on the {len(diffs)} shared seed(s)")
+        if vs_core:
+            wins, mean = sum(d >= 2 for d in vs_core.values()), statistics.fmean(vs_core.values())
+            verdict = (f"too few seeds to judge issue #16 ({len(vs_core)} of {SEEDS_WANTED})"
+                       if len(vs_core) < SEEDS_WANTED else "**meets** issue #16 (mean >= 2 points)" if mean >= 2
+                       else "does **not** meet issue #16 (mean below 2 points)")
+            text += (f"; against the best coreset ({core['method']} {_acc(core)}) "
+                     f"{mean:+.2f} on the shared seeds, >= 2 points on {wins} of "
+                     f"{len(vs_core)}: {verdict}")
+        texts.append(text)
+    if not texts:
+        return []
+    return ["", "**Rows with options** (`--set`; e.g. `init herding`: the summary starts from the images the herding "
+            "coreset picks, in the features of a random ConvNet, instead of random real images, cf. DREAM, Liu et "
+            "al. ICCV 2023; with the same seed these are the herding row's very images (checked on digits IPC 1), so "
+            "the same-seed difference is what distillation adds to its starting coreset; the budget is the default "
+            "row's): " + "; ".join(texts) + "."]
+
+
 def _steps(r: dict[str, Any]) -> str:
     if r["method"] in ("dc", "dsa"):  # outer iterations (network epochs between matching steps)
         inner = r.get("config", {}).get("inner_loop") or {1: 1, 10: 50}.get(r["ipc"], "?")
@@ -424,11 +502,11 @@ def _steps(r: dict[str, Any]) -> str:
 
 
 ACCURACY_COLUMNS: list[harness.Column] = [
-    ("dataset", "dataset"), ("IPC", "ipc"), ("method", "method"),
+    ("dataset", "dataset"), ("IPC", "ipc"), ("method", "label"),
     ("accuracy % (mean +- std over seeds)", _acc), ("seeds", _n_seeds),
     ("per seed", lambda a: " / ".join(f"{x:.2f}" for x in a["per_seed"])),
     ("std over 3 eval models", lambda a: f"{a['model_std']:.2f}"),
-    ("paper", lambda a: PAPER.get((a["dataset"], a["method"], a["ipc"]), "")), ("steps", _steps),
+    ("paper", lambda a: PAPER.get((a["dataset"], a["label"], a["ipc"]), "")), ("steps", _steps),
     ("distill s", lambda a: f"{a['distill_s']:.1f}"), ("it/s", lambda a: f"{a['it_per_s']:.3f}"),
     ("eval s", lambda a: f"{a['eval_s']:.1f}"), ("peak RSS MB", "peak_rss_mb"), ("threads", "threads"),
     ("load avg", "load")]
@@ -555,6 +633,9 @@ def main() -> None:
     acc.add_argument("--device", default="cpu")
     acc.add_argument("--steps", type=int, default=None, help="outer steps instead of the profile's (e.g. the budget "
                      "an earlier seed of the same row ran with; the steps column shows it)")
+    acc.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="a further method option, "
+                     "VALUE as JSON else a string (repeatable); the cell becomes a row of its own, e.g. "
+                     "'dc (init herding)'")
     one = sub.add_parser("cell", parents=[data])
     one.add_argument("--dataset", required=True)
     one.add_argument("--ipc", type=int, required=True)
@@ -563,6 +644,7 @@ def main() -> None:
     one.add_argument("--seed", type=int, default=0)
     one.add_argument("--device", default="cpu")
     one.add_argument("--steps", type=int, default=None)
+    one.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
     sp = sub.add_parser("speed", parents=[common])
     sp.add_argument("--ipcs", type=int, nargs="+", default=[1, 10])
     sp.add_argument("--iters", type=int, default=5)
@@ -585,7 +667,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "cell":
         harness.emit(cell(args.dataset, args.ipc, args.method, args.profile, args.seed, args.device, args.root,
-                          args.steps))
+                          args.steps, parse_options(args.set)))
     else:
         args.out.mkdir(parents=True, exist_ok=True)
         {"accuracy": accuracy, "speed": speed, "tta": tta, "table": table}[args.command](args)
