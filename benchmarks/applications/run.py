@@ -21,7 +21,7 @@
   disjoint from the final seeds) and scores one ConvNet per summary on the held-out samples; stage ``final`` takes,
   per epsilon, the setting of the highest validation accuracy (ties: fewer steps, then the smaller batch) and
   measures the audit's rows with ``--seeds`` seeds (test accuracy, attack, the random subset and the full data, all
-  from the protected set). Grid cells already in ``results.jsonl`` are not rerun.
+  from the protected set). Cells already in ``results.jsonl`` are not rerun.
 - ``federated``: digits split over 10 clients by a Dirichlet(alpha) draw per class; each client distills its data
   once with DM (``--ipc`` per class it holds, at most what it holds); the server trains one ConvNet on the union;
   against every client sending a random subset of the same sizes (the same bytes) and FedAvg (``--rounds`` rounds,
@@ -168,6 +168,11 @@ def privacy_select(ns: argparse.Namespace) -> None:
                 args.append("--no-baselines")
             selection = {f"eps={e}": {"steps": key[2], "batch_real": key[3], "clip_norm": key[4],
                                       "val_accuracy": picks[f"eps={e}"][1]} for e in eps}
+            command = "distill apply " + " ".join(args) + " --json"
+            if any(r.get("stage") == "final" and r["command"] == command and r["selection"] == selection
+                   for r in harness.read_jsonl(RESULTS)):
+                print("measured before:", command, flush=True)
+                continue
             row = _cell(args, stage="final", selection=selection)
             print(eps, extra, {k: (v["val_accuracy_mean"], v["accuracy_mean"], v["auc_mean"])
                                for k, v in row["cells"].items()}, row["wall_s"], flush=True)
@@ -202,7 +207,10 @@ def table(_: argparse.Namespace | None = None) -> None:
              "docstring and in packages/distill-core/README.md (Applications). Each row's command is in "
              "`results.jsonl`.", ""]
     if cont:
-        tasks = max(len(r["accuracy_per_task_mean"]) for r in cont)
+        lines += ["## Class-incremental continual learning", "",
+                  "Seen-class test accuracy (%) after each task, mean ± std over seeds (each seed its own class "
+                  "order); forgetting in points (Chaudhry et al. 2018). One table per number of tasks.", ""]
+    for tasks in sorted({len(r["accuracy_per_task_mean"]) for r in cont}):
         columns: list[harness.Column] = [("memory", "method"), ("training", "training"),
                                          ("per class", "memory_per_class"), ("seeds", lambda r: len(r["seeds"]))]
         columns += [(f"after task {t + 1}", lambda r, t=t: _pm(r["accuracy_per_task_mean"][t],
@@ -211,10 +219,10 @@ def table(_: argparse.Namespace | None = None) -> None:
                     ("epochs per task", lambda r: r["protocol"]["epochs"]),
                     ("method steps", lambda r: r["config"]["steps"] if r["config"]["steps"] is not None else "-"),
                     ("wall s", "wall_s")]
-        lines += ["## Class-incremental continual learning", "",
-                  "Seen-class test accuracy (%) after each task, mean ± std over seeds (each seed its own class "
-                  "order); forgetting in points (Chaudhry et al. 2018).", ""]
-        lines += [*harness.md_table(columns, cont), ""]
+        group = [r for r in cont if len(r["accuracy_per_task_mean"]) == tasks]
+        classes = len(group[0]["orders"][0]) // tasks
+        lines += [f"{tasks} tasks of {classes} class{'es' if classes > 1 else ''}:", "",
+                  *harness.md_table(columns, group), ""]
     if nas_rows:
         lines += ["## Architecture-search proxy", "",
                   "Spearman rank correlation of the proxy's test accuracies with the full-data ones over all "
@@ -302,9 +310,18 @@ def _privacy_lines(rows: list[dict[str, Any]]) -> list[str]:
         line["wall s"] = f"{grid[k]['wall_s']:.0f}"
         grid_rows.append(line)
     lines += [*harness.md_table([(h, h) for h in grid_rows[0]], grid_rows), ""]
+    all_steps, all_batches = sorted({k[2] for k in keys}), sorted({k[3] for k in keys})
+    missing = [f"{st} x {b}" for st in all_steps for b in all_batches
+               if not any(k[2:4] == (st, b) for k in keys)]
+    edge = [n for n in names if picks[n][0][2] == all_steps[-1]]
     lines += [f"Grid: {len(keys)} points x {len(names)} epsilons, {sum(grid[k]['wall_s'] for k in keys):.0f} s in "
-              "all. Picked: " + "; ".join(f"{n}: {picks[n][0][2]} steps, batch_real {picks[n][0][3]} (validation "
-                                          f"{picks[n][1]:.2f}%)" for n in names) + ".", ""]
+              "all" + (f" (not measured, for time: steps x batch_real {', '.join(missing)})" if missing else "")
+              + ". Picked: " + "; ".join(f"{n}: {picks[n][0][2]} steps, batch_real {picks[n][0][3]} (validation "
+                                         f"{picks[n][1]:.2f}%)" for n in names) + ". "
+              f"One held-out sample is {100 / validation:.2f} points and each score is one summary and one model, "
+              "so differences of a few points between grid points are within seed noise"
+              + (f"; the picks of {', '.join(edge)} sit at the grid's largest step count, so longer runs are "
+                 "untested" if edge else "") + ".", ""]
     if not final:
         return [*lines, "The final rows at the picked settings are not measured yet.", ""]
     cells: dict[str, dict[str, Any]] = {}
