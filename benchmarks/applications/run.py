@@ -1,6 +1,7 @@
 """Benchmarks of distill-core's applications (``distill apply``) on scikit-learn's 8x8 digits, CPU.
 
-- ``continual``: class-incremental digits, 5 tasks of 2 classes in a seeded class order per seed, DM's protocol
+- ``continual``: class-incremental digits, 5 tasks of 2 classes (``--tasks 10``: 10 of 1) in a seeded class order
+  per seed, DM's protocol
   (``--training memory``: at each task a fresh ConvNet is trained from scratch on the memory of all tasks so far),
   memories of ``--memory`` images per class built per task from that task's classes only by DM, random and herding;
   seen-class test accuracy after each task and average forgetting, mean +- std over ``--seeds`` seeds (class orders).
