@@ -91,7 +91,7 @@ def test_eval_with_another_protocol_says_so_and_saves(capsys: pytest.CaptureFixt
     (["run", TOY_DM, "--dataset", "blobs", "--ipc", "2", "--set", "unknown_option=1"],
      ["ToyDMConfig option 'unknown_option'", "'lr_summary'", "'batch_real'", "'steps'"]),
     (["run", TOY_DM, "--dataset", "blobs", "--ipc", "2", "--set", "init=zeros"],
-     ["option 'init' value 'zeros' among choices ['noise', 'real']"]),
+     ["option 'init' value 'zeros' among choices ['herding', 'kcenter', 'noise', 'real']"]),
     (["run", TOY_DM, "--dataset", "blobs", "--ipc", "2", "--set", "lr_summary=fast"],
      ["option 'lr_summary' expects float, got 'fast'"]),
     (["run", TOY_DM, "--dataset", "blobs", "--ipc", "50"], ["ipc=50 is larger than class", "--ipc 40 or less"]),
