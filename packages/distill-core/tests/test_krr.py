@@ -10,15 +10,7 @@ from torch import Tensor
 
 from distill_core.errors import DataValidationError
 from distill_core.kernels import fc_ntk
-from distill_core.objectives import (
-    SingularKernelError,
-    blocked_kernel,
-    krr_loss,
-    krr_predict,
-    krr_predict_blocked,
-    krr_regularizer,
-    krr_solve,
-)
+from distill_core.objectives import krr
 
 
 def _data(n: int = 12, m: int = 7, d: int = 5, c: int = 3, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -37,19 +29,19 @@ def test_predictions_match_linalg_solve(relative: bool) -> None:
     reg = 1e-2
     lam = reg * torch.trace(k_ss) / len(k_ss) if relative else torch.tensor(reg, dtype=torch.float64)
     expected = k_ts @ torch.linalg.solve(k_ss + lam * torch.eye(len(k_ss), dtype=torch.float64), y_s)
-    pred = krr_predict(k_ts, k_ss, y_s, reg=reg, relative=relative)
+    pred = krr.krr_predict(k_ts, k_ss, y_s, reg=reg, relative=relative)
     torch.testing.assert_close(pred, expected, rtol=1e-9, atol=1e-10)
-    torch.testing.assert_close(krr_loss(k_ts, k_ss, y_s, y_t, reg=reg, relative=relative),
+    torch.testing.assert_close(krr.krr_loss(k_ts, k_ss, y_s, y_t, reg=reg, relative=relative),
                                0.5 * ((expected - y_t) ** 2).mean())
-    torch.testing.assert_close(krr_regularizer(k_ss, reg, relative=relative), lam)
+    torch.testing.assert_close(krr.krr_regularizer(k_ss, reg, relative=relative), lam)
 
 
 def test_float64_option_and_vector_targets() -> None:
     x_s, x_t, y_s, _ = _data(seed=1)
     k_ss, k_ts = fc_ntk(x_s.float()), fc_ntk(x_t.float(), x_s.float())
-    pred64 = krr_predict(k_ts, k_ss, y_s[:, 0].float(), reg=1e-3, float64=True)
+    pred64 = krr.krr_predict(k_ts, k_ss, y_s[:, 0].float(), reg=1e-3, float64=True)
     assert pred64.dtype == torch.float32 and pred64.shape == (7,)
-    exact = krr_predict(k_ts.double(), k_ss.double(), y_s[:, 0], reg=1e-3)
+    exact = krr.krr_predict(k_ts.double(), k_ss.double(), y_s[:, 0], reg=1e-3)
     torch.testing.assert_close(pred64.double(), exact, rtol=1e-4, atol=1e-4)
 
 
@@ -57,17 +49,17 @@ def test_gradient_through_the_solve_matches_finite_differences() -> None:
     x_s, x_t, y_s, y_t = _data(6, 4, 3, 2, seed=2)
 
     def loss(xs: Tensor, ys: Tensor) -> Tensor:
-        return krr_loss(fc_ntk(x_t, xs), fc_ntk(xs), ys, y_t, reg=1e-2)
+        return krr.krr_loss(fc_ntk(x_t, xs), fc_ntk(xs), ys, y_t, reg=1e-2)
 
     assert torch.autograd.gradcheck(loss, (x_s.requires_grad_(True), y_s.requires_grad_(True)))
 
 
 def test_blocked_prediction_equals_full_and_blocked_kernel() -> None:
     x_s, x_t, y_s, _ = _data(10, 23, seed=3)
-    full = krr_predict(fc_ntk(x_t, x_s), fc_ntk(x_s), y_s, reg=1e-4)
-    blocked = krr_predict_blocked(lambda a, b: fc_ntk(a, b), x_s, y_s, x_t, block_size=5, reg=1e-4)
+    full = krr.krr_predict(fc_ntk(x_t, x_s), fc_ntk(x_s), y_s, reg=1e-4)
+    blocked = krr.krr_predict_blocked(lambda a, b: fc_ntk(a, b), x_s, y_s, x_t, block_size=5, reg=1e-4)
     torch.testing.assert_close(blocked, full, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(blocked_kernel(fc_ntk, x_t, x_s, block_size=4), fc_ntk(x_t, x_s))
+    torch.testing.assert_close(krr.blocked_kernel(fc_ntk, x_t, x_s, block_size=4), fc_ntk(x_t, x_s))
 
 
 def test_duplicate_support_points_with_zero_reg_use_documented_jitter(caplog: pytest.LogCaptureFixture) -> None:
@@ -76,7 +68,7 @@ def test_duplicate_support_points_with_zero_reg_use_documented_jitter(caplog: py
     y_s[1] = y_s[0]
     k_ss = fc_ntk(x_s)
     with caplog.at_level(logging.WARNING):
-        pred = krr_predict(fc_ntk(x_t, x_s), k_ss, y_s, reg=0.0)
+        pred = krr.krr_predict(fc_ntk(x_t, x_s), k_ss, y_s, reg=0.0)
     assert torch.isfinite(pred).all()
     assert "jitter" in caplog.text
     # exactly the documented first jitter: 1e-6 x the mean diagonal
@@ -87,18 +79,18 @@ def test_duplicate_support_points_with_zero_reg_use_documented_jitter(caplog: py
 def test_indefinite_or_nonfinite_kernels_raise_a_clear_error() -> None:
     y = torch.randn(3, 2, dtype=torch.float64)
     indefinite = torch.diag(torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64))
-    with pytest.raises(SingularKernelError, match="singular or indefinite"):
-        krr_solve(indefinite, y, reg=0.0)
+    with pytest.raises(krr.SingularKernelError, match="singular or indefinite"):
+        krr.krr_solve(indefinite, y, reg=0.0)
     bad = torch.eye(3, dtype=torch.float64)
     bad[0, 0] = float("nan")
-    with pytest.raises(SingularKernelError, match="non-finite"):
-        krr_solve(bad, y)
+    with pytest.raises(krr.SingularKernelError, match="non-finite"):
+        krr.krr_solve(bad, y)
     with pytest.raises(FloatingPointError):  # the distiller rolls back on FloatingPointError
-        krr_solve(bad, y)
+        krr.krr_solve(bad, y)
     with pytest.raises(DataValidationError, match="square"):
-        krr_solve(torch.ones(3, 2), y)
+        krr.krr_solve(torch.ones(3, 2), y)
     with pytest.raises(DataValidationError, match=">= 0"):
-        krr_solve(torch.eye(3), y, reg=-1.0)
+        krr.krr_solve(torch.eye(3), y, reg=-1.0)
 
 
 def test_evaluate_krr_scores_the_summary_as_support_set() -> None:
@@ -114,7 +106,7 @@ def test_evaluate_krr_scores_the_summary_as_support_set() -> None:
     result = evaluate_krr(summary, data, "fc_ntk", block_size=7)
     y_s = krr_support_targets(summary)
     torch.testing.assert_close(y_s.sum(1), torch.zeros(6))  # centred one-hot
-    pred = krr_predict(fc_ntk(data.x_test, summary.x.detach()), fc_ntk(summary.x.detach()), y_s.double(),
+    pred = krr.krr_predict(fc_ntk(data.x_test, summary.x.detach()), fc_ntk(summary.x.detach()), y_s.double(),
                        reg=1e-6, float64=True)
     expected = 100.0 * float((pred.argmax(1) == data.y_test).float().mean())
     assert abs(result.accuracy - expected) < 1e-9 and result.accuracy > 60.0  # separable blobs

@@ -164,44 +164,56 @@ def _add_apply_parser(sub: Any) -> None:
         p.add_argument("--device", default="cpu")
         p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
-    cont = kinds.add_parser("continual", help="class-incremental learning: tasks of classes, a memory of --memory "
-                            "samples per class built by METHOD from each task's data, average accuracy after each "
-                            "task and forgetting")
-    cont.add_argument("method", help="memory method (dm, dc, random, herding, ...; 'none' with --training replay)")
-    common(cont)
+    def application(name: str, about: str, method_help: str, **method_kw: Any) -> argparse.ArgumentParser:
+        """One application's parser: its METHOD positional and the options every application takes."""
+        p = kinds.add_parser(name, help=about)
+        p.add_argument("method", help=method_help, **method_kw)
+        common(p)
+        return p
+
+    def ipc(p: argparse.ArgumentParser, held: str = "") -> None:
+        p.add_argument("--ipc", type=_int_at_least(1), default=10,
+                       help=f"summary samples per class{held} (default 10)")
+
+    def seeds(p: argparse.ArgumentParser, what: str = "") -> None:
+        p.add_argument("--seeds", type=_int_at_least(1), default=1, help=f"runs with seeds 0..N-1{what}")
+
+    def full_data(p: argparse.ArgumentParser, default: str) -> None:
+        p.add_argument("--full-epochs", type=_int_at_least(1), help=f"epochs on the full data (default {default})")
+        p.add_argument("--full-per-class", type=_int_at_least(1),
+                       help="train the full-data model on this many samples per class instead of all (a CPU stand-in)")
+
+    cont = application("continual", "class-incremental learning: tasks of classes, a memory of --memory samples per "
+                       "class built by METHOD from each task's data, average accuracy after each task and forgetting",
+                       "memory method (dm, dc, random, herding, ...; 'none' with --training replay)")
     cont.add_argument("--tasks", type=_int_at_least(2), default=5, help="tasks (must divide the classes; default 5)")
     cont.add_argument("--memory", type=int, default=10, help="memory samples per class (>= 1; default 10)")
     cont.add_argument("--training", default="memory", help="'memory' (a fresh model on all memory so far, DM's "
                       "protocol; default) or 'replay' (one model on each task's real data + earlier memory)")
-    cont.add_argument("--seeds", type=_int_at_least(1), default=1, help="runs with seeds 0..N-1 (class orders)")
+    seeds(cont, " (class orders)")
     cont.add_argument("--model", help="architecture (default: the modality's)")
     cont.add_argument("--no-shuffle", action="store_true", help="classes in order 0..K-1 instead of a seeded order")
 
-    nas = kinds.add_parser("nas", help="architecture-search proxy: Spearman rank correlation of architectures "
-                           "trained on a summary (and on a random subset of the same size) with the full data")
-    nas.add_argument("method", help="the method that distills the proxy summary")
-    common(nas)
-    nas.add_argument("--ipc", type=_int_at_least(1), default=10, help="summary samples per class (default 10)")
+    nas = application("nas", "architecture-search proxy: Spearman rank correlation of architectures trained on a "
+                      "summary (and on a random subset of the same size) with the full data",
+                      "the method that distills the proxy summary")
+    ipc(nas)
     nas.add_argument("--variants", type=_int_at_least(2), help="architectures drawn from the space (default: all)")
-    nas.add_argument("--full-epochs", type=_int_at_least(1), default=30, help="epochs on the full data (default 30)")
-    nas.add_argument("--full-per-class", type=_int_at_least(1),
-                     help="train the reference on this many samples per class instead of all (a CPU stand-in)")
+    full_data(nas, "30")
+    nas.set_defaults(full_epochs=30)
     nas.add_argument("--seed", type=_int_at_least(0), default=0)
 
-    priv = kinds.add_parser("privacy", help="differentially private distillation at each --epsilons target (opacus "
-                            "accounting), accuracy and a loss-threshold membership-inference attack (AUC) on models "
-                            "trained on the summary, a random real subset of the same size and the full data")
-    priv.add_argument("method", nargs="?", default="dp-dm", help="a private method (default dp-dm)")
-    common(priv)
+    priv = application("privacy", "differentially private distillation at each --epsilons target (opacus "
+                       "accounting), accuracy and a loss-threshold membership-inference attack (AUC) on models "
+                       "trained on the summary, a random real subset of the same size and the full data",
+                       "a private method (default dp-dm)", nargs="?", default="dp-dm")
     priv.add_argument("--epsilons", nargs="+", type=_epsilon, default=[1.0, 4.0, 10.0, None], metavar="EPS",
                       help="target epsilons, 'inf' for none (default: 1 4 10 inf)")
     priv.add_argument("--delta", type=_positive_float, default=1e-5, help="target delta (default 1e-5)")
     priv.add_argument("--accountant", default="rdp", help="opacus accountant: rdp (default) or prv")
-    priv.add_argument("--ipc", type=_int_at_least(1), default=10, help="summary samples per class (default 10)")
-    priv.add_argument("--seeds", type=_int_at_least(1), default=1, help="runs with seeds 0..N-1")
-    priv.add_argument("--full-epochs", type=_int_at_least(1), help="epochs on the full data (default: --epochs)")
-    priv.add_argument("--full-per-class", type=_int_at_least(1),
-                      help="train the full-data model on this many samples per class instead of all")
+    ipc(priv)
+    seeds(priv)
+    full_data(priv, "--epochs")
     priv.add_argument("--no-baselines", action="store_true", help="skip the random subset and the full data")
     priv.add_argument("--first-seed", type=_int_at_least(0), default=0,
                       help="seeds run from here (--seeds N: FIRST..FIRST+N-1; default 0)")
@@ -211,20 +223,18 @@ def _add_apply_parser(sub: Any) -> None:
                       "covers) and accuracy on the split is reported next to test accuracy (default 0: none)")
     priv.add_argument("--validation-seed", type=_int_at_least(0), default=0, help="seed of the split (default 0)")
 
-    fed = kinds.add_parser("federated", help="one-shot federated learning: a Dirichlet non-IID split over --clients, "
-                           "each client distills its data with METHOD once, the server trains on the union; against "
-                           "random subsets of the same size and FedAvg (accuracy and bytes)")
-    fed.add_argument("method", help="the method each client distills with (dm, random, ...)")
-    common(fed)
+    fed = application("federated", "one-shot federated learning: a Dirichlet non-IID split over --clients, each "
+                      "client distills its data with METHOD once, the server trains on the union; against random "
+                      "subsets of the same size and FedAvg (accuracy and bytes)",
+                      "the method each client distills with (dm, random, ...)")
     fed.add_argument("--clients", type=_int_at_least(2), default=10, help="clients (default 10)")
     fed.add_argument("--alpha", type=_positive_float, default=0.5, help="Dirichlet concentration (default 0.5)")
-    fed.add_argument("--ipc", type=_int_at_least(1), default=10,
-                     help="summary samples per class held by a client (at most what it holds; default 10)")
+    ipc(fed, " held by a client (at most what it holds)")
     fed.add_argument("--rounds", type=_int_at_least(1), default=20, help="FedAvg rounds (default 20)")
     fed.add_argument("--local-epochs", type=_int_at_least(1), default=1, help="FedAvg local epochs (default 1)")
     fed.add_argument("--local-batch", type=_int_at_least(1), default=32, help="FedAvg local batch size (default 32)")
     fed.add_argument("--no-fedavg", action="store_true", help="skip FedAvg")
-    fed.add_argument("--seeds", type=_int_at_least(1), default=1, help="runs with seeds 0..N-1 (splits)")
+    seeds(fed, " (splits)")
 
 
 def _epsilon(text: str) -> float | None:

@@ -19,6 +19,7 @@ A modality package adds parameterizations with :func:`register_parameterization`
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -129,6 +130,41 @@ class Parameterization(nn.Module):
                 raise UnknownNameError(f"{name} option", key, known)
         return {**known, **options}
 
+    @classmethod
+    def check_positive_ints(cls, options: dict[str, Any], keys: Iterable[str]) -> None:
+        """Refuse any ``options[key]`` that is not an integer >= 1 (booleans included), naming the option."""
+        for key in keys:
+            value = options[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DataValidationError(f"{cls.name} option {key!r} must be an integer >= 1, got {value!r}")
+
+    @staticmethod
+    def class_labels(per_class: Sequence[int]) -> Tensor:
+        """The class of each stored row, ``(sum(per_class),)``: class ``c`` repeated ``per_class[c]`` times."""
+        return torch.repeat_interleave(torch.arange(len(per_class)), torch.tensor(list(per_class), dtype=torch.long))
+
+    @staticmethod
+    def draw_per_class(labels: Tensor, counts: Sequence[int], *, generator: torch.Generator) -> Tensor:
+        """Indices of ``counts[c]`` samples of each class ``c`` (class order), drawn with ``generator``.
+
+        A class that holds at least ``counts[c]`` samples gives distinct ones (the head of a seeded permutation); a
+        smaller class is drawn with replacement.
+
+        Args:
+            labels: ``(N,)`` class of every sample.
+            counts: samples wanted per class.
+            generator: the draw's generator (advanced once per class).
+
+        Returns:
+            ``(sum(counts),)`` long indices into ``labels``.
+        """
+        picks = []
+        for c, m in enumerate(counts):
+            pool = torch.nonzero(labels == c).flatten()
+            picks.append(pool[torch.randint(len(pool), (m,), generator=generator)] if len(pool) < m
+                         else pool[torch.randperm(len(pool), generator=generator)[:m]])
+        return torch.cat(picks)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "options": self.options, "layout": self.layout}
 
@@ -228,3 +264,4 @@ def check_floats(floats: int, need: int, what: str) -> None:
     if floats < need:
         raise DataValidationError(f"a budget of {floats} stored floats is too small for {what} ({need} floats "
                                   "needed); raise --budget-floats or --ipc, or choose smaller param_options")
+

@@ -26,6 +26,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +61,13 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
+def _idx_files(mirrors: tuple[str, ...], checksums: dict[str, dict[str, Any]]) -> tuple[RemoteFile, ...]:
+    """The four ``.gz`` IDX files of an MNIST-format dataset, each tried at ``mirror + name`` in mirror order, with
+    ``checksums[name]`` (``sha256`` / ``md5``, ``size``, ``checksum_source``) for each of :data:`IDX_NAMES`."""
+    return tuple(RemoteFile(f"{name}.gz", tuple(f"{url}{name}.gz" for url in mirrors), **checksums[name])
+                 for name in IDX_NAMES)
+
+
 # Checksums of the official .gz files. Fashion-MNIST publishes md5 only (its README's table, the same file as
 # /usr/share/doc/dataset-fashion-mnist/README.md.gz; torchvision uses the same md5s). The two label files were
 # verified here: the copies in github.com/zalandoresearch/fashion-mnist @ b2617bb (data/fashion/) have exactly these
@@ -72,22 +80,13 @@ _FASHION_VERIFIED = ("sha256 of the copy in zalandoresearch/fashion-mnist @ b261
                      "published md5")
 FASHION_MNIST_SPEC = register_dataset(DatasetSpec(
     "fashion-mnist",
-    (
-        RemoteFile("train-images-idx3-ubyte.gz", (_FASHION_URL + "train-images-idx3-ubyte.gz",
-                                                  _FASHION_GITHUB + "train-images-idx3-ubyte.gz"),
-                   md5="8d4fb7e6c68d591d4c3dfef9ec88bf0d", checksum_source=_FASHION_SOURCE),
-        RemoteFile("train-labels-idx1-ubyte.gz", (_FASHION_URL + "train-labels-idx1-ubyte.gz",
-                                                  _FASHION_GITHUB + "train-labels-idx1-ubyte.gz"),
-                   sha256="a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", size=29515,
-                   checksum_source=_FASHION_VERIFIED),
-        RemoteFile("t10k-images-idx3-ubyte.gz", (_FASHION_URL + "t10k-images-idx3-ubyte.gz",
-                                                 _FASHION_GITHUB + "t10k-images-idx3-ubyte.gz"),
-                   md5="bef4ecab320f06d8554ea6380940ec79", checksum_source=_FASHION_SOURCE),
-        RemoteFile("t10k-labels-idx1-ubyte.gz", (_FASHION_URL + "t10k-labels-idx1-ubyte.gz",
-                                                 _FASHION_GITHUB + "t10k-labels-idx1-ubyte.gz"),
-                   sha256="67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", size=5148,
-                   checksum_source=_FASHION_VERIFIED),
-    ),
+    _idx_files((_FASHION_URL, _FASHION_GITHUB), {
+        "train-images-idx3-ubyte": {"md5": "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "checksum_source": _FASHION_SOURCE},
+        "train-labels-idx1-ubyte": {"sha256": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                                    "size": 29515, "checksum_source": _FASHION_VERIFIED},
+        "t10k-images-idx3-ubyte": {"md5": "bef4ecab320f06d8554ea6380940ec79", "checksum_source": _FASHION_SOURCE},
+        "t10k-labels-idx1-ubyte": {"sha256": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                                   "size": 5148, "checksum_source": _FASHION_VERIFIED}}),
     layout="the four IDX files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
            "t10k-labels-idx1-ubyte.gz (or unzipped) in one folder; on Debian/Ubuntu `apt-get install -y "
            "dataset-fashion-mnist` provides them in /usr/share/datasets/fashion-mnist",
@@ -103,19 +102,15 @@ _MNIST_URLS = ("https://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.
 _MNIST_VERIFIED = "sha256 of the copy in RahulBaboota/MNIST @ 0711541, whose md5 equals torchvision's"
 MNIST_SPEC = register_dataset(DatasetSpec(
     "mnist",
-    (
-        RemoteFile("train-images-idx3-ubyte.gz", tuple(u + "train-images-idx3-ubyte.gz" for u in _MNIST_URLS),
-                   md5="f68b3c2dcbeaaa9fbdd348bbdeb94873", checksum_source="md5 of torchvision.datasets.MNIST"),
-        RemoteFile("train-labels-idx1-ubyte.gz", tuple(u + "train-labels-idx1-ubyte.gz" for u in _MNIST_URLS),
-                   sha256="3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", size=28881,
-                   checksum_source=_MNIST_VERIFIED),
-        RemoteFile("t10k-images-idx3-ubyte.gz", tuple(u + "t10k-images-idx3-ubyte.gz" for u in _MNIST_URLS),
-                   sha256="8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", size=1648877,
-                   checksum_source=_MNIST_VERIFIED),
-        RemoteFile("t10k-labels-idx1-ubyte.gz", tuple(u + "t10k-labels-idx1-ubyte.gz" for u in _MNIST_URLS),
-                   sha256="f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", size=4542,
-                   checksum_source=_MNIST_VERIFIED),
-    ),
+    _idx_files(_MNIST_URLS, {
+        "train-images-idx3-ubyte": {"md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                                    "checksum_source": "md5 of torchvision.datasets.MNIST"},
+        "train-labels-idx1-ubyte": {"sha256": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                                    "size": 28881, "checksum_source": _MNIST_VERIFIED},
+        "t10k-images-idx3-ubyte": {"sha256": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                                   "size": 1648877, "checksum_source": _MNIST_VERIFIED},
+        "t10k-labels-idx1-ubyte": {"sha256": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                                   "size": 4542, "checksum_source": _MNIST_VERIFIED}}),
     layout="the four official IDX files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
            "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, or train.npz and test.npz (keys x uint8 "
            "(N, 28, 28), y), in one folder",

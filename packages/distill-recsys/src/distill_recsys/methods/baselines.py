@@ -12,7 +12,7 @@ the chosen row indices; no outer steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,27 +52,20 @@ def user_embeddings(data: InteractionData, users: np.ndarray, *, dim: int, seed:
 
 
 class _UserCoreset(Method[UserCoresetConfig]):
+    """Real users chosen by :meth:`choose`, saved as a binary summary of their training rows (no outer steps)."""
+
     modality = "recsys"
     config_class = UserCoresetConfig
-    selection: ClassVar[str] = "random"
     _users = 0
+
+    def choose(self, data: InteractionData, active: np.ndarray, n: int, generator: torch.Generator) -> np.ndarray:
+        """``n`` of the ``active`` user rows (any order)."""
+        raise NotImplementedError
 
     def init_summary(self, data: InteractionData, *, budget: Budget,  # type: ignore[override]
                      modality: Modality, generator: torch.Generator) -> SparseUserSummary:
         n, active = active_users(budget, data)
-        if self.selection == "random":
-            chosen = random_users(active, n, generator)
-        elif self.selection == "head":
-            counts = data.train.getnnz(axis=1)[active]
-            chosen = active[np.argsort(-counts, kind="stable")[:n]]
-        else:
-            pool = active
-            if len(pool) > self.config.candidates:
-                pool = np.sort(random_users(active, self.config.candidates, generator))
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-            emb = user_embeddings(data, pool, dim=self.config.embedding_dim, seed=seed)
-            chosen = pool[k_center_select(emb, n).numpy()]
-        chosen = np.sort(chosen)
+        chosen = np.sort(self.choose(data, active, n, generator))
         self._users = len(chosen)
         return SparseUserSummary(matrix=data.train[chosen], item_ids=data.item_ids, weighted=False,
                                  source_users=chosen)
@@ -88,16 +81,25 @@ class _UserCoreset(Method[UserCoresetConfig]):
 class RandomUsers(_UserCoreset):
     """Random real users (recommender baseline)."""
 
-    selection = "random"
+    def choose(self, data: InteractionData, active: np.ndarray, n: int, generator: torch.Generator) -> np.ndarray:
+        return random_users(active, n, generator)
 
 
 class HeadUsers(_UserCoreset):
     """The most active real users (recommender baseline)."""
 
-    selection = "head"
+    def choose(self, data: InteractionData, active: np.ndarray, n: int, generator: torch.Generator) -> np.ndarray:
+        counts = data.train.getnnz(axis=1)[active]
+        return active[np.argsort(-counts, kind="stable")[:n]]  # type: ignore[no-any-return]
 
 
 class KCenterUsers(_UserCoreset):
-    """Greedy k-center over SVD user embeddings (recommender baseline)."""
+    """Greedy k-center over SVD user embeddings (recommender baseline), among at most ``candidates`` random users."""
 
-    selection = "kcenter"
+    def choose(self, data: InteractionData, active: np.ndarray, n: int, generator: torch.Generator) -> np.ndarray:
+        pool = active
+        if len(pool) > self.config.candidates:
+            pool = np.sort(random_users(active, self.config.candidates, generator))
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        emb = user_embeddings(data, pool, dim=self.config.embedding_dim, seed=seed)
+        return pool[k_center_select(emb, n).numpy()]  # type: ignore[no-any-return]

@@ -76,8 +76,7 @@ class GeneratorLatents(Parameterization):
         super().__init__(**kwargs)
         per_class = self.layout["latents_per_class"]
         self.latents = nn.Parameter(torch.zeros(sum(per_class), self.layout["latent_dim"]))
-        self.register_buffer("latent_labels", torch.repeat_interleave(torch.arange(self.num_classes),
-                                                                      torch.tensor(per_class)))
+        self.register_buffer("latent_labels", self.class_labels(per_class))
         # frozen: its weights are buffers (saved with the artifact, never optimised, not stored floats)
         self.generator = freeze(build_generator(self.layout["architecture"], latent_dim=self.layout["latent_dim"],
                                                 num_classes=self.num_classes, sample_shape=self.sample_shape,
@@ -139,14 +138,9 @@ class GeneratorLatents(Parameterization):
 
     def _invert(self, z: Tensor, data: RealData, *, steps: int, generator: torch.Generator) -> Tensor:
         """GAN inversion: codes that reconstruct one random real training image of their class each."""
-        targets = []
-        for c, m in enumerate(self.layout["latents_per_class"]):
-            pool = torch.nonzero(data.y_train == c).flatten()
-            pick = pool[torch.randint(len(pool), (m,), generator=generator)] if len(pool) < m \
-                else pool[torch.randperm(len(pool), generator=generator)[:m]]
-            targets.append(data.x_train[pick].float())
+        pick = self.draw_per_class(data.y_train, self.layout["latents_per_class"], generator=generator)
         device = self.latents.device
-        x_real = torch.cat(targets).to(device)
+        x_real = data.x_train[pick].float().to(device)
         labels = self.latent_labels.to(device)  # type: ignore[union-attr]
         code = z.to(device).clone().requires_grad_(True)
         optimizer = torch.optim.Adam([code], lr=0.05)

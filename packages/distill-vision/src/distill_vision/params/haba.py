@@ -81,8 +81,7 @@ class Hallucinators(Parameterization):
         self.shift = nn.Parameter(torch.zeros(k, c, h - 2, w - 2))
         self.dec_weight = nn.Parameter(torch.zeros(k, c, c, 3, 3))
         self.dec_bias = nn.Parameter(torch.zeros(k, c))
-        labels = torch.repeat_interleave(torch.arange(self.num_classes), torch.tensor(per_class))
-        self.register_buffer("base_labels", labels)
+        self.register_buffer("base_labels", self.class_labels(per_class))
         self._contrast: _Contrast | None = None  # the extractor, built at the first regularizer() call; not stored
         self._contrast_seed = 0
 
@@ -90,9 +89,8 @@ class Hallucinators(Parameterization):
     def plan(cls, *, sample_shape: tuple[int, ...], sizes: list[int], floats: int,
              options: dict[str, Any]) -> dict[str, Any]:
         opts = cls.check_options("haba", options, cls.DEFAULTS)
+        cls.check_positive_ints(opts, ("n_style",))
         k = opts["n_style"]
-        if not isinstance(k, int) or k < 1:
-            raise DataValidationError(f"haba option 'n_style' must be an integer >= 1, got {k!r}")
         weight = opts["contrast_weight"]
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
             raise DataValidationError(f"haba option 'contrast_weight' must be a number >= 0 (0 turns the adversarial "
@@ -118,11 +116,8 @@ class Hallucinators(Parameterization):
         if noise:
             self.base_images.data.normal_(generator=generator)
         else:
-            rows = []
-            for cls_, m in enumerate(self.layout["bases_per_class"]):
-                pool = torch.nonzero(data.y_train == cls_).flatten()
-                rows.append(pool[torch.randperm(len(pool), generator=generator)[:m]])
-            self.base_images.data.copy_(data.x_train[torch.cat(rows)].float())
+            pick = self.draw_per_class(data.y_train, self.layout["bases_per_class"], generator=generator)
+            self.base_images.data.copy_(data.x_train[pick].float())
         if self.contrast_weight > 0:  # drawn last, so the bases and convolutions are those of weight 0
             self._contrast_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
 

@@ -58,8 +58,7 @@ class MultiFormation(Parameterization):
         super().__init__(**kwargs)
         n = sum(self.layout["stored_per_class"])
         self.images = nn.Parameter(torch.zeros(n, *self.sample_shape))
-        labels = torch.repeat_interleave(torch.arange(self.num_classes), torch.tensor(self.layout["stored_per_class"]))
-        self.register_buffer("stored_labels", labels)
+        self.register_buffer("stored_labels", self.class_labels(self.layout["stored_per_class"]))
 
     @property
     def factor(self) -> int:
@@ -69,9 +68,8 @@ class MultiFormation(Parameterization):
     def plan(cls, *, sample_shape: tuple[int, ...], sizes: list[int], floats: int,
              options: dict[str, Any]) -> dict[str, Any]:
         opts = cls.check_options("idc", options, cls.DEFAULTS)
+        cls.check_positive_ints(opts, ("factor",))
         factor = opts["factor"]
-        if not isinstance(factor, int) or factor < 1:
-            raise DataValidationError(f"idc option 'factor' must be an integer >= 1, got {factor!r}")
         if len(sample_shape) != 3 or sample_shape[1] % factor or sample_shape[2] % factor:
             raise DataValidationError(f"idc needs images (C, H, W) with H and W divisible by factor {factor}, got "
                                       f"{tuple(sample_shape)}; choose another factor")
@@ -87,14 +85,10 @@ class MultiFormation(Parameterization):
             self.images.data.normal_(generator=generator)
             return
         _, h, w = self.sample_shape
-        stored = []
-        for c, n in enumerate(self.layout["stored_per_class"]):
-            pool = torch.nonzero(data.y_train == c).flatten()
-            pick = pool[torch.randint(len(pool), (n * f * f,), generator=generator)] if len(pool) < n * f * f \
-                else pool[torch.randperm(len(pool), generator=generator)[:n * f * f]]
-            small = upsample(data.x_train[pick].float(), (h // f, w // f))
-            stored.append(tile_images(small, f))
-        self.images.data.copy_(torch.cat(stored))
+        # f x f real samples per stored image, tiled in class order (every class's count is a multiple of f^2)
+        counts = [n * f * f for n in self.layout["stored_per_class"]]
+        pick = self.draw_per_class(data.y_train, counts, generator=generator)
+        self.images.data.copy_(tile_images(upsample(data.x_train[pick].float(), (h // f, w // f)), f))
 
     def decode(self) -> Tensor:
         _, h, w = self.sample_shape

@@ -73,8 +73,7 @@ class LatentFactorization(Parameterization):
         self.enc_bias = nn.Parameter(torch.zeros(k, hid))
         self.dec_weight = nn.Parameter(torch.zeros(k, c, hid, 3, 3))
         self.dec_bias = nn.Parameter(torch.zeros(k, c))
-        self.register_buffer("code_labels", torch.repeat_interleave(torch.arange(self.num_classes),
-                                                                    torch.tensor(per_class)))
+        self.register_buffer("code_labels", self.class_labels(per_class))
 
     @classmethod
     def plan(cls, *, sample_shape: tuple[int, ...], sizes: list[int], floats: int,
@@ -85,10 +84,7 @@ class LatentFactorization(Parameterization):
         c, height, width = sample_shape
         if opts["latent_channels"] is None:
             opts["latent_channels"] = c
-        for key in ("n_decoders", "downsample", "latent_channels", "hidden"):
-            value = opts[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DataValidationError(f"kfs option {key!r} must be an integer >= 1, got {value!r}")
+        cls.check_positive_ints(opts, ("n_decoders", "downsample", "latent_channels", "hidden"))
         k, ds, lat, hid = opts["n_decoders"], opts["downsample"], opts["latent_channels"], opts["hidden"]
         if height % ds or width % ds:
             raise DataValidationError(f"kfs needs H and W divisible by downsample {ds}, got {tuple(sample_shape)}; "
@@ -115,13 +111,8 @@ class LatentFactorization(Parameterization):
         if noise:
             self.codes.data.normal_(generator=generator)
             return
-        rows = []
-        for cls_, m in enumerate(self.layout["codes_per_class"]):
-            pool = torch.nonzero(data.y_train == cls_).flatten()
-            pick = pool[torch.randint(len(pool), (m,), generator=generator)] if len(pool) < m \
-                else pool[torch.randperm(len(pool), generator=generator)[:m]]
-            rows.append(pick)
-        x_real = data.x_train[torch.cat(rows)].float()
+        pick = self.draw_per_class(data.y_train, self.layout["codes_per_class"], generator=generator)
+        x_real = data.x_train[pick].float()
         # each latent channel's target is the mean of the image channels the initial mix sends it to
         counts = mapping.sum(0)
         target = torch.einsum("cl,nchw->nlhw", mapping, x_real) / counts.clamp(min=1).reshape(1, -1, 1, 1)

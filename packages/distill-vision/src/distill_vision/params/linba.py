@@ -40,17 +40,14 @@ class LinearBases(Parameterization):
         per_class = self.layout["decoded_per_class"]
         self.bank = nn.Parameter(torch.zeros(k, math.prod(small)))
         self.coefficients = nn.Parameter(torch.zeros(sum(per_class), k))
-        self.register_buffer("labels_", torch.repeat_interleave(torch.arange(self.num_classes),
-                                                                torch.tensor(per_class)))
+        self.register_buffer("labels_", self.class_labels(per_class))
 
     @classmethod
     def plan(cls, *, sample_shape: tuple[int, ...], sizes: list[int], floats: int,
              options: dict[str, Any]) -> dict[str, Any]:
         opts = cls.check_options("linba", options, cls.DEFAULTS)
         k, ds = opts["n_bases"], opts["downsample"]
-        for key, value in (("n_bases", k), ("downsample", ds)):
-            if not isinstance(value, int) or value < 1:
-                raise DataValidationError(f"linba option {key!r} must be an integer >= 1, got {value!r}")
+        cls.check_positive_ints(opts, ("n_bases", "downsample"))
         if len(sample_shape) != 3 or sample_shape[1] % ds or sample_shape[2] % ds:
             raise DataValidationError(f"linba needs images (C, H, W) with H and W divisible by downsample {ds}, got "
                                       f"{tuple(sample_shape)}")
@@ -68,13 +65,8 @@ class LinearBases(Parameterization):
             self.bank.data.normal_(generator=generator).div_(math.sqrt(self.bank.shape[1]))
             self.coefficients.data.normal_(generator=generator)
             return
-        rows = []
-        for c, m in enumerate(self.layout["decoded_per_class"]):
-            pool = torch.nonzero(data.y_train == c).flatten()
-            pick = pool[torch.randint(len(pool), (m,), generator=generator)] if len(pool) < m \
-                else pool[torch.randperm(len(pool), generator=generator)[:m]]
-            rows.append(data.x_train[pick].float())
-        small = upsample(torch.cat(rows), tuple(self.layout["small_shape"][1:])).flatten(1)
+        pick = self.draw_per_class(data.y_train, self.layout["decoded_per_class"], generator=generator)
+        small = upsample(data.x_train[pick].float(), tuple(self.layout["small_shape"][1:])).flatten(1)
         _, _, vh = torch.linalg.svd(small, full_matrices=False)
         bank = vh[:k]
         if len(bank) < k:  # fewer samples than bases: pad with small random directions
