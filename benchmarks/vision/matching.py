@@ -1,4 +1,6 @@
-"""DCC and CAFE against DC and herding on Fashion-MNIST IPC 1, in the CPU profile of ``params.py``'s DC row.
+"""DCC and CAFE against DC and herding on Fashion-MNIST IPC 1, in the CPU profile of ``params.py``'s DC row, each
+started from random real images and (cells ``dcc-herding`` / ``cafe-herding``, rows ``dcc (init herding)`` / ``cafe
+(init herding)``) from the herding coreset's images.
 
 Every cell runs ``distill_core.runner.distill`` (the CLI's path) in a fresh process and appends one row to
 ``matching.jsonl``: method, IPC, seed, accuracy, distillation wall / CPU seconds, options and protocol. ``table``
@@ -15,12 +17,16 @@ for both methods:
 - CAFE: one image update and one network epoch per outer step, so the λ watchers (10 steps) never fire: the rows
   measure CAFE's loss, not its dynamic loop lengths. Initialised from real images like the DC row (CAFE's reference
   starts from noise); the image lr halves at 60/80/90% of the steps (the reference's 1200/1600/1800 of 2000).
+- ``dcc-herding`` / ``cafe-herding``: the same options with ``init="herding"``: the distillation starts from the
+  images of the herding row of the same seed (identical images: the coreset is chosen with the run's seed) instead of
+  random real ones, so ``vs herding, same seeds`` is what the distillation adds to its own starting point.
 
 Nothing is selected on the test set: every row is the final summary.
 
 Usage::
 
     python benchmarks/vision/matching.py run --cells dcc:1 cafe:1 --seeds 0 1 2
+    python benchmarks/vision/matching.py run --cells cafe-herding:1 dcc-herding:1 --seeds 0 1 2
     python benchmarks/vision/matching.py table
 """
 
@@ -43,11 +49,21 @@ TABLE = HERE / "matching.md"
 BASELINES = HERE / "params.jsonl"  # DC dense and herding, same profile (read only)
 WIDTH = 32
 
-#: each method's CPU-profile options
+#: each cell's CPU-profile options; a cell ``METHOD-VARIANT`` runs the registered method ``METHOD``
 METHODS: dict[str, dict[str, Any]] = {
     "dcc": {"model_kwargs": {"width": WIDTH}, "outer_loop": 1, "inner_loop": 1, "outer_warmup": 50},
     "cafe": {"model_kwargs": {"width": WIDTH}, "outer_loop": 1, "inner_loop": 1, "init": "real"},
 }
+#: the same options, started from the herding coreset's images (``init="herding"``: with the same seed, exactly the
+#: images of ``params.jsonl``'s herding row of that seed)
+METHODS |= {f"{name}-herding": {**options, "init": "herding"} for name, options in list(METHODS.items())}
+#: the table's name of each variant cell
+LABELS = {"dcc-herding": "dcc (init herding)", "cafe-herding": "cafe (init herding)"}
+
+
+def _library_method(cell: str) -> str:
+    """The registered method a cell runs (``dcc-herding`` -> ``dcc``)."""
+    return cell.split("-")[0]
 
 
 def _cell(args: argparse.Namespace) -> None:
@@ -57,13 +73,14 @@ def _cell(args: argparse.Namespace) -> None:
     harness.set_threads(1)
     overrides: dict[str, Any] = {**METHODS[args.method], "steps": args.steps}
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    outcome = distill(args.method, dataset=args.dataset, budget=Budget(ipc=args.ipc), seed=args.seed,
+    outcome = distill(_library_method(args.method), dataset=args.dataset, budget=Budget(ipc=args.ipc), seed=args.seed,
                       overrides=overrides, root=args.root, evaluate=True, progress=False,
                       protocol_overrides={"model_kwargs": {"width": WIDTH}, "epochs": args.eval_epochs,
                                           "n_models": args.models})
     ev = outcome.evaluation
     assert ev is not None
-    harness.emit({"dataset": args.dataset, "method": args.method, "ipc": args.ipc, "seed": args.seed,
+    harness.emit({"dataset": args.dataset, "method": _library_method(args.method), "cell": args.method,
+                  "ipc": args.ipc, "seed": args.seed,
                   "steps": args.steps, "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2),
                   "distill_wall_s": round(outcome.timings.get("distill_s", 0.0), 1),
                   "cell_cpu_s": round(time.process_time() - cpu0, 1),
@@ -81,7 +98,7 @@ def _run(args: argparse.Namespace) -> None:
                                    check=False)
             if row:
                 harness.append_jsonl(RESULTS, row)
-                print(json.dumps({k: row[k] for k in ("method", "ipc", "seed", "accuracy_mean", "distill_wall_s")}),
+                print(json.dumps({k: row[k] for k in ("cell", "ipc", "seed", "accuracy_mean", "distill_wall_s")}),
                       flush=True)
 
 
@@ -99,7 +116,8 @@ def _table(_: argparse.Namespace) -> None:
     cells = {(r["dataset"], r["ipc"]) for r in ours}
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in [*(b for b in _baselines() if (b["dataset"], b["ipc"]) in cells), *ours]:
-        groups.setdefault((r["dataset"], r["ipc"], r["method"], r["steps"]), []).append(r)
+        name = LABELS.get(r.get("cell", r["method"]), r["method"])  # rows before the variants have no "cell"
+        groups.setdefault((r["dataset"], r["ipc"], name, r["steps"]), []).append(r)
     table = []
     for (dataset, ipc, method, steps), rs in sorted(groups.items()):
         means = [r["accuracy_mean"] for r in rs]
@@ -126,7 +144,10 @@ def _table(_: argparse.Namespace) -> None:
                         else "yes" if row["mean"] > herding else "no")
     lines = ["# DCC and CAFE vs DC and herding (CPU profile)", "",
              "Fashion-MNIST, IPC 1, width-32 ConvNet for distillation and evaluation (300 epochs x 3 models, no "
-             "augmentation), one image update and one network epoch per outer step, final summary, seeds 0-2. DC "
+             "augmentation), one image update and one network epoch per outer step, final summary, seeds 0-2. `dcc` "
+             "and `cafe` start from random real images; `dcc (init herding)` and `cafe (init herding)` use the same "
+             "options with `init=herding`, i.e. start from exactly the images of the herding row of the same seed, "
+             "so their `vs herding, same seeds` is what distillation adds to its starting point. DC "
              "and herding are the committed rows of `params.jsonl` (same profile); `beats herding`: the mean over "
              "seeds is above herding's; `vs herding, same seeds`: the mean of the per-seed differences over the "
              "row's seeds (fair while a row has fewer seeds). Wall times depend on the machine's load (the cells "

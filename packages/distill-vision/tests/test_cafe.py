@@ -1,5 +1,5 @@
 """CAFE on digits: the method contract, the discrimination loss against a hand-computed value, the aligned layers,
-the dynamic loops (both watchers and their caps), data of any shape and bad options."""
+the dynamic loops (both watchers and their caps), the herding-coreset init, data of any shape and bad options."""
 
 from __future__ import annotations
 
@@ -121,6 +121,16 @@ def test_image_lr_halves_at_the_milestones() -> None:
         method._image_lr(summary, _Ctx)  # type: ignore[arg-type]
         lrs.append(_Ctx.optimizer.param_groups[0]["lr"])
     assert lrs == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+
+
+def test_init_from_the_herding_coreset() -> None:
+    """``init="herding"`` (accepted besides the reference's noise and real): CAFE starts from exactly the images of
+    the herding baseline of the same seed."""
+    herding = distill("herding", dataset="digits", budget=Budget(ipc=2), seed=3, progress=False, evaluate=False)
+    cafe = distill("cafe", dataset="digits", budget=Budget(ipc=2), seed=3, progress=False, evaluate=False,
+                   overrides={"steps": 0, "init": "herding", "model_kwargs": {"width": 8}})
+    assert torch.equal(cafe.run.summary.x, herding.run.summary.x)
+    assert torch.equal(cafe.run.summary.labels, herding.run.summary.labels)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

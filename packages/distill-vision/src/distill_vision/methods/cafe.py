@@ -121,8 +121,9 @@ class CAFEConfig(MethodConfig):
     steps: int = field(default=2000, metadata={"help": "outer iterations (Iteration), a fresh network each"})
     lr_summary: float = field(default=0.1, metadata={"help": "image learning rate (lr_img)"})
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images"})
-    init: Literal["real", "noise"] = field(default="noise", metadata={
-        "help": "initialise from real samples or noise (the reference's default)"})
+    init: Literal["real", "noise", "herding", "kcenter"] = field(default="noise", metadata={
+        "help": "initialise from noise (the reference's default), random real samples, or the samples the herding / "
+                "k-center coreset picks"})
     model: str = field(default="convnet", metadata={"help": "network whose features are aligned"})
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "e.g. {\"width\": 64}"})
     batch_real: int = field(default=256, metadata={"help": "real images per class and image update"})
