@@ -304,12 +304,22 @@ NAMES = {"digits": "digits", "fashion-mnist": "Fashion-MNIST", "dc": "DC", "dsa"
 KEY = ("dataset", "ipc", "label", "profile")
 
 
+def _default_steps(r: dict[str, Any]) -> int | None:
+    """The outer steps the row's profile gives its method at its IPC (None: a method without steps)."""
+    return (PAPER_STEPS if r.get("profile") == "paper" else CPU_STEPS).get(r["method"], {}).get(r["ipc"])
+
+
 def _label(r: dict[str, Any]) -> str:
-    """The row's method column: the method, with its ``--set`` options if any (``dc (init herding)``)."""
+    """The row's method column: the method, with its ``--set`` options if any (``dc (init herding)``); a row with
+    options and outer steps other than the profile's also names its steps (``dc (init herding, 200 steps)``), so
+    that it is a row of its own instead of replacing the options' row at the profile's steps."""
     options = r.get("options") or {}
     if not options:
         return str(r["method"])
-    return f"{r['method']} ({', '.join(f'{k} {v}' for k, v in sorted(options.items()))})"
+    parts = [f"{k} {v}" for k, v in sorted(options.items())]
+    if _default_steps(r) not in (None, r["steps"]):
+        parts.append(f"{r['steps']} steps")
+    return f"{r['method']} ({', '.join(parts)})"
 
 
 def _name(a: dict[str, Any]) -> str:
@@ -342,6 +352,7 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any
         out[key] = {
             **{k: seeds[-1][k] for k in ("dataset", "ipc", "method", "profile", "steps")}, "label": key[2],
             "options": seeds[-1].get("options") or {}, "config": seeds[-1].get("config", {}),
+            "default_steps_label": _label({**seeds[-1], "steps": _default_steps(seeds[-1])}),
             "seeds": [r.get("seed", 0) for r in seeds], "per_seed": accs, "by_seed": {r.get("seed", 0): a for r, a in
                                                                                        zip(seeds, accs)},
             "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else None,
@@ -476,6 +487,13 @@ def _option_lines(agg: dict[tuple[Any, ...], dict[str, Any]]) -> list[str]:
             if diffs:
                 text += (f"; against {_name(base)} from random real images {_acc(base)}: "
                          f"{statistics.fmean(diffs):+.2f} on the {len(diffs)} shared seed(s)")
+        same_options = agg.get((a["dataset"], a["ipc"], a["default_steps_label"], a["profile"]))
+        if a["default_steps_label"] != a["label"] and same_options is not None:
+            shared = [s for s in a["by_seed"] if s in same_options["by_seed"]]
+            diffs = [a["by_seed"][s] - same_options["by_seed"][s] for s in shared]
+            if diffs:
+                text += (f"; against {_name(same_options)} at {same_options['steps']} steps {_acc(same_options)}: "
+                         f"{statistics.fmean(diffs):+.2f} on the {len(diffs)} shared seed(s)")
         if vs_core:
             wins, mean = sum(d >= 2 for d in vs_core.values()), statistics.fmean(vs_core.values())
             verdict = (f"too few seeds to judge issue #16 ({len(vs_core)} of {SEEDS_WANTED})"
@@ -491,7 +509,7 @@ def _option_lines(agg: dict[tuple[Any, ...], dict[str, Any]]) -> list[str]:
             "coreset picks, in the features of a random ConvNet, instead of random real images, cf. DREAM, Liu et "
             "al. ICCV 2023; with the same seed these are the herding row's very images (checked on digits IPC 1), so "
             "the same-seed difference is what distillation adds to its starting coreset; the budget is the default "
-            "row's): " + "; ".join(texts) + "."]
+            "row's unless the label names other steps): " + "; ".join(texts) + "."]
 
 
 def _steps(r: dict[str, Any]) -> str:
@@ -577,7 +595,9 @@ def table(args: argparse.Namespace) -> None:
              "across seeds; 'per seed' lists them; 'std over 3 eval models' is the spread across evaluation models "
              f"within a seed, averaged over seeds). Rows with fewer than {SEEDS_WANTED} seeds are marked with the "
              "reason (a single seed shows no std). A row keeps the newest result of each seed among the results "
-             "with the newest result's budget (steps, inner loop, real batch, augmentation, protocol). Times, "
+             "with the newest result's budget (steps, inner loop, real batch, augmentation, protocol); a row with "
+             "`--set` options run with other steps than the profile's is a row of its own, labelled with its "
+             "steps. Times, "
              "memory and load are the mean / max / range over the seeds.", "",
              "Protocol (cpu profile): ConvNet-3 width 128 instance norm, SGD 0.01 momentum 0.9 wd 5e-4, x0.1 at "
              "half, 300 epochs, batch 256, **no augmentation**, hard labels, 3 fresh models, final model (no "
