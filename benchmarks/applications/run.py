@@ -1,10 +1,16 @@
-"""Benchmarks of distill-core's applications (``distill apply``) on scikit-learn's 8x8 digits, CPU.
+"""Benchmarks of distill-core's applications (``distill apply``) on scikit-learn's 8x8 digits (continual learning
+also on Fashion-MNIST), CPU.
 
-- ``continual``: class-incremental digits, 5 tasks of 2 classes (``--tasks 10``: 10 of 1) in a seeded class order
-  per seed, DM's protocol
+- ``continual``: class-incremental learning on ``--dataset`` (default digits; ``fashion-mnist`` / ``mnist`` read from
+  ``--root``, the folder of the four IDX files), 5 tasks of 2 classes (``--tasks 10``: 10 of 1) in a seeded class
+  order per seed, DM's protocol
   (``--training memory``: at each task a fresh ConvNet is trained from scratch on the memory of all tasks so far),
   memories of ``--memory`` images per class built per task from that task's classes only by DM, random and herding;
   seen-class test accuracy after each task and average forgetting, mean +- std over ``--seeds`` seeds (class orders).
+  ``--epochs`` (training epochs per task), ``--steps`` (DM steps per task), ``--model`` (each task's model) and
+  ``--set`` (DM options: ``batch_real``, ``model_kwargs`` of its embedding network) set the cost; the table
+  has one block per dataset and number of tasks (rows of different datasets are never mixed), each with its
+  settings line.
 - ``nas``: the architecture-search proxy: ``--variants`` ConvNets drawn from the vision modality's space (depth,
   width, norm, activation, pooling), each trained on a DM summary, on a random real subset of the same size and on
   the full digits training set; Spearman rank correlation with the full-data accuracies (all, top 5 / 10 / 20) and
@@ -33,6 +39,7 @@ Each cell is one ``distill apply ... --json`` in a fresh process (``harness.run_
 command and the machine context go to ``results.jsonl`` (newest row per key kept in the table). Run one at a time::
 
     python benchmarks/applications/run.py continual --methods dm random herding --seeds 3
+    python benchmarks/applications/run.py continual --dataset fashion-mnist --root /usr/share/datasets/fashion-mnist
     python benchmarks/applications/run.py nas --variants 50
     python benchmarks/applications/run.py privacy --seeds 3
     python benchmarks/applications/run.py privacy-select --stages select final --init-real
@@ -68,10 +75,16 @@ def _cell(args: list[str], **extra: Any) -> dict[str, Any]:
 
 def continual(ns: argparse.Namespace) -> None:
     for method in ns.methods:
-        args = ["continual", method, "--dataset", "digits", "--tasks", str(ns.tasks), "--memory", str(ns.memory),
+        args = ["continual", method, "--dataset", ns.dataset, "--tasks", str(ns.tasks), "--memory", str(ns.memory),
                 "--seeds", str(ns.seeds), "--epochs", str(ns.epochs)]
+        if ns.root:
+            args += ["--root", ns.root]
+        if ns.model:
+            args += ["--model", ns.model]
         if method == "dm":
             args += ["--steps", str(ns.steps)]
+            for opt in ns.set or []:
+                args += ["--set", opt]
         row = _cell(args)
         print(method, row["accuracy_per_task_mean"], row["forgetting_mean"], flush=True)
     table()
@@ -200,18 +213,22 @@ def _rho(value: float | None) -> str:
 
 def table(_: argparse.Namespace | None = None) -> None:
     rows = harness.read_jsonl(RESULTS)
-    cont = list(harness.latest([r for r in rows if r["application"] == "continual"],
-                               ["method", "training", "tasks", "memory_per_class"]).values())
+    cont = list(harness.latest([{**r, "_dataset": _dataset(r)} for r in rows if r["application"] == "continual"],
+                               ["_dataset", "method", "training", "tasks", "memory_per_class"]).values())
     nas_rows = list(harness.latest([r for r in rows if r["application"] == "nas"], ["method", "ipc"]).values())
-    lines = ["# Applications on digits (CPU)", "",
+    lines = ["# Applications on digits" + (" and Fashion-MNIST" if any(_dataset(r) == "fashion-mnist" for r in cont)
+                                          else "") + " (CPU)", "",
              "Written by `benchmarks/applications/run.py` from `results.jsonl`; the protocols are stated in its "
              "docstring and in packages/distill-core/README.md (Applications). Each row's command is in "
              "`results.jsonl`.", ""]
     if cont:
         lines += ["## Class-incremental continual learning", "",
                   "Seen-class test accuracy (%) after each task, mean ± std over seeds (each seed its own class "
-                  "order); forgetting in points (Chaudhry et al. 2018). One table per number of tasks.", ""]
-    for tasks in sorted({len(r["accuracy_per_task_mean"]) for r in cont}):
+                  "order); forgetting in points (Chaudhry et al. 2018). One table per dataset and number of tasks; "
+                  "rows of different datasets are not comparable.", ""]
+    datasets = sorted({r["_dataset"] for r in cont}, key=lambda d: (d != "digits", d))
+    for dataset, tasks in [(d, t) for d in datasets
+                           for t in sorted({len(r["accuracy_per_task_mean"]) for r in cont if r["_dataset"] == d})]:
         columns: list[harness.Column] = [("memory", "method"), ("training", "training"),
                                          ("per class", "memory_per_class"), ("seeds", lambda r: len(r["seeds"]))]
         columns += [(f"after task {t + 1}", lambda r, t=t: _pm(r["accuracy_per_task_mean"][t],
@@ -220,10 +237,13 @@ def table(_: argparse.Namespace | None = None) -> None:
                     ("epochs per task", lambda r: r["protocol"]["epochs"]),
                     ("method steps", lambda r: r["config"]["steps"] if r["config"]["steps"] is not None else "-"),
                     ("wall s", "wall_s")]
-        group = [r for r in cont if len(r["accuracy_per_task_mean"]) == tasks]
+        group = [r for r in cont if r["_dataset"] == dataset and len(r["accuracy_per_task_mean"]) == tasks]
         classes = len(group[0]["orders"][0]) // tasks
-        lines += [f"{tasks} tasks of {classes} class{'es' if classes > 1 else ''}:", "",
-                  *harness.md_table(columns, group), ""]
+        lines += [f"{_DATASET_NAMES.get(dataset, dataset)}, {tasks} tasks of {classes} "
+                  f"class{'es' if classes > 1 else ''}:", ""]
+        if dataset != "digits":
+            lines += [_continual_settings(group), ""]
+        lines += [*harness.md_table(columns, group), ""]
     if nas_rows:
         lines += ["## Architecture-search proxy", "",
                   "Spearman rank correlation of the proxy's test accuracies with the full-data ones over all "
@@ -252,6 +272,27 @@ def table(_: argparse.Namespace | None = None) -> None:
 
 def _dataset(r: dict[str, Any]) -> str:
     return r.get("dataset", "digits")
+
+
+_DATASET_NAMES = {"digits": "digits", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
+
+
+def _dm_options(group: list[dict[str, Any]]) -> str:
+    opts = dict.fromkeys(json.dumps(r["config"].get("method_options") or {}, sort_keys=True) for r in group
+                         if r["config"]["steps"] is not None)
+    return "".join(f" (options {o})" for o in opts if o != "{}")
+
+
+def _continual_settings(group: list[dict[str, Any]]) -> str:
+    """The settings line of a continual table: model, training epochs per task, DM steps per task."""
+    def values(get: Any) -> str:
+        return " / ".join(str(v) for v in dict.fromkeys(get(r) for r in group))
+    steps = " / ".join(dict.fromkeys(str(r["config"]["steps"]) for r in group if r["config"]["steps"] is not None))
+    return (f"Settings: memory {values(lambda r: r['memory_per_class'])} per class, model "
+            f"{values(lambda r: r['protocol']['model'])}, each task's model trained "
+            f"{values(lambda r: r['protocol']['epochs'])} epochs on the memory so far (the same for every memory "
+            f"method), DM {steps or '-'} steps per task{_dm_options(group)}; the digits protocol (ConvNet, 300 "
+            "epochs, 200 DM steps, DM's default options) is reduced where these differ, for CPU cost.")
 
 
 def _eps_value(name: str) -> float:
@@ -490,6 +531,10 @@ def main() -> None:
     c.add_argument("--memory", type=int, default=10)
     c.add_argument("--epochs", type=int, default=300)
     c.add_argument("--steps", type=int, default=200, help="DM outer steps per task")
+    c.add_argument("--dataset", default="digits", help="digits, fashion-mnist, mnist, ... (distill apply --dataset)")
+    c.add_argument("--root", help="folder holding the dataset files (distill apply --root)")
+    c.add_argument("--model", help="architecture of each task's model (default: the modality's)")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="a DM option (e.g. batch_real=64)")
     n = sub.add_parser("nas")
     n.add_argument("--variants", type=int, default=50)
     n.add_argument("--ipc", type=int, default=10)
