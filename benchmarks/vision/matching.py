@@ -27,6 +27,7 @@ Usage::
 
     python benchmarks/vision/matching.py run --cells dcc:1 cafe:1 --seeds 0 1 2
     python benchmarks/vision/matching.py run --cells cafe-herding:1 dcc-herding:1 --seeds 0 1 2
+    python benchmarks/vision/matching.py run --cells cafe-herding:10 dcc-herding:10 --seeds 0  # herding: params.py
     python benchmarks/vision/matching.py table
 """
 
@@ -143,8 +144,10 @@ def _table(_: argparse.Namespace) -> None:
         row["beats"] = ("-" if herding is None or row["method"] == "herding"
                         else "yes" if row["mean"] > herding else "no")
     lines = ["# DCC and CAFE vs DC and herding (CPU profile)", "",
-             "Fashion-MNIST, IPC 1, width-32 ConvNet for distillation and evaluation (300 epochs x 3 models, no "
-             "augmentation), one image update and one network epoch per outer step, final summary, seeds 0-2. `dcc` "
+             "Fashion-MNIST, IPC 1 (and IPC 10 where rows exist; herding at IPC 10 from `params.jsonl` too), "
+             "width-32 ConvNet for distillation and evaluation (300 epochs x 3 models, no "
+             "augmentation), one image update and one network epoch per outer step, final summary, seeds 0-2 (IPC "
+             "10: only the seeds in `per seed`, so read `vs herding, same seeds` there). `dcc` "
              "and `cafe` start from random real images; `dcc (init herding)` and `cafe (init herding)` use the same "
              "options with `init=herding`, i.e. start from exactly the images of the herding row of the same seed, "
              "so their `vs herding, same seeds` is what distillation adds to its starting point. DC "
