@@ -1,10 +1,12 @@
-"""The shared helpers a parameterization builds on: class labels, per-class real draws, option checks."""
+"""The shared helpers a parameterization builds on: class labels, per-class real draws (``ClassIndex`` with
+``replace``), option checks."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from distill_core.data import ClassIndex
 from distill_core.errors import DataValidationError
 from distill_core.parameterized import Parameterization
 
@@ -19,16 +21,16 @@ def test_class_labels_repeat_each_class_by_its_count() -> None:
 
 def test_draw_per_class_gives_distinct_samples_of_each_class_in_class_order() -> None:
     labels = torch.tensor([0, 1, 0, 1, 0, 2, 2, 0])
-    pick = Parameterization.draw_per_class(labels, [3, 2, 1], generator=torch.Generator().manual_seed(0))
+    pick = ClassIndex(labels, 3).sample_sizes([3, 2, 1], generator=torch.Generator().manual_seed(0), replace=True)
     assert labels[pick].tolist() == [0, 0, 0, 1, 1, 2]
     assert len(set(pick[:3].tolist())) == 3 and len(set(pick[3:5].tolist())) == 2
-    again = Parameterization.draw_per_class(labels, [3, 2, 1], generator=torch.Generator().manual_seed(0))
+    again = ClassIndex(labels, 3).sample_sizes([3, 2, 1], generator=torch.Generator().manual_seed(0), replace=True)
     assert torch.equal(pick, again)
 
 
 def test_draw_per_class_repeats_samples_of_a_class_smaller_than_asked() -> None:
     labels = torch.tensor([0, 0, 1])
-    pick = Parameterization.draw_per_class(labels, [1, 4], generator=torch.Generator().manual_seed(1))
+    pick = ClassIndex(labels, 2).sample_sizes([1, 4], generator=torch.Generator().manual_seed(1), replace=True)
     assert labels[pick].tolist() == [0, 1, 1, 1, 1]
     assert set(pick[1:].tolist()) == {2}
 

@@ -276,15 +276,19 @@ class ClassIndex:
         self.num_classes = num_classes
         self.indices = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
 
-    def sample(self, c: int, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` distinct indices of class ``c`` (all of them, shuffled, when the class is smaller than ``n``)."""
+    def sample(self, c: int, n: int, *, generator: torch.Generator | None = None, replace: bool = False) -> Tensor:
+        """``n`` distinct indices of class ``c``; when the class is smaller than ``n``: all of them, shuffled, or with
+        ``replace`` ``n`` indices drawn with replacement."""
         pool = self.indices[c]
+        if replace and len(pool) < n:
+            return pool[torch.randint(len(pool), (n,), generator=generator)]
         perm = torch.randperm(len(pool), generator=generator)[: min(n, len(pool))]
         return pool[perm]
 
     def sample_balanced(self, n_per_class: int, *, generator: torch.Generator | None = None) -> Tensor:
         return torch.cat([self.sample(c, n_per_class, generator=generator) for c in range(self.num_classes)])
 
-    def sample_sizes(self, sizes: list[int], *, generator: torch.Generator | None = None) -> Tensor:
-        """``sizes[c]`` distinct indices of each class ``c``, concatenated in class order."""
-        return torch.cat([self.sample(c, n, generator=generator) for c, n in enumerate(sizes)])
+    def sample_sizes(self, sizes: list[int], *, generator: torch.Generator | None = None,
+                     replace: bool = False) -> Tensor:
+        """``sizes[c]`` distinct indices of each class ``c`` (see :meth:`sample` for ``replace``), in class order."""
+        return torch.cat([self.sample(c, n, generator=generator, replace=replace) for c, n in enumerate(sizes)])

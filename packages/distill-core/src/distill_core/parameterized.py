@@ -143,28 +143,6 @@ class Parameterization(nn.Module):
         """The class of each stored row, ``(sum(per_class),)``: class ``c`` repeated ``per_class[c]`` times."""
         return torch.repeat_interleave(torch.arange(len(per_class)), torch.tensor(list(per_class), dtype=torch.long))
 
-    @staticmethod
-    def draw_per_class(labels: Tensor, counts: Sequence[int], *, generator: torch.Generator) -> Tensor:
-        """Indices of ``counts[c]`` samples of each class ``c`` (class order), drawn with ``generator``.
-
-        A class that holds at least ``counts[c]`` samples gives distinct ones (the head of a seeded permutation); a
-        smaller class is drawn with replacement.
-
-        Args:
-            labels: ``(N,)`` class of every sample.
-            counts: samples wanted per class.
-            generator: the draw's generator (advanced once per class).
-
-        Returns:
-            ``(sum(counts),)`` long indices into ``labels``.
-        """
-        picks = []
-        for c, m in enumerate(counts):
-            pool = torch.nonzero(labels == c).flatten()
-            picks.append(pool[torch.randint(len(pool), (m,), generator=generator)] if len(pool) < m
-                         else pool[torch.randperm(len(pool), generator=generator)[:m]])
-        return torch.cat(picks)
-
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "options": self.options, "layout": self.layout}
 

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from distill_core.data import RealData
+from distill_core.data import ClassIndex, RealData
 from distill_core.errors import DataValidationError, UnknownNameError
 from distill_core.parameterized import Parameterization, check_floats, register_parameterization
 
@@ -138,7 +138,8 @@ class GeneratorLatents(Parameterization):
 
     def _invert(self, z: Tensor, data: RealData, *, steps: int, generator: torch.Generator) -> Tensor:
         """GAN inversion: codes that reconstruct one random real training image of their class each."""
-        pick = self.draw_per_class(data.y_train, self.layout["latents_per_class"], generator=generator)
+        index = ClassIndex(data.y_train, self.num_classes)
+        pick = index.sample_sizes(self.layout["latents_per_class"], generator=generator, replace=True)
         device = self.latents.device
         x_real = data.x_train[pick].float().to(device)
         labels = self.latent_labels.to(device)  # type: ignore[union-attr]

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distill_core.data import RealData
+from distill_core.data import ClassIndex, RealData
 from distill_core.errors import DataValidationError
 from distill_core.parameterized import Parameterization, check_floats, register_parameterization
 
@@ -116,7 +116,8 @@ class Hallucinators(Parameterization):
         if noise:
             self.base_images.data.normal_(generator=generator)
         else:
-            pick = self.draw_per_class(data.y_train, self.layout["bases_per_class"], generator=generator)
+            index = ClassIndex(data.y_train, self.num_classes)
+            pick = index.sample_sizes(self.layout["bases_per_class"], generator=generator, replace=True)
             self.base_images.data.copy_(data.x_train[pick].float())
         if self.contrast_weight > 0:  # drawn last, so the bases and convolutions are those of weight 0
             self._contrast_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from distill_core.data import RealData
+from distill_core.data import ClassIndex, RealData
 from distill_core.errors import DataValidationError
 from distill_core.parameterized import Parameterization, check_floats, register_parameterization, upsample
 
@@ -87,7 +87,7 @@ class MultiFormation(Parameterization):
         _, h, w = self.sample_shape
         # f x f real samples per stored image, tiled in class order (every class's count is a multiple of f^2)
         counts = [n * f * f for n in self.layout["stored_per_class"]]
-        pick = self.draw_per_class(data.y_train, counts, generator=generator)
+        pick = ClassIndex(data.y_train, self.num_classes).sample_sizes(counts, generator=generator, replace=True)
         self.images.data.copy_(tile_images(upsample(data.x_train[pick].float(), (h // f, w // f)), f))
 
     def decode(self) -> Tensor:

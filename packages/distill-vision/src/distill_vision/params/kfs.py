@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distill_core.data import RealData
+from distill_core.data import ClassIndex, RealData
 from distill_core.errors import DataValidationError
 from distill_core.parameterized import Parameterization, check_floats, register_parameterization, upsample
 
@@ -111,7 +111,8 @@ class LatentFactorization(Parameterization):
         if noise:
             self.codes.data.normal_(generator=generator)
             return
-        pick = self.draw_per_class(data.y_train, self.layout["codes_per_class"], generator=generator)
+        index = ClassIndex(data.y_train, self.num_classes)
+        pick = index.sample_sizes(self.layout["codes_per_class"], generator=generator, replace=True)
         x_real = data.x_train[pick].float()
         # each latent channel's target is the mean of the image channels the initial mix sends it to
         counts = mapping.sum(0)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from distill_core.data import RealData
+from distill_core.data import ClassIndex, RealData
 from distill_core.errors import DataValidationError
 from distill_core.parameterized import Parameterization, check_floats, register_parameterization, upsample
 
@@ -65,7 +65,8 @@ class LinearBases(Parameterization):
             self.bank.data.normal_(generator=generator).div_(math.sqrt(self.bank.shape[1]))
             self.coefficients.data.normal_(generator=generator)
             return
-        pick = self.draw_per_class(data.y_train, self.layout["decoded_per_class"], generator=generator)
+        index = ClassIndex(data.y_train, self.num_classes)
+        pick = index.sample_sizes(self.layout["decoded_per_class"], generator=generator, replace=True)
         small = upsample(data.x_train[pick].float(), tuple(self.layout["small_shape"][1:])).flatten(1)
         _, _, vh = torch.linalg.svd(small, full_matrices=False)
         bank = vh[:k]
