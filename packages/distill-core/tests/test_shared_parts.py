@@ -205,3 +205,47 @@ def test_grid_rows_are_labelled() -> None:
     margin = labelled.shape[2] - grid.shape[2]
     assert margin == 4 * 6 - 1 + 4 and torch.equal(labelled[:, :, margin:], grid)
     assert labelled[:, 2:7, 2:margin].lt(1).any() and labelled[:, 12:17, 2:margin].lt(1).any()  # ink in both rows
+
+
+def test_a_config_changes_inherited_defaults_without_redeclaring_them() -> None:
+    import dataclasses
+    from dataclasses import dataclass, field
+
+    from distill_core.method import Method, MethodConfig, config_from_dict
+    from distill_core.objectives.gradient_matching import GradientMatchingConfig
+
+    @dataclass
+    class Changed(GradientMatchingConfig):
+        defaults = {"steps": 7, "optimizer": "adam", "batch_real": 3, "param_options": {"factor": 2}}
+        width: int = field(default=5, metadata={"help": "channels"})
+
+    fields = {f.name: f for f in dataclasses.fields(Changed)}
+    base = {f.name: f for f in dataclasses.fields(GradientMatchingConfig)}
+    cfg = Changed()
+    assert (cfg.steps, cfg.optimizer, cfg.batch_real, cfg.width) == (7, "adam", 3, 5)
+    assert fields["steps"].metadata == base["steps"].metadata  # help and range kept from the declaration
+    assert "defaults" not in fields and GradientMatchingConfig().steps == 1000  # the base is untouched
+    cfg.param_options["factor"] = 4
+    assert Changed().param_options == {"factor": 2}  # a mutable default is copied per instance
+    with pytest.raises(Exception, match="optimizer"):  # the declared type still checks values
+        config_from_dict(Changed, {"optimizer": "lamb"})
+    with pytest.raises(Exception, match=r"batch_real.*must be"):
+        config_from_dict(Changed, {"batch_real": 0})
+    with pytest.raises(TypeError, match="no base config declares"):
+        @dataclass
+        class Unknown(MethodConfig):
+            defaults = {"stepz": 3}
+    with pytest.raises(TypeError, match="both declares"):
+        @dataclass
+        class Twice(MethodConfig):
+            defaults = {"steps": 3}
+            steps: int = 4
+
+    class Inferred(Method[Changed]):
+        pass
+
+    class Explicit(Inferred):
+        config_class = GradientMatchingConfig
+
+    assert Inferred.config_class is Changed and Explicit.config_class is GradientMatchingConfig
+    assert isinstance(Inferred().config, Changed)

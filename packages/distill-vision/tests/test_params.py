@@ -43,7 +43,10 @@ KNOWN_GAPS: set[tuple[str, str]] = {("dcc", "linba")}
     if (m, p) in KNOWN_GAPS else (m, p)
     for m in sorted(OBJECTIVES) for p in sorted(PARAMS)])
 def test_every_objective_learns_every_parameterization(method: str, param: str) -> None:
-    overrides = {**OBJECTIVES[method], "steps": 24, "param": param, "param_options": PARAMS[param]}
+    # FRePO's loss is the noisiest (its model pool is re-initialised every few steps): on HaBa, 24 steps fell with
+    # two threads and rose with one; 48 fall under both
+    steps = 48 if method == "frepo" else 24
+    overrides = {**OBJECTIVES[method], "steps": steps, "param": param, "param_options": PARAMS[param]}
     outcome = distill(method, dataset="digits", budget=Budget(ipc=2), overrides=overrides, evaluate=False,
                       progress=False)
     summary = outcome.run.summary

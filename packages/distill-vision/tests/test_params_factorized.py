@@ -44,7 +44,7 @@ def run(method: str, param: str, *, steps: int, out_dir: Path | None = None, **e
                    progress=False, out_dir=out_dir)
 
 
-#: known gap, kept visible: FRePO's loss rises on KFS summaries (24 steps) in some runs of this test and falls in
+#: known gap, kept visible: FRePO's loss rises on KFS summaries (24 and 48 steps) in some runs of this test and falls in
 #: others (it depends on the tests run before it in the process), where the decodings of a code start equal and the
 #: KRR support kernel is singular: not strict until that is understood. HaBa's contrastive term, which pushes a base's
 #: hallucinations apart, is what makes FRePO learn on HaBa (without it the loss rises at seed 0, 24 and 48 steps)
@@ -56,7 +56,9 @@ KNOWN_GAPS = {("frepo", "kfs")}
     if (m, p) in KNOWN_GAPS else (m, p)
     for m in ("dc", "dd", "dm", "frepo", "kip", "rfad") for p in sorted(PARAMS)])
 def test_objectives_learn_factorized_summaries(method: str, param: str) -> None:
-    outcome = run(method, param, steps=24)
+    # FRePO's loss is the noisiest (its model pool is re-initialised every few steps): on HaBa it rose over 24 steps
+    # with one thread and fell with two; over 48 it falls under both
+    outcome = run(method, param, steps=48 if method == "frepo" else 24)
     summary = outcome.run.summary
     assert isinstance(summary, ParameterizedSummary) and summary.param.name == param
     losses = outcome.run.losses

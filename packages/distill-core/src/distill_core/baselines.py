@@ -32,7 +32,6 @@ class CoresetConfig(MethodConfig):
 
 
 class _Coreset(Method[CoresetConfig]):
-    config_class = CoresetConfig
     selection: str = "random"
 
     def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,

@@ -13,7 +13,10 @@ A method module reads like its paper's algorithm box::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
+import inspect
 import math
 import types
 import typing
@@ -103,7 +106,20 @@ def field_range(f: dataclasses.Field[Any]) -> Range:
 
 @dataclass
 class MethodConfig:
-    """Options every method shares. Subclasses add their paper's hyper-parameters with the paper's defaults."""
+    """Options every method shares. Subclasses add their paper's hyper-parameters with the paper's defaults.
+
+    A subclass changes the default of an option it inherits by naming it in :attr:`defaults` (the option keeps the
+    type, help and range of its declaration); it re-declares the option only where its help must say something
+    else. Example::
+
+        @dataclass
+        class MyConfig(MethodConfig):
+            defaults = {"steps": 200, "optimizer": "adam", "lr_summary": 0.01}
+            width: int = field(default=128, metadata={"help": "channels of the network"})
+    """
+
+    #: inherited options whose default this class changes, ``{name: default}`` (a class attribute, not an option)
+    defaults: ClassVar[dict[str, Any]] = {}
 
     steps: int = field(default=1000, metadata={"help": "outer iterations", "range": _NONNEG})
     lr_summary: float = field(default=0.1, metadata={"help": "learning rate of the synthetic samples"})
@@ -130,8 +146,41 @@ class MethodConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _apply_defaults(cls)
+
 
 C = TypeVar("C", bound=MethodConfig)
+
+
+def _apply_defaults(cls: type[MethodConfig]) -> None:
+    """Turn ``cls.defaults`` into re-declared dataclass fields (same type and metadata, new default) before
+    ``@dataclass`` processes ``cls``; an option that no base declares, or that ``cls`` also declares, is refused."""
+    changed = cls.__dict__.get("defaults")
+    if not changed:
+        return
+    own: dict[str, Any] = dict(inspect.get_annotations(cls))
+    inherited = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    try:
+        hints = typing.get_type_hints(cls.__mro__[1])
+    except Exception:  # pragma: no cover - an annotation that cannot be resolved: keep the declared text
+        hints = {}
+    for name, value in changed.items():
+        if name in own:
+            raise TypeError(f"{cls.__name__} both declares option {name!r} and changes its default in `defaults`; "
+                            "keep one")
+        if name not in inherited:
+            raise TypeError(f"{cls.__name__}.defaults names {name!r}, which no base config declares; declare it "
+                            f"as a field (inherited options: {', '.join(sorted(inherited))})")
+        declared = inherited[name]
+        if isinstance(value, (dict, list, set)):
+            setattr(cls, name, field(default_factory=functools.partial(copy.deepcopy, value),
+                                     metadata=declared.metadata))
+        else:
+            setattr(cls, name, field(default=value, metadata=declared.metadata))
+        own[name] = hints.get(name, declared.type)
+    cls.__annotations__ = own
 
 
 def _checked_option(owner: str, name: str, value: Any, hint: Any) -> Any:
@@ -337,8 +386,10 @@ class StepContext:
 class Method(Generic[C]):
     """Base class of a distillation method.
 
-    Subclasses set ``name`` (via :func:`distill_core.registry.register_method`), ``modality`` and ``config_class``
-    and implement :meth:`outer_loss`; methods with inner loops override :meth:`run_step`.
+    Subclasses set ``modality`` and implement :meth:`outer_loss`; methods with inner loops override
+    :meth:`run_step`. ``config_class`` is the config named in the base, ``class DM(Method[DMConfig])``, unless the
+    subclass sets it; ``name`` is its entry-point name (group ``distill.methods``) or the one
+    :func:`~distill_core.registry.register_method` gives.
     """
 
     name: ClassVar[str] = ""
@@ -351,6 +402,16 @@ class Method(Generic[C]):
     #: (:meth:`StepContext.own_rows`; the kernel blocks of KIP, RFAD and Distill-CF), summed over the ranks like the
     #: above
     shards_targets: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "config_class" in cls.__dict__:
+            return
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            args = typing.get_args(base)
+            if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], MethodConfig):
+                cls.config_class = args[0]
+                return
 
     def __init__(self, *, config: C | None = None) -> None:
         self.config: C = config if config is not None else self.config_class()  # type: ignore[assignment]

@@ -111,7 +111,6 @@ class TrajectoryConfig(MethodConfig):
 class TrajectoryMatching(Method[TrajectoryConfig]):
     """Matching training trajectories of experts (MTT and its successors; see the module docstring)."""
 
-    config_class = TrajectoryConfig
     paper = "https://arxiv.org/abs/2203.11932"
 
     def __init__(self, *, config: TrajectoryConfig | None = None) -> None:

@@ -30,6 +30,7 @@ from .methods import (
     MTTConfig,
     RFADConfig,
     TESLAConfig,
+    VisionMethod,
     native_protocol,
 )
 from .modality import VisionModality, default_strategy
@@ -68,6 +69,7 @@ __all__ = [
     "TESLA",
     "TESLAConfig",
     "ConvNet",
+    "VisionMethod",
     "VisionModality",
     "__version__",
     "build_model",

@@ -4,11 +4,26 @@ GCDM: Liu et al. 2022, https://arxiv.org/abs/2206.13658)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-__all__ = ["classwise_distance", "classwise_mean_embedding_distance", "gaussian_mmd2", "mean_embedding_distance"]
+from ..method import MethodConfig
+
+__all__ = ["DistributionMatchingConfig", "classwise_distance", "classwise_mean_embedding_distance", "gaussian_mmd2",
+           "mean_embedding_distance"]
+
+
+@dataclass
+class DistributionMatchingConfig(MethodConfig):
+    """The options of DM's loop (Zhao & Bilen, WACV 2023), declared once for every method built on it (image and
+    text DM, DP-DM): every outer step draws a fresh random embedding network and matches the class-wise mean
+    embeddings of ``batch_real`` real samples per class with the summary's. Reference defaults: 20,000 iterations,
+    SGD on the samples at lr 1.0 with momentum 0.5, 256 real samples per class."""
+
+    defaults = {"steps": 20000, "lr_summary": 1.0}
+    batch_real: int = field(default=256, metadata={"help": "real samples per class and step"})
 
 
 def mean_embedding_distance(e_real: Tensor, e_syn: Tensor) -> Tensor:

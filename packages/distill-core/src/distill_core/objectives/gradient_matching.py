@@ -8,20 +8,38 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import UnknownNameError
+from ..method import MethodConfig
 
-__all__ = ["GradientMetric", "classwise_gradient_match", "gradient_match_distance", "layerwise_distance",
-           "loop_schedule"]
+__all__ = ["GradientMatchingConfig", "GradientMetric", "classwise_gradient_match", "gradient_match_distance",
+           "layerwise_distance", "loop_schedule"]
 
 logger = logging.getLogger(__name__)
 
 #: DC's ``(outer_loop, inner_loop)`` per images-per-class (the reference implementation's ``get_loops``)
 DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+
+
+@dataclass
+class GradientMatchingConfig(MethodConfig):
+    """The options of DC's matching loop (Zhao et al., ICLR 2021), declared once for every method built on it (DC,
+    DSA, DCC, text gradient matching): per outer iteration, ``outer_loop`` matching rounds on ``batch_real`` real
+    samples per class, each followed by ``inner_loop`` epochs of SGD of the matched network on the summary; 0 takes
+    both from DC's table (:func:`loop_schedule`)."""
+
+    batch_real: int = field(default=256, metadata={"help": "real samples per class and matching round"})
+    batch_train: int = field(default=256, metadata={"help": "minibatch of the network's inner updates (DC: 256)"})
+    lr_net: float = field(default=0.01, metadata={"help": "SGD learning rate of the network's inner updates"})
+    outer_loop: int = field(default=0, metadata={"help": "matching rounds per iteration (0: DC's table by ipc)"})
+    inner_loop: int = field(default=0, metadata={"help": "network epochs on the summary between rounds (0: table)"})
+    metric: Literal["ours", "mse", "cos"] = field(default="ours", metadata={
+        "help": "gradient distance: 'ours' (DC's layer-wise cosine), 'mse' or 'cos' (one cosine over all layers)"})
 
 
 def loop_schedule(ipc: int) -> tuple[int, int]:

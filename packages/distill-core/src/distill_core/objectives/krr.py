@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict
 
 import torch
 from torch import Tensor
 
 from ..errors import DataValidationError
+from ..method import MethodConfig
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_JITTER",
     "KRRSolveOptions",
+    "KernelRegressionConfig",
     "KernelFn",
     "SingularKernelError",
     "blocked_kernel",
@@ -48,6 +51,17 @@ logger = logging.getLogger(__name__)
 KernelFn = Callable[[Tensor, Tensor], Tensor]
 #: Jitter schedule, as multiples of the mean diagonal, tried in order after the plain regularised solve fails.
 DEFAULT_JITTER: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+
+
+@dataclass
+class KernelRegressionConfig(MethodConfig):
+    """The options every KRR-based image method shares (KIP, RFAD, FRePO): Adam over a support set with centred
+    one-hot regression targets, solved against real target batches."""
+
+    defaults = {"optimizer": "adam", "label_kind": "regression"}
+    learn_labels: bool = field(default=False, metadata={"help": "also learn the support labels"})
+    reg: float = field(default=1e-6, metadata={"help": "KRR ridge, relative to trace(K_ss)/n"})
+    float64: bool = field(default=True, metadata={"help": "solve the KRR system in float64"})
 
 
 class KRRSolveOptions(TypedDict, total=False):

@@ -144,7 +144,6 @@ class GraphCondensation(Method[GraphCondensationConfig]):
     """Base of the graph condensation methods (not registered itself)."""
 
     modality = "graph"
-    config_class = GraphCondensationConfig
     structure_kind: StructureKind = "pge"
     discrete: bool = False
     #: evaluate one seeded Bernoulli draw of the generated edge probabilities (DosCond) instead of thresholding

@@ -37,7 +37,6 @@ import torch
 from torch import Tensor
 
 from distill_core.method import StepContext
-from distill_core.objectives import GradientMetric
 
 from ..summary import GraphSummary
 from .gcond import GCond, GCondConfig
@@ -59,17 +58,13 @@ class DosCondConfig(GCondConfig):
     One deliberate difference: the structure generator's output bias starts at -3 (edge probability ~0.05), so the
     most likely Bernoulli graph starts empty and edges appear only where matching asks for them; with GCond's
     initialisation every edge starts at probability ~0.5 and the evaluated 0/1 graph is dense (measured on Cora
-    2.6%, 300 epochs: 56% against 77.6% with -3)."""
+    2.6%, 300 epochs: 56% against 77.6% with -3).
 
-    steps: int = field(default=2000, metadata={"help": "epochs (one fresh model and one matching step each)"})
-    lr_summary: float = field(default=1e-3, metadata={"help": "learning rate of the synthetic features"})
-    lr_adj: float = field(default=1e-2, metadata={"help": "learning rate of the structure generator"})
-    generator_init_bias: float | None = field(default=-3.0, metadata={
-        "help": "initial output bias of the structure generator (edges start at probability sigmoid(-3) ~ 0.05)"})
-    backbone: Literal["sgc", "gcn"] = field(default="gcn", metadata={"help": "model whose gradients are matched"})
-    dis_metric: GradientMetric = field(default="mse", metadata={"help": "gradient distance"})
-    outer: int = field(default=1, metadata={"help": "matching steps per epoch (one step)"})
-    inner: int = field(default=0, metadata={"help": "backbone updates (none: one-step matching)"})
+    One step per epoch: every epoch draws a fresh backbone and takes one matching step (``outer`` 1, ``inner`` 0:
+    no backbone updates)."""
+
+    defaults = {"steps": 2000, "lr_summary": 1e-3, "lr_adj": 1e-2, "generator_init_bias": -3.0, "backbone": "gcn",
+                "dis_metric": "mse", "outer": 1, "inner": 0}
     sampling: Literal["bernoulli", "continuous"] = field(default="bernoulli", metadata={
         "help": "'bernoulli': discrete edges through the binary-concrete relaxation; 'continuous': GCond's "
                 "weighted adjacency"})

@@ -42,19 +42,14 @@ class GCDMConfig(GraphCondensationConfig):
     Feature learning rate 1e-5 (GraphSlim: 1e-4), as for GCond-X: matching class-mean embeddings at 1e-4 spreads
     the synthetic rows over CiteSeer's sparse bag-of-words dimensions, and at 3.6% (120 nodes, 100 epochs) GCDM fell
     below its own random-real initialisation (68.1% vs 68.8%; random nodes with their edges 69.3%; lr 1e-3: 23.9%).
-    With 1e-5: CiteSeer 3.6% 72.6%, 1.8% 71.3% (1e-4: 69.2%); Cora 2.6% 78.8% (1e-4: 79.8%)."""
+    With 1e-5: CiteSeer 3.6% 72.6%, 1.8% 71.3% (1e-4: 69.2%); Cora 2.6% 78.8% (1e-4: 79.8%).
 
-    lr_summary: float = field(default=1e-5, metadata={
-        "help": "learning rate of the synthetic features (GraphSlim: 1e-4; see the class docstring)"})
+    The GCN backbone is a random embedding network, re-drawn every epoch (``inner`` 0: never trained)."""
 
+    defaults = {"lr_summary": 1e-5, "backbone": "gcn", "generator_init_bias": -3.0, "outer": 5, "inner": 0}
     structure: Literal["pge", "identity"] = field(default="identity", metadata={
         "help": "'identity': no synthetic edges (GraphSlim's GCDM); 'pge': learn the structure generator"})
 
-    backbone: Literal["sgc", "gcn"] = field(default="gcn", metadata={"help": "embedding network (a GCN)"})
-    generator_init_bias: float | None = field(default=-3.0, metadata={
-        "help": "initial output bias of the structure generator (edges start at probability ~0.05)"})
-    outer: int = field(default=5, metadata={"help": "summary updates per epoch"})
-    inner: int = field(default=0, metadata={"help": "backbone updates between them (0: random networks)"})
     kernel: Literal["linear", "gaussian"] = field(default="linear", metadata={
         "help": "MMD kernel: 'linear' (mean embeddings) or 'gaussian' (median-heuristic bandwidth)"})
     layers: Literal["all", "hidden"] = field(default="all", metadata={

@@ -55,7 +55,6 @@ class _UserCoreset(Method[UserCoresetConfig]):
     """Real users chosen by :meth:`choose`, saved as a binary summary of their training rows (no outer steps)."""
 
     modality = "recsys"
-    config_class = UserCoresetConfig
     _users = 0
 
     def choose(self, data: InteractionData, active: np.ndarray, n: int, generator: torch.Generator) -> np.ndarray:

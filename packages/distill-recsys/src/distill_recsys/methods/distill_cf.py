@@ -166,7 +166,6 @@ class DistillCF(Method[DistillCFConfig]):
     """Distill-CF: Gumbel-sampled synthetic users fit through infinity-AE (Sachdeva et al. 2022)."""
 
     modality = "recsys"
-    config_class = DistillCFConfig
     paper = "https://arxiv.org/abs/2206.02626"
     shards_targets = True  # under torch.distributed each rank reconstructs its block of the step's users
 

@@ -48,7 +48,7 @@ from torch.func import functional_call
 
 from distill_core.data import Budget, RealData
 from distill_core.errors import DataValidationError
-from distill_core.method import MethodConfig, Range, StepContext
+from distill_core.method import Range, StepContext
 from distill_core.modality import Modality, ModelFit
 from distill_core.objectives import soft_cross_entropy
 from distill_core.objectives.unrolled import init_params, unrolled_sgd
@@ -56,7 +56,7 @@ from distill_core.synset import Summary
 
 from ..models import EncoderClassifier
 from ..summary import AttentionTextSummary, TextSummary
-from ._common import TextMethod
+from ._common import TextMethod, UnrolledTextConfig
 
 __all__ = ["DDAttn", "DDAttnConfig", "attention_kl", "finetune", "finetuned_accuracy"]
 
@@ -175,46 +175,30 @@ def finetuned_accuracy(summary: Summary, data: RealData, fit: ModelFit, *, batch
 
 
 @dataclass
-class DDAttnConfig(MethodConfig):
+class DDAttnConfig(UnrolledTextConfig):
     """DD-attn hyper-parameters. Paper values (Maekawa et al. 2023 and the authors' code): one inner step, inner lr
     initialised at 1e-2, outer optimiser lr 1e-2 for embeddings, labels, attention labels and lr, gradient norm
-    clipped at 1, ``λ = 1``, dropout off, a fresh head every outer step. Departures: see the module docstring."""
+    clipped at 1, ``λ = 1``, dropout off, a fresh head every outer step. Departures: see the module docstring
+    (among them the inner lr's start, 0.1). The learner is ``minilm-ft``, the pretrained encoder plus a head; any
+    other text learner trains from its initialisation and takes no attention labels. ``inner_steps``: 1 (the
+    paper's; 1-3 are practical)."""
 
-    steps: int = field(default=200, metadata={"help": "outer iterations", "range": Range(0)})
-    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "optimizer over the summary"})
-    lr_summary: float = field(default=0.01, metadata={"help": "Adam learning rate of the synthetic embeddings"})
-    lr_labels: float = field(default=0.01, metadata={"help": "Adam learning rate of the soft-label logits"})
-    lr_lr: float = field(default=0.01, metadata={"help": "Adam learning rate of the raw inner learning rate"})
+    defaults = {"steps": 200, "lr_lr": 0.01, "lr_init": 0.1, "learner": ATTENTION_LEARNER, "inner_steps": 1,
+                "batch_real": 64}
     lr_attention: float = field(default=0.01, metadata={"help": "Adam learning rate of the attention-label logits"})
-    label_kind: Literal["hard", "soft", "regression"] = field(default="soft", metadata={
-        "help": "soft: learnable label logits; hard: fixed classes"})
-    learn_lr: bool = field(default=True, metadata={"help": "learn the positive inner learning rate (softplus)"})
-    lr_init: float = field(default=0.1, metadata={
-        "help": "initial inner learning rate of the SGD fine-tuning (the paper: 1e-2 for BERT-base)"})
-    init: Literal["real", "noise"] = field(default="real", metadata={
-        "help": "initial embeddings: random real sentences, or N(0,1) noise with real lengths"})
-    learner: str = field(default=ATTENTION_LEARNER, metadata={
-        "help": "the fine-tuned learner: minilm-ft (the pretrained encoder + head); any other text learner trains "
-                "from its initialisation and takes no attention labels"})
-    inner_steps: int = field(default=1, metadata={"help": "full-batch SGD steps of the inner fine-tuning (1-3)",
-                                                  "range": Range(1)})
     attention_labels: bool = field(default=True, metadata={"help": "learn attention labels (needs minilm-ft)"})
     attention_label_type: Literal["cls", "all"] = field(default="cls", metadata={
         "help": "cls: labels for the first ([CLS]) query row; all: for every query row (L times the floats)"})
     attention_weight: float = field(default=1.0, metadata={"help": "lambda: weight of the attention KL term",
                                                            "range": Range(0)})
-    batch_real: int = field(default=64, metadata={"help": "real sentences per outer step (class-balanced)",
-                                                  "range": Range(1)})
     max_grad_norm: float = field(default=1.0, metadata={"help": "clip the summary's gradient norm (0: no clipping)",
                                                         "range": Range(0)})
-    checkpoint: bool = field(default=False, metadata={"help": "recompute inner steps in backward (less memory)"})
 
 
 class DDAttn(TextMethod[DDAttnConfig]):
     """Distilled input embeddings with soft and attention labels for fine-tuning a pretrained encoder
     (Maekawa et al., ACL 2023)."""
 
-    config_class = DDAttnConfig
     paper = "https://aclanthology.org/2023.acl-short.12"
 
     def __init__(self, *, config: DDAttnConfig | None = None) -> None:

@@ -23,13 +23,13 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from distill_core.data import Budget, RealData
-from distill_core.method import MethodConfig, StepContext
+from distill_core.method import StepContext
 from distill_core.modality import Modality
 from distill_core.objectives import soft_cross_entropy
 from distill_core.objectives.unrolled import init_params, unrolled_sgd
 from distill_core.synset import Summary
 
-from ._common import TextMethod
+from ._common import TextMethod, UnrolledTextConfig
 
 __all__ = ["DDText", "DDTextConfig", "inner_lr_limit", "soft_cross_entropy"]
 
@@ -61,7 +61,7 @@ def inner_lr_limit(net: nn.Module, x: Tensor, num_classes: int) -> float:
 
 
 @dataclass
-class DDTextConfig(MethodConfig):
+class DDTextConfig(UnrolledTextConfig):
     """DD-text hyper-parameters. Paper values where they exist (Wang 2018: Adam lr 0.01 betas (0.5, 0.999), 10
     distill steps, unknown init; Sucholutsky & Schonlau: learnable soft labels, a TextCNN learner); step counts
     CPU-sized.
@@ -69,38 +69,25 @@ class DDTextConfig(MethodConfig):
     Departures from the papers: the default inner learner is the L2-normalised mean-pooled linear model with
     initial inner lr 3, about 10x cheaper per outer step than a TextCNN learner (``learner="textcnn"``,
     ``lr_init=0.02``, ``batch_real=64``); one learned inner lr shared by all steps, and ``T = 10``; the raw learned
-    lr moves with Adam lr 1e-3 (Wang's 0.01 let it drift upwards). Measurements: benchmarks/text/results.md."""
+    lr moves with Adam lr 1e-3 (Wang's 0.01 let it drift upwards); 300 outer steps. Labels are learnable soft
+    logits (Sucholutsky & Schonlau; ``label_kind="hard"``: Wang's fixed classes); Wang starts from noise
+    (``init="noise"``). Measurements: benchmarks/text/results.md."""
 
-    steps: int = field(default=300, metadata={"help": "outer iterations"})
-    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "optimizer over the summary"})
-    lr_summary: float = field(default=0.01, metadata={"help": "Adam learning rate of the synthetic embeddings"})
-    lr_labels: float = field(default=0.01, metadata={"help": "Adam learning rate of the soft-label logits"})
-    lr_lr: float = field(default=0.001, metadata={"help": "Adam learning rate of the raw inner learning rate"})
-    label_kind: Literal["hard", "soft", "regression"] = field(default="soft", metadata={
-        "help": "soft: learnable label logits (Sucholutsky & Schonlau); hard: fixed classes (Wang)"})
-    learn_lr: bool = field(default=True, metadata={"help": "learn the positive inner learning rate (softplus)"})
+    defaults = {"steps": 300, "lr_lr": 0.001}
     lr_init: float = field(default=3.0, metadata={
         "help": "initial inner learning rate (textcnn: 0.02 on short sentences; keep it below inner_lr_limit, which "
                 "falls with the sequence length: ~0.007 for IMDB at L=128; a warning names it)"})
-    init: Literal["real", "noise"] = field(default="real", metadata={
-        "help": "initial embeddings: random real sequences, or N(0,1) noise with real lengths (Wang: noise)"})
-    learner: str = field(default="meanpool", metadata={
-        "help": "the learner trained in the inner loop: meanpool, textcnn or transformer"})
-    inner_steps: int = field(default=10, metadata={"help": "T: inner SGD steps on the summary"})
     truncate: int = field(default=0, metadata={"help": "k: back-propagate through the last k inner steps (0: all T)"})
     inner_batch: int = field(default=0, metadata={"help": "inner minibatch size (0: the whole summary each step)"})
-    batch_real: int = field(default=256, metadata={"help": "real sequences per outer step (class-balanced)"})
     n_inits: int = field(default=1, metadata={"help": "learner initialisations averaged per outer step"})
     init_mode: Literal["resample", "fixed"] = field(default="resample", metadata={
         "help": "resample: a fresh learner init every outer step (trains fresh models); fixed: one init"})
     init_seed: int = field(default=0, metadata={"help": "the seed of the fixed initialisation"})
-    checkpoint: bool = field(default=False, metadata={"help": "recompute inner steps in backward (less memory)"})
 
 
 class DDText(TextMethod[DDTextConfig]):
     """Dataset distillation through T unrolled SGD steps with TBPTT, soft labels and a learned lr (Wang 2018)."""
 
-    config_class = DDTextConfig
     paper = "https://arxiv.org/abs/1910.02551"
 
     def init_summary(self, data: RealData, *, budget: Budget, modality: Modality,

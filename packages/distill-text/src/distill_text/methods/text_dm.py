@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from distill_core.method import MethodConfig, StepContext
+from distill_core.method import StepContext
 from distill_core.objectives import classwise_mean_embedding_distance
+from distill_core.objectives.distribution_matching import DistributionMatchingConfig
 from distill_core.synset import Summary
 
 from ._common import TextMethod
@@ -27,7 +28,7 @@ __all__ = ["TextDM", "TextDMConfig"]
 
 
 @dataclass
-class TextDMConfig(MethodConfig):
+class TextDMConfig(DistributionMatchingConfig):
     """DM hyper-parameters (paper: 20,000 iterations, SGD lr 1.0 momentum 0.5 on the samples, 256 real samples
     per class and step; the step default here is CPU-sized).
 
@@ -36,17 +37,13 @@ class TextDMConfig(MethodConfig):
     than random real sentences), and the sample learning rate is 10 (paper 1.0 on pixels), since matching means of
     normalised features moves unit-scale embeddings slowly. Measurements: benchmarks/text/results.md."""
 
-    steps: int = field(default=200, metadata={"help": "outer iterations (paper: 20,000)"})
-    lr_summary: float = field(default=10.0, metadata={"help": "learning rate of the synthetic embeddings (paper: 1.0)"})
-    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the synthetic embeddings"})
+    defaults = {"steps": 200, "lr_summary": 10.0}
     model: str = field(default="meanpool", metadata={"help": "embedding network (frozen, re-drawn every step)"})
-    batch_real: int = field(default=256, metadata={"help": "real sequences per class and step"})
 
 
 class TextDM(TextMethod[TextDMConfig]):
     """Distribution matching of random-learner embeddings of token sequences (Zhao & Bilen, WACV 2023)."""
 
-    config_class = TextDMConfig
     paper = "https://arxiv.org/abs/2110.04181"
     shards_classes = True
 

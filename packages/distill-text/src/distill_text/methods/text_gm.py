@@ -16,13 +16,13 @@ rounds runs alike on every rank.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from distill_core.method import MethodConfig, StepContext
+from distill_core.method import StepContext
 from distill_core.objectives import classwise_gradient_match, loop_schedule, soft_cross_entropy, train_on_summary
+from distill_core.objectives.gradient_matching import GradientMatchingConfig
 from distill_core.synset import Summary
 
 from ._common import TextMethod
@@ -30,31 +30,23 @@ from ._common import TextMethod
 __all__ = ["TextGM", "TextGMConfig"]
 
 @dataclass
-class TextGMConfig(MethodConfig):
+class TextGMConfig(GradientMatchingConfig):
     """DC hyper-parameters (paper: 1,000 iterations, SGD lr 0.1 momentum 0.5 on the samples, network lr 0.01,
-    256 real samples per class; outer/inner loops by samples per class). Step default CPU-sized.
+    256 real samples per class; outer/inner loops by samples per class: DC's loop options, shared with the image
+    methods). CPU-sized defaults: 200 outer steps, 64 real sequences per class and round (paper: 256).
 
     Departures from the paper: the default learner is the mean-pooled linear model (``model="textcnn"`` for DC's
-    kind of network) and the sample learning rate is 100, because DC's layer-wise cosine distance gives tiny
-    gradients w.r.t. unit-scale embeddings; the measurements behind both are in benchmarks/text/results.md."""
+    kind of network) and the sample learning rate is 100 (the paper's 0.1 is on pixels), because DC's layer-wise
+    cosine distance gives tiny gradients w.r.t. unit-scale embeddings; the measurements behind both are in
+    benchmarks/text/results.md."""
 
-    steps: int = field(default=200, metadata={"help": "outer iterations (paper: 1,000)"})
-    lr_summary: float = field(default=100.0, metadata={"help": "learning rate of the synthetic embeddings (paper: 0.1 "
-                                                                "on pixels)"})
-    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the synthetic embeddings"})
+    defaults = {"steps": 200, "lr_summary": 100.0, "batch_real": 64}
     model: str = field(default="meanpool", metadata={"help": "learner whose gradients are matched"})
-    batch_real: int = field(default=64, metadata={"help": "real sequences per class and round (paper: 256)"})
-    lr_net: float = field(default=0.01, metadata={"help": "learning rate of the learner's inner updates"})
-    batch_train: int = field(default=256, metadata={"help": "minibatch of the learner's inner updates (DC: 256)"})
-    outer_loop: int = field(default=0, metadata={"help": "matching rounds per iteration (0: DC's table by ipc)"})
-    inner_loop: int = field(default=0, metadata={"help": "learner epochs on the summary between rounds (0: table)"})
-    metric: Literal["ours", "mse", "cos"] = field(default="ours", metadata={"help": "gradient distance"})
 
 
 class TextGM(TextMethod[TextGMConfig]):
     """Gradient matching (DC) of a fresh learner's gradients on real and synthetic token sequences."""
 
-    config_class = TextGMConfig
     paper = "https://arxiv.org/abs/2006.05929"
     shards_classes = True
 

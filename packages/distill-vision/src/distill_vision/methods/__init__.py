@@ -1,5 +1,6 @@
 """Image distillation methods, one module each (found through the entry-point group ``distill.methods``)."""
 
+from ._base import VisionMethod
 from .cafe import CAFE, CAFEConfig
 from .datm import DATM, DATMConfig
 from .dc import DC, DCConfig, loop_schedule
@@ -16,5 +17,5 @@ from .tesla import TESLA, TESLAConfig
 
 __all__ = ["CAFE", "CAFEConfig", "DATM", "DATMConfig", "DC", "DCC", "DCCConfig", "DCConfig", "DD", "DDConfig", "DM",
            "DMConfig", "DPDM", "DPDMConfig", "DSA", "DSAC", "DSACConfig", "DSAConfig", "FRePO", "FRePOConfig", "KIP",
-           "KIPConfig", "MTT", "MTTConfig", "RFAD", "RFADConfig", "TESLA", "TESLAConfig", "VisionTrajectoryMatching",
-           "loop_schedule", "native_protocol"]
+           "KIPConfig", "MTT", "MTTConfig", "RFAD", "RFADConfig", "TESLA", "TESLAConfig", "VisionMethod",
+           "VisionTrajectoryMatching", "loop_schedule", "native_protocol"]

@@ -54,7 +54,7 @@ from torch import Tensor, nn
 
 from distill_core.data import RealData
 from distill_core.errors import DataValidationError
-from distill_core.method import Method, MethodConfig, Range, StepContext
+from distill_core.method import MethodConfig, Range, StepContext
 from distill_core.modality import Modality
 from distill_core.objectives import train_on_summary
 from distill_core.synset import Summary
@@ -62,6 +62,7 @@ from distill_core.synset import Summary
 from ..augment import DSA
 from ..modality import default_strategy
 from ..models import _BasicBlock
+from ._base import VisionMethod
 
 __all__ = ["CAFE", "CAFEConfig", "class_means", "discrimination_loss", "layer_features"]
 
@@ -151,11 +152,9 @@ class CAFEConfig(MethodConfig):
         "help": "Siamese augmentation strategy (None: off, the reference's default; 'auto': by dataset)"})
 
 
-class CAFE(Method[CAFEConfig]):
+class CAFE(VisionMethod[CAFEConfig]):
     """Layer-wise feature alignment with a discrimination loss and dynamic bi-level loops (Wang et al., CVPR 2022)."""
 
-    modality = "vision"
-    config_class = CAFEConfig
     paper = "https://arxiv.org/abs/2203.01531"
 
     def prepare(self, data: RealData, *, modality: Modality, device: torch.device, progress: bool = True) -> None:

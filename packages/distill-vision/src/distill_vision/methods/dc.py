@@ -18,37 +18,32 @@ run up to the order of float sums.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distill_core.method import Method, MethodConfig, Range, StepContext
+from distill_core.method import Range, StepContext
 from distill_core.objectives import classwise_gradient_match, loop_schedule, soft_cross_entropy, train_on_summary
+from distill_core.objectives.gradient_matching import GradientMatchingConfig
 from distill_core.synset import Summary
 
 from ..augment import DSA
 from ..models import check_architecture_defaults, has_batchnorm
+from ._base import VisionMethod
 
 __all__ = ["DC", "DCConfig", "loop_schedule"]
 
 @dataclass
-class DCConfig(MethodConfig):
-    """DC hyper-parameters (reference defaults). ``init`` is "real" as in the DSA readme's commands (the DC code
-    default is "noise"; pass ``--set init=noise`` to follow it)."""
+class DCConfig(GradientMatchingConfig):
+    """DC hyper-parameters (reference defaults: 1,000 iterations, SGD lr_img 0.1 (0.01 for an MLP) with momentum 0.5
+    on the images; the loop options are :class:`~distill_core.objectives.gradient_matching.GradientMatchingConfig`).
+    ``init`` is "real" as in the DSA readme's commands (the DC code default is "noise"; pass ``--set init=noise`` to
+    follow it)."""
 
-    steps: int = field(default=1000, metadata={"help": "outer iterations (Iteration)"})
-    lr_summary: float = field(default=0.1, metadata={"help": "image learning rate (lr_img; 0.01 for MLP)"})
-    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images"})
     model: str = field(default="convnet", metadata={"help": "network whose gradients are matched"})
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "e.g. {\"width\": 64}"})
-    batch_real: int = field(default=256, metadata={"help": "real images per class and matching step"})
-    batch_train: int = field(default=256, metadata={"help": "minibatch of the inner network updates"})
-    lr_net: float = field(default=0.01, metadata={"help": "SGD learning rate of the inner network updates"})
-    outer_loop: int = field(default=0, metadata={"help": "matching steps per iteration (0: reference table)"})
-    inner_loop: int = field(default=0, metadata={"help": "inner epochs between matching steps (0: table)"})
-    metric: Literal["ours", "mse", "cos"] = field(default="ours", metadata={"help": "gradient distance"})
     bn_batch_per_class: int = field(default=16, metadata={
         "range": Range(1),
         "help": "BatchNorm networks only: real samples per class of the forward that sets the running statistics "
@@ -56,11 +51,9 @@ class DCConfig(MethodConfig):
     dsa_strategy: str | None = field(default=None, metadata={"help": "Siamese augmentation (None: DC)"})
 
 
-class DC(Method[DCConfig]):
+class DC(VisionMethod[DCConfig]):
     """Gradient matching (Zhao et al., ICLR 2021)."""
 
-    modality = "vision"
-    config_class = DCConfig
     paper = "https://arxiv.org/abs/2006.05929"
     shards_classes = True
 

@@ -26,9 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from distill_core.evaluation import EvalProtocol, xavier_init_
-from distill_core.method import Method, MethodConfig, StepContext
+from distill_core.method import MethodConfig, StepContext
 from distill_core.objectives import init_params, unrolled_sgd
 from distill_core.synset import Summary
+
+from ._base import VisionMethod
 
 __all__ = ["DD", "DDConfig", "native_protocol", "xavier_init_"]
 
@@ -64,11 +66,9 @@ def native_protocol(summary: Summary, *, model: str = "lenet", distill_epochs: i
                         use_learned_lr=True, init="xavier")
 
 
-class DD(Method[DDConfig]):
+class DD(VisionMethod[DDConfig]):
     """Dataset distillation by back-propagation through unrolled inner training (Wang et al. 2018)."""
 
-    modality = "vision"
-    config_class = DDConfig
     paper = "https://arxiv.org/abs/1811.10959"
 
     def make_optimizer(self, summary: Summary) -> torch.optim.Optimizer:

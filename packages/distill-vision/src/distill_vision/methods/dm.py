@@ -21,14 +21,16 @@ import torch
 from torch import Tensor, nn
 
 from distill_core.data import RealData
-from distill_core.method import Method, MethodConfig, StepContext
+from distill_core.method import StepContext
 from distill_core.objectives import classwise_mean_embedding_distance
+from distill_core.objectives.distribution_matching import DistributionMatchingConfig
 from distill_core.synset import Summary
 
 from ..augment import DSA
 from ..fused import fused_available, fused_embed
 from ..modality import default_strategy
 from ..models import check_architecture_defaults, has_batchnorm
+from ._base import VisionMethod
 
 __all__ = ["DM", "DMConfig", "joint_class_means"]
 
@@ -45,15 +47,12 @@ def joint_class_means(net: nn.Module, batches: list[Tensor]) -> Tensor:
 
 
 @dataclass
-class DMConfig(MethodConfig):
-    """DM hyper-parameters (reference defaults: 20,000 iterations, lr 1.0, momentum 0.5, 256 real per class)."""
+class DMConfig(DistributionMatchingConfig):
+    """DM hyper-parameters: the reference's defaults (20,000 iterations (Iteration), image lr 1.0 (lr_img), momentum
+    0.5, 256 real per class: :class:`~distill_core.objectives.distribution_matching.DistributionMatchingConfig`)."""
 
-    steps: int = field(default=20000, metadata={"help": "outer iterations (Iteration)"})
-    lr_summary: float = field(default=1.0, metadata={"help": "image learning rate (lr_img)"})
-    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images"})
     model: str = field(default="convnet", metadata={"help": "embedding network (frozen, re-drawn every step)"})
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "e.g. {\"width\": 64}"})
-    batch_real: int = field(default=256, metadata={"help": "real images per class and step"})
     dsa_strategy: str | None = field(default="auto", metadata={
         "help": "Siamese augmentation strategy ('auto': by dataset, None: off)"})
     real_chunk: int = field(default=256, metadata={"help": "real images per forward pass (cache-friendly chunks)"})
@@ -65,11 +64,9 @@ class DMConfig(MethodConfig):
                 ">= 16 px when torch.compile works here, else eager)"})
 
 
-class DM(Method[DMConfig]):
+class DM(VisionMethod[DMConfig]):
     """Distribution matching of random-network embeddings (Zhao & Bilen, WACV 2023)."""
 
-    modality = "vision"
-    config_class = DMConfig
     paper = "https://arxiv.org/abs/2110.04181"
     shards_classes = True
 

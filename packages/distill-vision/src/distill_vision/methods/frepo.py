@@ -32,26 +32,24 @@ from torch import Tensor, nn
 from distill_core.data import RealData
 from distill_core.errors import DataValidationError
 from distill_core.evaluation_krr import one_hot_centred
-from distill_core.method import Method, MethodConfig, StepContext
+from distill_core.method import StepContext
 from distill_core.objectives import krr_loss
+from distill_core.objectives.krr import KernelRegressionConfig
 from distill_core.synset import Summary
 
 from ..models import build_model
+from ._base import VisionMethod
 
 __all__ = ["FRePO", "FRePOConfig", "label_margin_loss"]
 
 
 @dataclass
-class FRePOConfig(MethodConfig):
-    """FRePO hyper-parameters (reference: yongchao97/FRePo script/distill.py and lib/datadistillation/frepo.py)."""
+class FRePOConfig(KernelRegressionConfig):
+    """FRePO hyper-parameters (reference: yongchao97/FRePo script/distill.py and lib/datadistillation/frepo.py):
+    500,000 outer steps (the README's num_train_steps), one learning rate 3e-4 for images and labels with Adam
+    (the reference uses LAMB), learned centred one-hot regression labels (learn_label)."""
 
-    steps: int = field(default=500_000, metadata={"help": "outer iterations (README: num_train_steps 500,000)"})
-    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={
-        "help": "optimizer over images and labels (reference: LAMB; Adam here)"})
-    lr_summary: float = field(default=3e-4, metadata={"help": "learning rate of images and labels"})
-    label_kind: Literal["hard", "soft", "regression"] = field(default="regression", metadata={
-        "help": "labels: learnable centred one-hot regression targets"})
-    learn_labels: bool = field(default=True, metadata={"help": "learn the labels (learn_label)"})
+    defaults = {"steps": 500_000, "lr_summary": 3e-4, "learn_labels": True}
     model: str = field(default="convnet", metadata={"help": "pool architecture (a model with .embed)"})
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "pool architecture options"})
     num_models: int = field(default=10, metadata={"help": "pool size (num_nn_state)"})
@@ -59,14 +57,12 @@ class FRePOConfig(MethodConfig):
     lr_model: float = field(default=3e-4, metadata={"help": "Adam learning rate of the online pool updates"})
     online_batch: int = field(default=1000, metadata={"help": "summary samples per online update (all if fewer)"})
     target_batch: int = field(default=1024, metadata={"help": "real target images per step"})
-    reg: float = field(default=1e-6, metadata={"help": "KRR ridge, relative to trace(K)/n"})
     label_margin: bool = field(default=True, metadata={"help": "add the label-margin regulariser"})
     label_margin_kind: Literal["top2", "true_class"] = field(default="top2", metadata={
         "help": "margin of a learned label: 'top2': its largest minus its second-largest entry (reference: "
                 "lb_margin_th); 'true_class': the labelled class's entry minus the largest other one"})
     use_flip: bool = field(default=False, metadata={"help": "append h-flipped images to the KRR support "
                                                               "(reference: False on MNIST/FMNIST)"})
-    float64: bool = field(default=True, metadata={"help": "solve the KRR system in float64"})
 
 
 def label_margin_loss(label_values: Tensor, labels: Tensor | None = None, *,
@@ -99,11 +95,9 @@ def label_margin_loss(label_values: Tensor, labels: Tensor | None = None, *,
     return -(margin.clamp(max=1.0 / num_classes)).mean()
 
 
-class FRePO(Method[FRePOConfig]):
+class FRePO(VisionMethod[FRePOConfig]):
     """Neural feature regression with an online model pool (Zhou et al., NeurIPS 2022)."""
 
-    modality = "vision"
-    config_class = FRePOConfig
     paper = "https://arxiv.org/abs/2206.00719"
 
     def __init__(self, *, config: FRePOConfig | None = None) -> None:

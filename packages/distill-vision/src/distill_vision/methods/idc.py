@@ -30,13 +30,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill_core.data import RealData
-from distill_core.method import Method, MethodConfig, Range, StepContext
+from distill_core.method import MethodConfig, Range, StepContext
 from distill_core.modality import Modality
 from distill_core.objectives import classwise_gradient_match
 from distill_core.synset import Summary
 
 from ..augment import DSA
 from ..datasets import parse_spec
+from ._base import VisionMethod
 
 __all__ = ["IDC", "IDCConfig"]
 
@@ -79,11 +80,9 @@ class IDCConfig(MethodConfig):
         "help": "Siamese augmentation of the matching (auto: color_crop on digits/MNIST, color_crop_cutout else)"})
 
 
-class IDC(Method[IDCConfig]):
+class IDC(VisionMethod[IDCConfig]):
     """IDC's gradient matching on multi-formation summaries (Kim et al., ICML 2022)."""
 
-    modality = "vision"
-    config_class = IDCConfig
     paper = "https://arxiv.org/abs/2205.14959"
 
     def prepare(self, data: RealData, *, modality: Modality, device: torch.device, progress: bool = True) -> None:

@@ -30,12 +30,13 @@ from distill_core.distributed import world
 from distill_core.evaluation_krr import one_hot_centred
 from distill_core.kernels import fc_nngp, fc_ntk
 from distill_core.kernels.empirical import jacobian_block
-from distill_core.method import Method, MethodConfig, StepContext
+from distill_core.method import StepContext
 from distill_core.objectives import krr_loss, krr_predict
-from distill_core.objectives.krr import KernelFn
+from distill_core.objectives.krr import KernelFn, KernelRegressionConfig
 from distill_core.synset import Summary
 
 from ..cntk import CNTK
+from ._base import VisionMethod
 from .rfad import conv_rf_kernel
 
 __all__ = ["KIP", "KIPConfig"]
@@ -44,16 +45,13 @@ KIPKernel = Literal["fc_ntk", "fc_nngp", "conv_rf", "conv_entk", "cntk", "cnngp"
 
 
 @dataclass
-class KIPConfig(MethodConfig):
-    """KIP hyper-parameters (reference: google-research kip/KIP.ipynb; the paper's lr is 0.01 for MNIST and 0.04
-    for CIFAR-10)."""
+class KIPConfig(KernelRegressionConfig):
+    """KIP hyper-parameters (reference: google-research kip/KIP.ipynb): Adam at lr 0.01 (the paper's for MNIST;
+    0.04 for CIFAR-10) over the support set with centred one-hot regression labels, learned with ``learn_labels``
+    (the notebook's LEARN_LABELS); 1,000 outer steps (the notebook's demo runs 300; ~1,000+ to converge), the FC
+    kernel's ``W_std² = 2``, ``b_std² = 0.01`` and x64 solves."""
 
-    steps: int = field(default=1000, metadata={"help": "outer iterations (notebook demo: 300; ~1000+ to converge)"})
-    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "optimizer over the support set"})
-    lr_summary: float = field(default=0.01, metadata={"help": "Adam learning rate (0.01 MNIST, 0.04 CIFAR-10)"})
-    label_kind: Literal["hard", "soft", "regression"] = field(default="regression", metadata={
-        "help": "support labels: centred one-hot regression targets"})
-    learn_labels: bool = field(default=False, metadata={"help": "also learn the support labels (LEARN_LABELS)"})
+    defaults = {"steps": 1000, "lr_summary": 0.01}
     kernel: KIPKernel = field(default="fc_ntk", metadata={
         "help": "fc_ntk (analytic FC NTK), fc_nngp, conv_rf (random-feature ConvNet NNGP), conv_entk (empirical "
                 "NTK of a freshly drawn ConvNet with one output, the finite-width stand-in for KIP's ConvNet NTK), "
@@ -61,9 +59,7 @@ class KIPConfig(MethodConfig):
     depth: int = field(default=1, metadata={"help": "hidden ReLU layers of the FC kernel"})
     w_var: float = field(default=2.0, metadata={"help": "weight variance of the FC kernel (W_std² = 2)"})
     b_var: float = field(default=0.01, metadata={"help": "bias variance of the FC kernel (b_std² = 0.01)"})
-    reg: float = field(default=1e-6, metadata={"help": "KRR ridge, relative to trace(K_ss)/n"})
     target_batch: int = field(default=5000, metadata={"help": "class-balanced real targets per step"})
-    float64: bool = field(default=True, metadata={"help": "solve in float64 (the notebook enables x64)"})
     rf_models: int = field(default=8, metadata={"help": "conv_rf: random ConvNets per step"})
     rf_width: int = field(default=256, metadata={"help": "conv_rf / conv_entk: channels of the random ConvNets"})
     block_size: int = field(default=2048, metadata={"help": "kernel tile size (memory bound)"})
@@ -78,11 +74,9 @@ class KIPConfig(MethodConfig):
         "help": "cntk / cnngp: torch.compile the element-wise work of layers >= 16x16 (~2.5x; compiles ~30 s)"})
 
 
-class KIP(Method[KIPConfig]):
+class KIP(VisionMethod[KIPConfig]):
     """Kernel inducing points: KRR-loss distillation with an infinite-width kernel (Nguyen et al., ICLR 2021)."""
 
-    modality = "vision"
-    config_class = KIPConfig
     paper = "https://arxiv.org/abs/2011.00050"
     shards_targets = True
 

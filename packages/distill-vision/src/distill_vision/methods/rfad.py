@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +31,12 @@ from torch import Tensor, nn
 
 from distill_core.evaluation_krr import one_hot_centred
 from distill_core.kernels import RandomFeatureNNGP, random_feature_kernel
-from distill_core.method import Method, MethodConfig, StepContext
+from distill_core.method import StepContext
 from distill_core.objectives import krr_solve
+from distill_core.objectives.krr import KernelRegressionConfig
 from distill_core.synset import Summary
+
+from ._base import VisionMethod
 
 __all__ = ["RFAD", "RFADConfig", "conv_random_features", "conv_rf_kernel"]
 
@@ -72,34 +75,26 @@ def conv_rf_kernel(*, sample_shape: tuple[int, ...], n_models: int = 8, width: i
 
 
 @dataclass
-class RFADConfig(MethodConfig):
-    """RFAD hyper-parameters (reference: yolky/RFAD run_distillation.py / distillation.py defaults)."""
+class RFADConfig(KernelRegressionConfig):
+    """RFAD hyper-parameters (reference: yolky/RFAD run_distillation.py / distillation.py defaults): 10,000 outer
+    steps (the reference runs up to 100,000 with validation-based early stopping), Adam at lr 1e-3 over the images
+    (the reference uses AdaBelief), fixed centred one-hot regression labels unless ``learn_labels``
+    (--learn_labels), ridge 5e-3."""
 
-    steps: int = field(default=10000, metadata={"help": "outer iterations (reference: up to 100,000 with "
-                                                          "validation-based early stopping)"})
-    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={
-        "help": "optimizer over the images (reference: AdaBelief; Adam here)"})
-    lr_summary: float = field(default=1e-3, metadata={"help": "image learning rate"})
-    label_kind: Literal["hard", "soft", "regression"] = field(default="regression", metadata={
-        "help": "support labels: centred one-hot regression targets"})
-    learn_labels: bool = field(default=False, metadata={"help": "learn the support labels (--learn_labels)"})
+    defaults = {"steps": 10000, "lr_summary": 1e-3, "reg": 5e-3}
     n_models: int = field(default=8, metadata={"help": "random ConvNets per step (redrawn every step)"})
     width: int = field(default=256, metadata={"help": "channels of the random ConvNets (k=2 x 128)"})
     depth: int = field(default=3, metadata={"help": "conv blocks of the random ConvNets"})
-    reg: float = field(default=5e-3, metadata={"help": "KRR ridge, relative to trace(K_ss)/n"})
     platt: bool = field(default=True, metadata={"help": "Platt-scaled cross-entropy loss (else 0.5 MSE)"})
     lr_platt: float = field(default=1e-2, metadata={"help": "learning rate of the Platt log-scale"})
     target_batch: int = field(default=1280, metadata={"help": "real images per target batch (not class-balanced)"})
     n_batches: int = field(default=4, metadata={"help": "target batches per step (their losses are averaged)"})
     block_size: int = field(default=512, metadata={"help": "target images per feature block"})
-    float64: bool = field(default=True, metadata={"help": "solve the KRR system in float64"})
 
 
-class RFAD(Method[RFADConfig]):
+class RFAD(VisionMethod[RFADConfig]):
     """Random-feature NNGP distillation with Platt-scaled cross-entropy (Loo et al., NeurIPS 2022)."""
 
-    modality = "vision"
-    config_class = RFADConfig
     paper = "https://arxiv.org/abs/2210.12067"
     shards_targets = True
 
