@@ -33,11 +33,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class GraphCondensationConfig(MethodConfig):
-    """Options shared by the graph condensation methods (defaults: GCond on Cora/CiteSeer)."""
+    """Options shared by the graph condensation methods (defaults: GCond on Cora/CiteSeer, Adam over the summary)."""
 
+    defaults = {"optimizer": "adam"}
     steps: int = field(default=600, metadata={"help": "epochs (one fresh model each)"})
     lr_summary: float = field(default=1e-4, metadata={"help": "learning rate of the synthetic features (lr_feat)"})
-    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "optimizer over the summary"})
     lr_adj: float = field(default=1e-4, metadata={"help": "learning rate of the structure generator"})
     structure: Literal["pge", "identity"] = field(default="pge", metadata={
         "help": "'pge': adjacency generated from features (GCond); 'identity': no edges (GCond-X)"})
