@@ -121,7 +121,9 @@ def _table(_: argparse.Namespace) -> None:
     lines = ["# Parameterized summaries at equal stored floats (CPU profile)", "",
              "Budget: the stored floats of the dense summary of the given IPC (every learned tensor counted). "
              "`vs best coreset`: accuracy minus the best of random / herding / k-center at the same floats "
-             "(negative: the row loses to it). Width-32 ConvNet, evaluation 300 epochs x 3 models, final summary.",
+             "(negative: the row loses to it). Width-32 ConvNet, evaluation 300 epochs x 3 models, final summary. "
+             "At IPC 1 herding and k-center keep the same image per class (both start from the sample nearest the "
+             "class mean), so their rows are equal.",
              ""]
     lines += harness.md_table([("dataset", "dataset"), ("IPC floats", "ipc"), ("objective", "objective"),
                                ("parameterization", "param"), ("steps", "steps"), ("seeds", "seeds"),
