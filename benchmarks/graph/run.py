@@ -42,7 +42,7 @@ ROOT_FLAG: str | None = None
 
 #: The papers' budgets: nodes (ratio of the whole graph as in GCond's tables).
 BUDGETS = {"cora": {35: "1.3%", 70: "2.6%", 140: "5.2%"}, "citeseer": {30: "0.9%", 60: "1.8%", 120: "3.6%"}}
-#: Published numbers (../shared/REFERENCE.md): GCond's GCN accuracy per budget, and the whole graph.
+#: Published numbers (GCond, Jin et al., ICLR 2022, main results table): GCN accuracy per budget and whole graph.
 PAPER = {("cora", 35, "gcond"): 79.8, ("cora", 70, "gcond"): 80.1, ("cora", 140, "gcond"): 79.3,
          ("citeseer", 30, "gcond"): 70.5, ("citeseer", 60, "gcond"): 70.6, ("citeseer", 120, "gcond"): 69.8}
 PAPER_WHOLE = {"cora": 81.2, "citeseer": 71.7}

@@ -94,7 +94,8 @@ def test_ntk_matches_wide_finite_net(depth: int) -> None:
 
 
 def test_depth_one_ntk_is_the_closed_form_infinite_ae_kernel() -> None:
-    # HYPERPARAMS.md section 8, written out independently of the recursion.
+    # The infinite-width ReLU AE kernel of the infinity-AE / Distill-CF paper, written out independently of the
+    # recursion.
     x1, x2 = _inputs(6, 9, seed=1), _inputs(4, 9, seed=2)
     wv, bv, d = 2.0, 0.01, 9
     s1 = wv * x1 @ x2.T / d + bv
