@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 import distill_core.testing  # noqa: F401  (registers ToyModality as "toy")
-from distill_core import Method, MethodConfig, RealData, StepContext, Summary, register_method
+from distill_core import Method, RealData, StepContext, Summary, register_method
 from distill_core.objectives import mean_embedding_distance
+from distill_core.objectives.distribution_matching import DistributionMatchingConfig
 from distill_core.testing import make_blobs
 
 torch.set_num_threads(1)  # tiny tensors; the CI machines are shared
@@ -26,12 +27,10 @@ TOY_NAN = "test_toy_nan"
 
 
 @dataclass
-class ToyDMConfig(MethodConfig):
+class ToyDMConfig(DistributionMatchingConfig):
     """A few fast steps of distribution matching on blobs."""
 
-    steps: int = field(default=20, metadata={"help": "outer iterations"})
-    lr_summary: float = field(default=1.0, metadata={"help": "learning rate of the synthetic samples"})
-    batch_real: int = field(default=16, metadata={"help": "real samples per class and step"})
+    defaults = {"steps": 20, "batch_real": 16}
     width: int = field(default=32, metadata={"help": "width of the random embedding MLP"})
 
 

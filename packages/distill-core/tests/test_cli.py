@@ -201,5 +201,6 @@ def test_list_a_method_documents_its_options(capsys: pytest.CaptureFixture[str])
     assert "Test-only DM" in out and "A few fast steps of distribution matching" in out  # class and config docs
     assert "  lr_summary = 1.0  [float; > 0]" in out and "  batch_real = 16  [int; >= 1]" in out
     assert "momentum = 0.5  [float; >= 0 and < 1]" in out and "real samples per class and step" in out
+    assert "  optimizer = \"sgd\"  [Literal['sgd', 'adam']]" in out and "  steps = 20  [int; >= 0]" in out
     code, _, err = _run(capsys, "list", "nosuch")
     assert code == 2 and "Could not resolve method 'nosuch'" in err

@@ -350,7 +350,7 @@ def _cmd_describe(name: str) -> int:
     config = cls.config_class()
     for f in dataclasses.fields(cls.config_class):
         allowed = field_range(f).describe()
-        kind = getattr(f.type, "__name__", None) or str(f.type)
+        kind = f.type.__name__ if isinstance(f.type, type) else str(f.type).replace("typing.", "")
         print(f"  {f.name} = {json.dumps(getattr(config, f.name), default=str)}  [{kind}"
               f"{'; ' + allowed if allowed != 'finite' and kind in ('int', 'float') else ''}]")
         if f.metadata.get("help"):
