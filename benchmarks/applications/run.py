@@ -1,5 +1,6 @@
 """Benchmarks of distill-core's applications (``distill apply``) on scikit-learn's 8x8 digits (continual learning
-also on Fashion-MNIST), CPU.
+also on Fashion-MNIST and MNIST), CPU. Data folders in stored commands are written as ``MNIST_DIR`` etc. where they
+were machine-specific.
 
 - ``continual``: class-incremental learning on ``--dataset`` (default digits; ``fashion-mnist`` / ``mnist`` read from
   ``--root``, the folder of the four IDX files), 5 tasks of 2 classes (``--tasks 10``: 10 of 1) in a seeded class
