@@ -217,8 +217,10 @@ def table(_: argparse.Namespace | None = None) -> None:
     cont = list(harness.latest([{**r, "_dataset": _dataset(r)} for r in rows if r["application"] == "continual"],
                                ["_dataset", "method", "training", "tasks", "memory_per_class"]).values())
     nas_rows = list(harness.latest([r for r in rows if r["application"] == "nas"], ["method", "ipc"]).values())
-    lines = ["# Applications on digits" + (" and Fashion-MNIST" if any(_dataset(r) == "fashion-mnist" for r in cont)
-                                          else "") + " (CPU)", "",
+    names = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
+    others = [names.get(d, d) for d in dict.fromkeys(_dataset(r) for r in cont) if d != "digits"]
+    lines = ["# Applications on " + ", ".join(["digits", *others[:-1]]) + (f" and {others[-1]}" if others else "")
+             + " (CPU)", "",
              "Written by `benchmarks/applications/run.py` from `results.jsonl`; the protocols are stated in its "
              "docstring and in packages/distill-core/README.md (Applications). Each row's command is in "
              "`results.jsonl`.", ""]
