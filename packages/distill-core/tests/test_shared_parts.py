@@ -241,6 +241,16 @@ def test_a_config_changes_inherited_defaults_without_redeclaring_them() -> None:
             defaults = {"steps": 3}
             steps: int = 4
 
+    from distill_core.objectives.krr import KernelRegressionConfig
+
+    @dataclass
+    class Mixed(GradientMatchingConfig, KernelRegressionConfig):  # options of two bases, each typed where declared
+        defaults = {"reg": 1e-3, "metric": "mse"}
+
+    assert (Mixed().reg, Mixed().metric, Mixed().float64) == (1e-3, "mse", True)
+    with pytest.raises(Exception, match="metric"):
+        config_from_dict(Mixed, {"metric": "l7"})
+
     class Inferred(Method[Changed]):
         pass
 

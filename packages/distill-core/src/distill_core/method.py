@@ -161,11 +161,15 @@ def _apply_defaults(cls: type[MethodConfig]) -> None:
     if not changed:
         return
     own: dict[str, Any] = dict(inspect.get_annotations(cls))
-    inherited = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
-    try:
-        hints = typing.get_type_hints(cls.__mro__[1])
-    except Exception:  # pragma: no cover - an annotation that cannot be resolved: keep the declared text
-        hints = {}
+    inherited: dict[str, dataclasses.Field[Any]] = {}  # every base's fields, in the order @dataclass collects them
+    hints: dict[str, Any] = {}  # resolved in each declaring class's module (the declared text may not resolve here)
+    for base in reversed(cls.__mro__[1:]):
+        if dataclasses.is_dataclass(base):
+            inherited.update({f.name: f for f in dataclasses.fields(base)})
+            try:
+                hints.update(typing.get_type_hints(base))
+            except Exception:  # pragma: no cover - an annotation that cannot be resolved: keep the declared text
+                pass
     for name, value in changed.items():
         if name in own:
             raise TypeError(f"{cls.__name__} both declares option {name!r} and changes its default in `defaults`; "
