@@ -8,8 +8,9 @@ were machine-specific.
   (``--training memory``: at each task a fresh ConvNet is trained from scratch on the memory of all tasks so far),
   memories of ``--memory`` images per class built per task from that task's classes only by DM, random and herding;
   seen-class test accuracy after each task and average forgetting, mean +- std over ``--seeds`` seeds (class orders).
-  ``--epochs`` (training epochs per task), ``--steps`` (DM steps per task), ``--model`` (each task's model) and
-  ``--set`` (DM options: ``batch_real``, ``model_kwargs`` of its embedding network) set the cost; the table
+  ``--epochs`` (training epochs per task), ``--steps`` (outer steps per task of every distillation method: ``dm``,
+  ``dc``, ...), ``--model`` (each task's model) and ``--set`` (the method's options, e.g. ``batch_real``,
+  ``model_kwargs`` of its network) set the cost; the table
   has one block per dataset and number of tasks (rows of different datasets are never mixed), each with its
   settings line.
 - ``nas``: the architecture-search proxy: ``--variants`` ConvNets drawn from the vision modality's space (depth,
@@ -74,6 +75,10 @@ def _cell(args: list[str], **extra: Any) -> dict[str, Any]:
     return row
 
 
+#: memory methods without outer steps (``--steps`` / ``--set`` are for the distillation methods)
+CORESETS = ("random", "herding", "kcenter")
+
+
 def continual(ns: argparse.Namespace) -> None:
     for method in ns.methods:
         args = ["continual", method, "--dataset", ns.dataset, "--tasks", str(ns.tasks), "--memory", str(ns.memory),
@@ -82,7 +87,7 @@ def continual(ns: argparse.Namespace) -> None:
             args += ["--root", ns.root]
         if ns.model:
             args += ["--model", ns.model]
-        if method == "dm":
+        if method not in CORESETS:  # a distillation method: its steps per task and options (coresets take none)
             args += ["--steps", str(ns.steps)]
             for opt in ns.set or []:
                 args += ["--set", opt]
@@ -533,11 +538,12 @@ def main() -> None:
     c.add_argument("--tasks", type=int, default=5)
     c.add_argument("--memory", type=int, default=10)
     c.add_argument("--epochs", type=int, default=300)
-    c.add_argument("--steps", type=int, default=200, help="DM outer steps per task")
+    c.add_argument("--steps", type=int, default=200, help="outer steps per task of each distillation method")
     c.add_argument("--dataset", default="digits", help="digits, fashion-mnist, mnist, ... (distill apply --dataset)")
     c.add_argument("--root", help="folder holding the dataset files (distill apply --root)")
     c.add_argument("--model", help="architecture of each task's model (default: the modality's)")
-    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="a DM option (e.g. batch_real=64)")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="an option of the distillation methods (e.g. batch_real=64)")
     n = sub.add_parser("nas")
     n.add_argument("--variants", type=int, default=50)
     n.add_argument("--ipc", type=int, default=10)
