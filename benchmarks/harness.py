@@ -38,6 +38,8 @@ Row = dict[str, Any]
 #: a column of :func:`md_table`: its header and either a row key (the cell is ``str(row[key])``) or a function
 Column = tuple[str, "str | Callable[[Any], object]"]
 
+#: the coreset baselines every table lists beside the distilled rows (registered methods with no outer steps)
+CORESETS = ("random", "herding", "kcenter")
 #: parent of per-dataset folders (``$DISTILL_DATA_ROOT/mnist``, ``.../planetoid``, ...), a fallback for every runner
 DATA_ROOT_ENV = "DISTILL_DATA_ROOT"
 

@@ -75,10 +75,6 @@ def _cell(args: list[str], **extra: Any) -> dict[str, Any]:
     return row
 
 
-#: memory methods without outer steps (``--steps`` / ``--set`` are for the distillation methods)
-CORESETS = ("random", "herding", "kcenter")
-
-
 def continual(ns: argparse.Namespace) -> None:
     for method in ns.methods:
         args = ["continual", method, "--dataset", ns.dataset, "--tasks", str(ns.tasks), "--memory", str(ns.memory),
@@ -87,7 +83,7 @@ def continual(ns: argparse.Namespace) -> None:
             args += ["--root", ns.root]
         if ns.model:
             args += ["--model", ns.model]
-        if method not in CORESETS:  # a distillation method: its steps per task and options (coresets take none)
+        if method not in harness.CORESETS:  # a distillation method: its steps per task and options (coresets take none)
             args += ["--steps", str(ns.steps)]
             for opt in ns.set or []:
                 args += ["--set", opt]

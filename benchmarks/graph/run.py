@@ -252,7 +252,6 @@ def epoch_times(dataset: str, nodes: int) -> list[dict[str, Any]]:
 
 #: the order of methods in the tables
 ORDER = ["random", "herding", "kcenter", "gcond-x", "gcond", "gcond-thresholded", "doscond", "gcdm"]
-CORESETS = ("random", "herding", "kcenter")
 
 
 def _render_seed_runs(runs: list[dict[str, Any]]) -> list[str]:
@@ -283,9 +282,9 @@ def _render_seed_runs(runs: list[dict[str, Any]]) -> list[str]:
 
     def vs_best_coreset(key: tuple[str, int, str]) -> str:
         """Against the best of random, herding and k-center at this budget (means over their seeds)."""
-        if key[2] in CORESETS:
+        if key[2] in harness.CORESETS:
             return ""
-        cores = {m: means[(key[0], key[1], m)] for m in CORESETS if (key[0], key[1], m) in means}
+        cores = {m: means[(key[0], key[1], m)] for m in harness.CORESETS if (key[0], key[1], m) in means}
         if not cores:
             return ""
         best = max(cores, key=lambda m: cores[m])

@@ -47,7 +47,6 @@ OBJECTIVES: dict[str, dict[str, Any]] = {
 #: parameterization options on 28x28 images (the papers' defaults; LinBa's 16 bases at half resolution)
 PARAMS: dict[str, dict[str, Any]] = {"dense": {}, "idc": {"factor": 2}, "linba": {"n_bases": 16, "downsample": 2},
                                      "haba": {}, "kfs": {}, "gan": {}}
-CORESETS = ("random", "herding", "kcenter")
 
 
 def _cell(args: argparse.Namespace) -> None:
@@ -56,7 +55,7 @@ def _cell(args: argparse.Namespace) -> None:
 
     harness.set_threads(1)
     overrides: dict[str, Any] = dict(OBJECTIVES[args.objective])
-    if args.objective not in CORESETS:
+    if args.objective not in harness.CORESETS:
         overrides["steps"] = args.steps
         if args.param != "dense":
             overrides.update(param=args.param, param_options=PARAMS[args.param])
@@ -70,7 +69,7 @@ def _cell(args: argparse.Namespace) -> None:
     ev = outcome.evaluation
     assert ev is not None
     harness.emit({"dataset": args.dataset, "objective": args.objective, "param": args.param, "ipc": args.ipc,
-                  "seed": args.seed, "steps": 0 if args.objective in CORESETS else args.steps,
+                  "seed": args.seed, "steps": 0 if args.objective in harness.CORESETS else args.steps,
                   "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2),
                   "stored_floats": storage["stored_floats"], "decoded_per_class": storage["decoded_per_class"][0],
                   "ipc_equivalent": storage["ipc_equivalent"],
@@ -105,7 +104,7 @@ def _table(_: argparse.Namespace) -> None:
     for (dataset, ipc, objective, param, steps), rs in sorted(groups.items()):
         means = [r["accuracy_mean"] for r in rs]
         mean = statistics.mean(means)
-        if objective in CORESETS:
+        if objective in harness.CORESETS:
             best_coreset[(dataset, ipc)] = max(best_coreset.get((dataset, ipc), 0.0), mean)
         table.append({"dataset": dataset, "ipc": ipc, "objective": objective, "param": param, "steps": steps,
                       "seeds": len(rs), "mean": mean,
@@ -117,7 +116,7 @@ def _table(_: argparse.Namespace) -> None:
         base = dense.get((row["dataset"], row["ipc"], row["objective"]))
         row["vs_dense"] = "-" if base is None or row["param"] == "dense" else f"{row['mean'] - base:+.2f}"
         floor = best_coreset.get((row["dataset"], row["ipc"]))
-        row["vs"] = "-" if floor is None or row["objective"] in CORESETS else f"{row['mean'] - floor:+.2f}"
+        row["vs"] = "-" if floor is None or row["objective"] in harness.CORESETS else f"{row['mean'] - floor:+.2f}"
     lines = ["# Parameterized summaries at equal stored floats (CPU profile)", "",
              "Budget: the stored floats of the dense summary of the given IPC (every learned tensor counted). "
              "`vs best coreset`: accuracy minus the best of random / herding / k-center at the same floats "

@@ -55,7 +55,6 @@ CPU_PROFILE: dict[tuple[str, int], dict[str, Any]] = {
                    "expansion_steps": 100, "lr_summary": 100.0, "lr_lr": 1e-5, "lr_labels": 2.0, "batch_syn": 100},
 }
 COMMON = {"model_kwargs": {"width": WIDTH}, "n_experts": N_EXPERTS}
-CORESETS = ("random", "herding", "kcenter")
 
 
 def _memory_cell(args: argparse.Namespace) -> None:
@@ -150,7 +149,7 @@ def _accuracy_cell(args: argparse.Namespace) -> None:
 
     harness.set_threads(2)
     protocol_overrides: dict[str, Any] = {"epochs": args.eval_epochs, "n_models": args.models}
-    if args.method in CORESETS:  # the trajectory methods' protocol: their architecture and augmentation
+    if args.method in harness.CORESETS:  # the trajectory methods' protocol: their architecture and augmentation
         overrides: dict[str, Any] = {}
         from distill_vision.modality import default_strategy
 
@@ -161,7 +160,7 @@ def _accuracy_cell(args: argparse.Namespace) -> None:
     outcome = distill(args.method, dataset=args.dataset, budget=Budget(ipc=args.ipc), seed=args.seed,
                       overrides=overrides, root=args.root, out_dir=None, evaluate=True,
                       protocol_overrides=protocol_overrides, progress=False,
-                      compare_random=args.seed == 0 and args.method not in CORESETS, callbacks=[snapshots])
+                      compare_random=args.seed == 0 and args.method not in harness.CORESETS, callbacks=[snapshots])
     ev = outcome.evaluation
     assert ev is not None
     curve = [{"step": step, "distill_cpu_s": round(cpu, 1),
@@ -169,7 +168,7 @@ def _accuracy_cell(args: argparse.Namespace) -> None:
                                                       seed=args.seed).mean, 2)}
              for step, cpu, summary in snapshots.taken]
     row = {"method": args.method, "dataset": args.dataset, "ipc": args.ipc, "seed": args.seed,
-           "steps": 0 if args.method in CORESETS else args.steps,
+           "steps": 0 if args.method in harness.CORESETS else args.steps,
            "accuracy_mean": round(ev.mean, 2), "accuracy_std": round(ev.std, 2), "accuracies": ev.accuracies,
            "distill_wall_s": round(outcome.run.wall_s, 1), "distill_cpu_s": outcome.artifact.extra["distill_cpu_s"],
            "learned_lr": outcome.artifact.summary.describe()["learned_lr"], "options": overrides,
@@ -248,13 +247,13 @@ def _table(_: argparse.Namespace) -> None:
                                      "-")})
     coresets = {}
     for (dataset, method, ipc, _), rs in groups.items():
-        if method in CORESETS:
+        if method in harness.CORESETS:
             mean = statistics.mean(r["accuracy_mean"] for r in rs)
             coresets[(dataset, ipc)] = max(coresets.get((dataset, ipc), 0.0), mean)
     for row in table:
         floor = coresets.get((row["dataset"], row["ipc"]))
         mean = float(row["acc"].split(" ")[0])
-        row["vs"] = "-" if floor is None or row["method"] in CORESETS else f"{mean - floor:+.2f}"
+        row["vs"] = "-" if floor is None or row["method"] in harness.CORESETS else f"{mean - floor:+.2f}"
     lines += ["`vs best coreset`: the row's mean minus the best coreset mean (random / herding / k-center) of the same "
               "IPC and protocol; negative means the method does not beat that coreset here.", ""]
     lines += harness.md_table([("dataset", "dataset"), ("method", "method"), ("IPC", "ipc"), ("steps", "steps"),
