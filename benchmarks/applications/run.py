@@ -87,6 +87,9 @@ def continual(ns: argparse.Namespace) -> None:
             args += ["--steps", str(ns.steps)]
             for opt in ns.set or []:
                 args += ["--set", opt]
+            if ns.select_every:
+                args += ["--select-every", str(ns.select_every), "--validation-per-class",
+                         str(ns.validation_per_class)]
         row = _cell(args)
         print(method, row["accuracy_per_task_mean"], row["forgetting_mean"], flush=True)
     table()
@@ -233,7 +236,7 @@ def table(_: argparse.Namespace | None = None) -> None:
     datasets = sorted({r["_dataset"] for r in cont}, key=lambda d: (d != "digits", d))
     for dataset, tasks in [(d, t) for d in datasets
                            for t in sorted({len(r["accuracy_per_task_mean"]) for r in cont if r["_dataset"] == d})]:
-        columns: list[harness.Column] = [("memory", "method"), ("training", "training"),
+        columns: list[harness.Column] = [("memory", _memory_name), ("training", "training"),
                                          ("per class", "memory_per_class"), ("seeds", lambda r: len(r["seeds"]))]
         columns += [(f"after task {t + 1}", lambda r, t=t: _pm(r["accuracy_per_task_mean"][t],
                                                                 r["accuracy_per_task_std"][t])) for t in range(tasks)]
@@ -272,6 +275,14 @@ def table(_: argparse.Namespace | None = None) -> None:
         lines += [*harness.md_table(cols, [line for r in nas_rows for line in r["_lines"]]), ""]
     lines += _privacy_lines(rows) + _federated_lines(rows)
     harness.write_markdown(TABLE, lines)
+
+
+def _memory_name(r: dict[str, Any]) -> str:
+    every = r["config"].get("select_every") or 0
+    if not every:
+        return r["method"]
+    held = r["config"]["validation_per_class"]
+    return f"{r['method']} (step picked on validation, every {every}; {held}/class held out)"
 
 
 def _dataset(r: dict[str, Any]) -> str:
@@ -538,6 +549,9 @@ def main() -> None:
     c.add_argument("--dataset", default="digits", help="digits, fashion-mnist, mnist, ... (distill apply --dataset)")
     c.add_argument("--root", help="folder holding the dataset files (distill apply --root)")
     c.add_argument("--model", help="architecture of each task's model (default: the modality's)")
+    c.add_argument("--select-every", type=int, default=0, metavar="N",
+                   help="distillation methods: keep each task's best step of every N on a held-out validation split")
+    c.add_argument("--validation-per-class", type=int, default=20)
     c.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="an option of the distillation methods (e.g. batch_real=64)")
     n = sub.add_parser("nas")

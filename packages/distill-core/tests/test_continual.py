@@ -105,3 +105,49 @@ def test_memory_targets_map_back_to_all_classes():
     for sample, label in zip(x, labels):
         match = (data.x_train == sample).all(1)
         assert match.any() and int(data.y_train[match][0]) == int(label)
+
+
+def test_select_every_keeps_the_best_validated_step_on_held_out_training_samples(monkeypatch):
+    """select_every validates the task's summary every N steps on samples held out of the task's training data and
+    returns the snapshot of the best step, not the final one."""
+    import distill_core.evaluation as evaluation
+    from distill_core.protocol import EvalResult
+
+    data = _blobs()
+    scores = {2: 50.0, 4: 90.0, 6: 10.0}  # step 4 validates best; the final step 6 worst
+    seen: dict[int, torch.Tensor] = {}
+
+    def scripted(summary, val, *, modality, protocol, seed=0, device="cpu", progress=False):
+        step = 2 * (len(seen) + 1)
+        seen[step] = summary.materialize()[0].detach().clone()
+        # the validation samples are training samples of the task, held out of what distillation sees
+        assert val.num_classes == 2 and len(val.y_test) == 2 * 5
+        for sample in val.x_test:
+            assert (data.x_train == sample).all(1).any() and not (val.x_train == sample).all(1).any()
+            assert not (data.x_test == sample).all(1).any()
+        return EvalResult([scores[step]], protocol, "hard", 0.0, seed)
+
+    monkeypatch.setattr(evaluation, "evaluate_summary", scripted)
+    config = ContinualConfig(method="test_toy_dm", memory_per_class=2, steps=6, select_every=2,
+                             validation_per_class=5, epochs=1)
+    x, targets, _ = continual.build_task_memory(config, data, [3, 1], modality=ToyModality(), seed=0,
+                                                device=torch.device("cpu"))
+    assert sorted(seen) == [2, 4, 6]
+    assert torch.equal(x, seen[4]) and not torch.equal(x, seen[6])
+    assert targets.shape == (4, 4) and targets[:, [0, 2]].abs().sum() == 0
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"select_every": -1}, "select_every must be an integer >= 0"),
+    ({"select_every": 2, "validation_per_class": 0}, "validation_per_class must be at least 1"),
+    ({"select_every": 2, "validation_per_class": 16}, "more than half of class"),
+    ({"select_every": 2, "validation_per_class": 10, "memory_per_class": 25}, "plus 10 held out for validation"),
+])
+def test_bad_selection_settings_refused_before_compute(monkeypatch, changes, match):
+    def no_compute(*args, **kwargs):  # pragma: no cover - reached only when validation failed to refuse
+        raise AssertionError("memory built before the input was checked")
+
+    monkeypatch.setattr(continual, "build_task_memory", no_compute)
+    config = ContinualConfig(**{"method": "random", "tasks": 2, "memory_per_class": 2, "epochs": 1, **changes})
+    with pytest.raises(DataValidationError, match=match):
+        run_continual(config, _blobs(), modality=ToyModality())

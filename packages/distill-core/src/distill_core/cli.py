@@ -193,6 +193,11 @@ def _add_apply_parser(sub: Any) -> None:
     seeds(cont, " (class orders)")
     cont.add_argument("--model", help="architecture (default: the modality's)")
     cont.add_argument("--no-shuffle", action="store_true", help="classes in order 0..K-1 instead of a seeded order")
+    cont.add_argument("--select-every", type=_int_at_least(0), default=0, metavar="N",
+                      help="validate each task's memory every N steps of METHOD on training samples held out of the "
+                      "task and keep the best step (default 0: the final summary)")
+    cont.add_argument("--validation-per-class", type=_int_at_least(1), default=20, metavar="N",
+                      help="training samples per class held out for --select-every (default 20; never the test set)")
 
     nas = application("nas", "architecture-search proxy: Spearman rank correlation of architectures trained on a "
                       "summary (and on a random subset of the same size) with the full data",
@@ -253,7 +258,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         config: Any = continual.ContinualConfig(
             method=args.method, tasks=args.tasks, memory_per_class=args.memory, training=args.training,
             seeds=list(range(args.seeds)), shuffle_classes=not args.no_shuffle, steps=args.steps,
-            method_options=options, epochs=args.epochs, model=args.model)
+            method_options=options, epochs=args.epochs, model=args.model, select_every=args.select_every,
+            validation_per_class=args.validation_per_class)
         continual.check_config(config)
         probe = "random" if args.method == continual.NO_MEMORY else args.method
     elif args.application == "privacy":

@@ -42,13 +42,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data import Budget, ClassIndex, RealData
+from ..data import Budget, ClassIndex, RealData, hold_out_validation
 from ..errors import DataValidationError, UnknownNameError
 from ..modality import Modality
 from ..protocol import EvalProtocol
 
 if TYPE_CHECKING:
     from ..method import Method
+    from ..selection import ModelSelection
     from ..synset import Summary
 
 __all__ = ["ContinualConfig", "ContinualResult", "average_accuracy", "average_forgetting", "class_order",
@@ -83,6 +84,11 @@ class ContinualConfig:
     model: str | None = field(default=None, metadata={"help": "architecture (None: the modality's default)"})
     model_kwargs: dict[str, Any] | None = field(default=None, metadata={
         "help": "the architecture's options (None: the protocol's, e.g. {'width': 32})"})
+    select_every: int = field(default=0, metadata={
+        "help": "validate each task's memory every N steps of its method on a validation split of the task's "
+        "training data and keep the best (0: keep the final summary)"})
+    validation_per_class: int = field(default=20, metadata={
+        "help": "training samples per class held out of each task for select_every (never the test set)"})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,6 +215,13 @@ def check_config(config: ContinualConfig) -> None:
         raise DataValidationError(f"seeds must be integers >= 0 (at least one), got {config.seeds!r}")
     if config.epochs is not None and config.epochs < 1:
         raise DataValidationError(f"epochs must be >= 1, got {config.epochs}")
+    if not isinstance(config.select_every, int) or config.select_every < 0:
+        raise DataValidationError(f"select_every must be an integer >= 0 (0: the final summary), got "
+                                  f"{config.select_every!r}")
+    if config.select_every and config.method == NO_MEMORY:
+        raise DataValidationError("select_every picks a step of the memory method; method 'none' has none")
+    if not isinstance(config.validation_per_class, int) or config.validation_per_class < 1:
+        raise DataValidationError(f"validation_per_class must be at least 1, got {config.validation_per_class!r}")
 
 
 def check_data(config: ContinualConfig, data: RealData) -> None:
@@ -221,17 +234,24 @@ def check_data(config: ContinualConfig, data: RealData) -> None:
     if empty:
         raise DataValidationError(f"{data.name}: classes {empty} have no training or no test sample; every class "
                                   "of a task must have both")
-    if config.method != NO_MEMORY and config.memory_per_class > min(counts):
+    held = config.validation_per_class if config.select_every else 0
+    if config.method != NO_MEMORY and config.memory_per_class + held > min(counts):
         c = counts.index(min(counts))
-        raise DataValidationError(f"{data.name}: a memory of {config.memory_per_class} per class is larger than "
-                                  f"class {data.class_names[c]!r} ({counts[c]} training samples); use --memory "
-                                  f"{counts[c]} or less")
+        also = f" plus {held} held out for validation" if held else ""
+        raise DataValidationError(f"{data.name}: a memory of {config.memory_per_class} per class{also} is larger "
+                                  f"than class {data.class_names[c]!r} ({counts[c]} training samples); use --memory "
+                                  f"{counts[c] - held} or less")
+    if held and 2 * held > min(counts):
+        c = counts.index(min(counts))
+        raise DataValidationError(f"{data.name}: validation_per_class={held} would hold out more than half of class "
+                                  f"{data.class_names[c]!r} ({counts[c]} training samples); lower it")
 
 
 # -- the protocol --------------------------------------------------------------------------------------------------
 def distill_in_process(method_name: str, options: dict[str, Any], steps: int | None, data: RealData, *,
                        modality: Modality, seed: int, device: torch.device,
-                       init: Callable[[Method[Any], torch.Generator], Summary]) -> Summary:
+                       init: Callable[[Method[Any], torch.Generator], Summary],
+                       selection: ModelSelection | None = None) -> Summary:
     """Distill ``data`` with ``method_name`` in this process and return the summary the run keeps: the runner's
     outer loop (the method's callbacks, its model-selection pick, :meth:`Method.finalize`) without the runner's data
     checks and artifact, for the applications' small pieces of data (a one-class task, a client's share).
@@ -239,6 +259,7 @@ def distill_in_process(method_name: str, options: dict[str, Any], steps: int | N
     Args:
         options: method options; ``steps`` (when not ``None``) overrides the method's.
         init: makes the starting summary from the prepared method and a generator seeded with ``seed``.
+        selection: keeps the best candidate instead of the method's own selection or the final summary.
     """
     from ..distiller import Distiller
     from ..runner import _adapted, build_method
@@ -252,6 +273,8 @@ def distill_in_process(method_name: str, options: dict[str, Any], steps: int | N
     torch.manual_seed(seed)
     summary = init(method, torch.Generator().manual_seed(seed))
     callbacks = list(method.callbacks(data, device))
+    if selection is not None:
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ModelSelection)] + [selection]
     result = Distiller(method=method, data=data, summary=summary, modality=modality, seed=seed, out_dir=None,
                        progress=False, device=device, callbacks=callbacks).run()
     selection = next((cb for cb in callbacks if isinstance(cb, ModelSelection)), None)
@@ -259,19 +282,33 @@ def distill_in_process(method_name: str, options: dict[str, Any], steps: int | N
 
 
 def build_task_memory(config: ContinualConfig, data: RealData, classes: Sequence[int], *, modality: Modality,
-                      seed: int, device: torch.device) -> tuple[Tensor, Tensor, str]:
+                      seed: int, device: torch.device,
+                      protocol: EvalProtocol | None = None) -> tuple[Tensor, Tensor, str]:
     """The memory of one task: ``config.method`` run on the task's classes only (relabelled), its samples and
     targets mapped back to all ``data.num_classes`` classes.
 
     Returns:
         ``(x, targets, label_kind)``; targets ``(n, num_classes)``.
+
+    With ``config.select_every``, ``config.validation_per_class`` training samples per class are held out of the
+    task and the memory is the summary of the step that validates best (:func:`step_selection`), with models trained
+    as ``protocol`` (default: :func:`task_protocol`) says.
     """
     # the runner's outer loop without its data check, which refuses the one-class data of a one-class task
     subset = _class_subset(data, classes)
+    selection = None
+    if config.select_every:
+        subset, val = hold_out_validation(subset, n_val=config.validation_per_class * len(classes), seed=seed)
+        selection = step_selection(val, modality=modality, protocol=protocol or task_protocol(config, data, modality),
+                                   every=config.select_every, seed=seed, device=device)
     summary = distill_in_process(
         config.method, config.method_options, config.steps, subset, modality=modality, seed=seed, device=device,
         init=lambda method, generator: method.init_summary(subset, budget=Budget(ipc=config.memory_per_class),
-                                                           modality=modality, generator=generator))
+                                                           modality=modality, generator=generator),
+        selection=selection)
+    if selection is not None:
+        logger.info("classes %s: kept step %s of %s (validation accuracy %.2f%%)", list(classes),
+                    selection.best.get("step"), [h["step"] for h in selection.history], selection.best.get("score"))
     x, targets = (t.detach().cpu() for t in summary.materialize())
     full = torch.zeros(len(targets), data.num_classes, dtype=targets.dtype)
     full[:, torch.as_tensor(list(classes))] = targets
@@ -288,6 +325,41 @@ def _correct_per_task(model: torch.nn.Module, data: RealData, task_classes: Sequ
         x, y = data.x_test[mask].to(device), data.y_test[mask].to(device)
         correct.append(round(accuracy(model, x, y) * len(y) / 100.0))
     return correct
+
+
+def step_selection(val: RealData, *, modality: Modality, protocol: EvalProtocol, every: int, seed: int,
+                   device: torch.device) -> ModelSelection:
+    """Keep the summary of the step (every ``every`` steps, and the last) whose one model, trained as ``protocol``
+    says, scores the best accuracy on ``val``'s held-out split (:func:`~distill_core.data.hold_out_validation`).
+
+    Gradient matching's bilevel loop can walk a small task's summary into a collapse (DC at 10 per class on a
+    2-class task: the network trained between matching rounds fits the 20 images, and the real gradients it then
+    matches come from the real samples it gets wrong), so a memory built with the final step alone can lose to
+    random samples; the validation split is carved from the task's training data, never its test set."""
+    from ..evaluation import evaluate_summary
+    from ..selection import ModelSelection
+
+    one = protocol.with_(n_models=1)
+
+    def validate(distiller: Any, step: int) -> dict[str, float]:
+        result = evaluate_summary(distiller.summary, val, modality=modality, protocol=one, seed=seed, device=device)
+        return {"val_accuracy": float(result.accuracies[0])}
+
+    return ModelSelection(validate=validate, metric="val_accuracy", due=every, initial=None,
+                          rule=f"best validation accuracy every {every} steps")
+
+
+def task_protocol(config: ContinualConfig, data: RealData, modality: Modality) -> EvalProtocol:
+    """The protocol every task's model is trained with: the modality's, with the config's model and epochs."""
+    protocol = base_protocol(data, modality)
+    changes: dict[str, Any] = {"n_models": 1}
+    if config.epochs is not None:
+        changes["epochs"] = config.epochs
+    if config.model is not None and config.model != protocol.model:
+        changes.update(model=config.model, model_kwargs={})
+    if config.model_kwargs is not None:
+        changes["model_kwargs"] = dict(config.model_kwargs)
+    return protocol.with_(**changes)
 
 
 def base_protocol(data: RealData, modality: Modality) -> EvalProtocol:
@@ -307,15 +379,7 @@ def run_continual(config: ContinualConfig, data: RealData, *, modality: Modality
     data = modality.validate_data(data)
     check_data(config, data)
     device = torch.device(device)
-    protocol = base_protocol(data, modality)
-    changes: dict[str, Any] = {"n_models": 1}
-    if config.epochs is not None:
-        changes["epochs"] = config.epochs
-    if config.model is not None and config.model != protocol.model:
-        changes.update(model=config.model, model_kwargs={})
-    if config.model_kwargs is not None:
-        changes["model_kwargs"] = dict(config.model_kwargs)
-    protocol = protocol.with_(**changes)
+    protocol = task_protocol(config, data, modality)
     start = time.perf_counter()
     memory_s = 0.0
     orders, matrices, curves, forgetting, sizes = [], [], [], [], []
@@ -338,7 +402,7 @@ def run_continual(config: ContinualConfig, data: RealData, *, modality: Modality
             new_memory = None
             if config.method != NO_MEMORY:
                 new_memory = build_task_memory(config, data, classes, modality=modality, seed=seed * config.tasks + t,
-                                               device=device)
+                                               device=device, protocol=protocol)
                 kinds.add(new_memory[2])
             memory_s += time.perf_counter() - t0
             if config.training == "memory":
