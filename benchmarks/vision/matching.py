@@ -17,6 +17,9 @@ for both methods:
 - CAFE: one image update and one network epoch per outer step, so the λ watchers (10 steps) never fire: the rows
   measure CAFE's loss, not its dynamic loop lengths. Initialised from real images like the DC row (CAFE's reference
   starts from noise); the image lr halves at 60/80/90% of the steps (the reference's 1200/1600/1800 of 2000).
+- ``cafe-loops``: CAFE's bi-level loop inside each outer step: 10 image updates on the step's network, which trains
+  10 epochs on the summary between them (the reference's watchers look back 10 values, so each of its steps has at
+  least 10 updates and 10 epochs between them); 10x the image updates of ``cafe``.
 - ``dcc-herding`` / ``cafe-herding``: the same options with ``init="herding"``: the distillation starts from the
   images of the herding row of the same seed (identical images: the coreset is chosen with the run's seed) instead of
   random real ones, so ``vs herding, same seeds`` is what the distillation adds to its own starting point.
@@ -54,12 +57,16 @@ WIDTH = 32
 METHODS: dict[str, dict[str, Any]] = {
     "dcc": {"model_kwargs": {"width": WIDTH}, "outer_loop": 1, "inner_loop": 1, "outer_warmup": 50},
     "cafe": {"model_kwargs": {"width": WIDTH}, "outer_loop": 1, "inner_loop": 1, "init": "real"},
+    # CAFE's bi-level loop within a step: 10 image updates on one network, trained 10 epochs on the summary between
+    # them (the reference's watchers need 10 values before they can fire, so every reference step has at least this)
+    "cafe-loops": {"model_kwargs": {"width": WIDTH}, "outer_loop": 10, "inner_loop": 10, "init": "real"},
 }
 #: the same options, started from the herding coreset's images (``init="herding"``: with the same seed, exactly the
 #: images of ``params.jsonl``'s herding row of that seed)
 METHODS |= {f"{name}-herding": {**options, "init": "herding"} for name, options in list(METHODS.items())}
 #: the table's name of each variant cell
-LABELS = {"dcc-herding": "dcc (init herding)", "cafe-herding": "cafe (init herding)"}
+LABELS = {"dcc-herding": "dcc (init herding)", "cafe-herding": "cafe (init herding)",
+          "cafe-loops": "cafe (10 updates x 10 epochs)", "cafe-loops-herding": "cafe (10 x 10, init herding)"}
 
 
 def _library_method(cell: str) -> str:
