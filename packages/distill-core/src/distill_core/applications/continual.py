@@ -332,10 +332,11 @@ def step_selection(val: RealData, *, modality: Modality, protocol: EvalProtocol,
     """Keep the summary of the step (every ``every`` steps, and the last) whose one model, trained as ``protocol``
     says, scores the best accuracy on ``val``'s held-out split (:func:`~distill_core.data.hold_out_validation`).
 
-    Gradient matching's bilevel loop can walk a small task's summary into a collapse (DC at 10 per class on a
-    2-class task: the network trained between matching rounds fits the 20 images, and the real gradients it then
-    matches come from the real samples it gets wrong), so a memory built with the final step alone can lose to
-    random samples; the validation split is carved from the task's training data, never its test set."""
+    A bilevel method's summary of a small task need not improve step by step: DC at 10 per class on a 2-class
+    digits task scored 100% on the task's test samples after 5 and 15 steps and 35.6% / 30.0% / 23.3% after 10 /
+    20 / 30 (no collapse at 20 steps with the network trained 1 epoch instead of 50 between matching rounds, or
+    with one round per step), so a memory taken at the final step alone can lose to random samples. The validation
+    split is carved from the task's training data, never its test set."""
     from ..evaluation import evaluate_summary
     from ..selection import ModelSelection
 
