@@ -96,8 +96,15 @@ def continual(ns: argparse.Namespace) -> None:
 
 
 def nas(ns: argparse.Namespace) -> None:
-    row = _cell(["nas", "dm", "--dataset", "digits", "--ipc", str(ns.ipc), "--steps", str(ns.steps),
-                 "--variants", str(ns.variants), "--epochs", str(ns.epochs), "--full-epochs", str(ns.full_epochs)])
+    args = ["nas", "dm", "--dataset", ns.dataset, "--ipc", str(ns.ipc), "--steps", str(ns.steps),
+            "--variants", str(ns.variants), "--epochs", str(ns.epochs), "--full-epochs", str(ns.full_epochs)]
+    if ns.root:
+        args += ["--root", ns.root]
+    if ns.full_per_class:
+        args += ["--full-per-class", str(ns.full_per_class)]
+    for opt in ns.set or []:
+        args += ["--set", opt]
+    row = _cell(args)
     print(row["spearman_summary"], row["spearman_random"], row["time_saved_summary"], flush=True)
     table()
 
@@ -218,9 +225,11 @@ def _rho(value: float | None) -> str:
 
 def table(_: argparse.Namespace | None = None) -> None:
     rows = harness.read_jsonl(RESULTS)
-    cont = list(harness.latest([{**r, "_dataset": _dataset(r)} for r in rows if r["application"] == "continual"],
-                               ["_dataset", "method", "training", "tasks", "memory_per_class"]).values())
-    nas_rows = list(harness.latest([r for r in rows if r["application"] == "nas"], ["method", "ipc"]).values())
+    cont = list(harness.latest([{**r, "_dataset": _dataset(r), "_select": r["config"].get("select_every") or 0}
+                                for r in rows if r["application"] == "continual"],
+                               ["_dataset", "method", "training", "tasks", "memory_per_class", "_select"]).values())
+    nas_rows = list(harness.latest([{**r, "_dataset": _dataset(r)} for r in rows if r["application"] == "nas"],
+                                   ["_dataset", "method", "ipc"]).values())
     names = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
     others = [names.get(d, d) for d in dict.fromkeys(_dataset(r) for r in cont) if d != "digits"]
     lines = ["# Applications on " + ", ".join(["digits", *others[:-1]]) + (f" and {others[-1]}" if others else "")
@@ -260,16 +269,18 @@ def table(_: argparse.Namespace | None = None) -> None:
             for proxy, key, extra in (("DM summary", "summary", r["distill_s"]), ("random subset", "random", 0.0)):
                 rho = r[f"spearman_{key}"]
                 r.setdefault("_lines", []).append({
-                    "proxy": proxy, "n": r["n_variants"], "size": f"{r['ipc']}/class",
+                    "dataset": _DATASET_NAMES.get(r["_dataset"], r["_dataset"]), "proxy": proxy,
+                    "n": r["n_variants"], "size": f"{r['ipc']}/class",
                     "all": _rho(rho["all"]), "top5": _rho(rho["top5"]), "top10": _rho(rho["top10"]),
                     "top20": _rho(rho["top20"]), "train_s": r["train_s"][key], "distill_s": extra,
                     "full_s": r["train_s"]["full"], "saved": r[f"time_saved_{key}"],
                     "pick": r[f"full_accuracy_of_{key}_pick"], "best": r["best_full_accuracy"]})
-        lines += [f"Settings ({r['method']} ipc {r['ipc']}): proxies trained {r['protocol']['epochs']} epochs, "
+        lines += [f"Settings ({_DATASET_NAMES.get(r['_dataset'], r['_dataset'])}, {r['method']} ipc {r['ipc']}): "
+                  f"proxies trained {r['protocol']['epochs']} epochs, "
                   f"the full data ({r['full_size']} images) {r['config']['full_epochs']} epochs, {r['method']} "
                   f"{r['config']['steps']} steps; accuracies of the full-data variants range "
                   f"{min(r['full_accuracies']):.1f}-{r['best_full_accuracy']:.1f}%." for r in nas_rows] + [""]
-        cols: list[harness.Column] = [(h, h) for h in ("proxy", "n", "size", "all", "top5", "top10", "top20",
+        cols: list[harness.Column] = [(h, h) for h in ("dataset", "proxy", "n", "size", "all", "top5", "top10", "top20",
                                                         "train_s", "distill_s", "full_s", "saved")]
         cols += [("full acc. of proxy's pick", "pick"), ("best full acc.", "best")]
         lines += [*harness.md_table(cols, [line for r in nas_rows for line in r["_lines"]]), ""]
@@ -560,6 +571,10 @@ def main() -> None:
     n.add_argument("--steps", type=int, default=200)
     n.add_argument("--epochs", type=int, default=100)
     n.add_argument("--full-epochs", type=int, default=20)
+    n.add_argument("--dataset", default="digits")
+    n.add_argument("--root", help="folder holding the dataset files (distill apply --root)")
+    n.add_argument("--full-per-class", type=int, help="the full-data stand-in: this many training samples per class")
+    n.add_argument("--set", action="append", metavar="KEY=VALUE", help="one DM option (repeatable)")
     p = sub.add_parser("privacy")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--epsilons", nargs="+", default=["1", "4", "10", "inf"])
