@@ -107,18 +107,16 @@ def test_memory_targets_map_back_to_all_classes():
         assert match.any() and int(data.y_train[match][0]) == int(label)
 
 
-def test_select_every_keeps_the_best_validated_step_on_held_out_training_samples(monkeypatch):
-    """select_every validates the task's summary every N steps on samples held out of the task's training data and
-    returns the snapshot of the best step, not the final one."""
+def _scripted_validation(monkeypatch, data, scores):
+    """Replace the validation's model training by ``scores[step]`` (steps in call order: 0, 2, 4, ...) and record
+    the summary validated at each step."""
     import distill_core.evaluation as evaluation
     from distill_core.protocol import EvalResult
 
-    data = _blobs()
-    scores = {2: 50.0, 4: 90.0, 6: 10.0}  # step 4 validates best; the final step 6 worst
     seen: dict[int, torch.Tensor] = {}
 
     def scripted(summary, val, *, modality, protocol, seed=0, device="cpu", progress=False):
-        step = 2 * (len(seen) + 1)
+        step = 2 * len(seen)
         seen[step] = summary.materialize()[0].detach().clone()
         # the validation samples are training samples of the task, held out of what distillation sees
         assert val.num_classes == 2 and len(val.y_test) == 2 * 5
@@ -128,13 +126,33 @@ def test_select_every_keeps_the_best_validated_step_on_held_out_training_samples
         return EvalResult([scores[step]], protocol, "hard", 0.0, seed)
 
     monkeypatch.setattr(evaluation, "evaluate_summary", scripted)
+    return seen
+
+
+def test_select_every_keeps_the_best_validated_step_on_held_out_training_samples(monkeypatch):
+    """select_every validates the task's summary at the start and every N steps on samples held out of the task's
+    training data and returns the snapshot of the best step, not the final one."""
+    data = _blobs()
+    seen = _scripted_validation(monkeypatch, data, {0: 40.0, 2: 50.0, 4: 90.0, 6: 10.0})
     config = ContinualConfig(method="test_toy_dm", memory_per_class=2, steps=6, select_every=2,
                              validation_per_class=5, epochs=1)
+    kept: list = []
     x, targets, _ = continual.build_task_memory(config, data, [3, 1], modality=ToyModality(), seed=0,
-                                                device=torch.device("cpu"))
-    assert sorted(seen) == [2, 4, 6]
-    assert torch.equal(x, seen[4]) and not torch.equal(x, seen[6])
+                                                device=torch.device("cpu"), kept=kept)
+    assert sorted(seen) == [0, 2, 4, 6] and kept == [4]
+    assert torch.equal(x, seen[4]) and not torch.equal(x, seen[6]) and not torch.equal(x, seen[0])
     assert targets.shape == (4, 4) and targets[:, [0, 2]].abs().sum() == 0
+
+
+def test_select_every_falls_back_to_the_start_when_no_step_validates_better(monkeypatch):
+    data = _blobs()
+    seen = _scripted_validation(monkeypatch, data, {0: 80.0, 2: 50.0, 4: 80.0, 6: 10.0})  # a tie keeps the start
+    config = ContinualConfig(method="test_toy_dm", memory_per_class=2, steps=6, select_every=2,
+                             validation_per_class=5, epochs=1)
+    kept: list = []
+    x, _, _ = continual.build_task_memory(config, data, [0, 2], modality=ToyModality(), seed=0,
+                                          device=torch.device("cpu"), kept=kept)
+    assert kept == [0] and torch.equal(x, seen[0]) and not torch.equal(x, seen[6])
 
 
 @pytest.mark.parametrize(("changes", "match"), [
@@ -151,3 +169,12 @@ def test_bad_selection_settings_refused_before_compute(monkeypatch, changes, mat
     config = ContinualConfig(**{"method": "random", "tasks": 2, "memory_per_class": 2, "epochs": 1, **changes})
     with pytest.raises(DataValidationError, match=match):
         run_continual(config, _blobs(), modality=ToyModality())
+
+
+def test_kept_steps_reported_per_seed_and_task():
+    config = ContinualConfig(method="random", tasks=2, memory_per_class=2, seeds=[0, 1], epochs=2, select_every=1,
+                             validation_per_class=5)
+    report = run_continual(config, _blobs(), modality=ToyModality()).summary()
+    assert report["kept_steps"] == [[0, 0], [0, 0]]  # a coreset has no step but its start
+    assert "kept_steps" not in run_continual(ContinualConfig(method="random", tasks=2, memory_per_class=2,
+                                                             epochs=2), _blobs(), modality=ToyModality()).summary()

@@ -37,6 +37,8 @@ class ModelSelection(Callback):
         initial: an optional validation before the first step, recorded but not a candidate (Distill-CF picks its
             first ridge on the initial rows this way).
         rule: how the manifest describes the selection.
+        start_is_candidate: also validate the summary before the first step as a candidate (so the kept summary
+            never validates worse than the starting one, e.g. real samples).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class ModelSelection(Callback):
         initial: Callable[[Loop], Mapping[str, Any]] | None = None,
         rule: str = "",
         higher_is_better: bool = True,
+        start_is_candidate: bool = False,
     ) -> None:
         self.validate = validate
         self.metric = metric
@@ -57,6 +60,7 @@ class ModelSelection(Callback):
         self.initial = initial
         self.rule = rule or f"best validation {metric}"
         self.sign = 1.0 if higher_is_better else -1.0
+        self.start_is_candidate = start_is_candidate
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
         self.kept: Any = None
@@ -67,6 +71,8 @@ class ModelSelection(Callback):
         self._total = distiller.method.config.steps
         if self.initial is not None and not self.history:
             self.history.append({"step": distiller.step, "candidate": False, **self.initial(distiller)})
+        if self.start_is_candidate and distiller.step == 0 and not self.best:  # not again when resumed
+            self.consider(distiller, 0)
 
     def after_step(self, distiller: Loop, step: int, loss: float) -> None:
         done = step + 1

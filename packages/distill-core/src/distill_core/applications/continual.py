@@ -108,6 +108,7 @@ class ContinualResult:
     memory_sizes: list[int]
     wall_s: float
     memory_wall_s: float
+    kept_steps: list[list[int | None]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         per_task = list(zip(*self.accuracy_per_task))
@@ -132,6 +133,7 @@ class ContinualResult:
             "config": self.config.to_dict(),
             "wall_s": round(self.wall_s, 2),
             "memory_wall_s": round(self.memory_wall_s, 2),
+            **({"kept_steps": self.kept_steps} if self.config.select_every else {}),
         }
 
 
@@ -283,7 +285,8 @@ def distill_in_process(method_name: str, options: dict[str, Any], steps: int | N
 
 def build_task_memory(config: ContinualConfig, data: RealData, classes: Sequence[int], *, modality: Modality,
                       seed: int, device: torch.device,
-                      protocol: EvalProtocol | None = None) -> tuple[Tensor, Tensor, str]:
+                      protocol: EvalProtocol | None = None,
+                      kept: list[int | None] | None = None) -> tuple[Tensor, Tensor, str]:
     """The memory of one task: ``config.method`` run on the task's classes only (relabelled), its samples and
     targets mapped back to all ``data.num_classes`` classes.
 
@@ -292,7 +295,7 @@ def build_task_memory(config: ContinualConfig, data: RealData, classes: Sequence
 
     With ``config.select_every``, ``config.validation_per_class`` training samples per class are held out of the
     task and the memory is the summary of the step that validates best (:func:`step_selection`), with models trained
-    as ``protocol`` (default: :func:`task_protocol`) says.
+    as ``protocol`` (default: :func:`task_protocol`) says; the kept step is appended to ``kept``.
     """
     # the runner's outer loop without its data check, which refuses the one-class data of a one-class task
     subset = _class_subset(data, classes)
@@ -307,6 +310,8 @@ def build_task_memory(config: ContinualConfig, data: RealData, classes: Sequence
                                                            modality=modality, generator=generator),
         selection=selection)
     if selection is not None:
+        if kept is not None:
+            kept.append(selection.best.get("step"))
         logger.info("classes %s: kept step %s of %s (validation accuracy %.2f%%)", list(classes),
                     selection.best.get("step"), [h["step"] for h in selection.history], selection.best.get("score"))
     x, targets = (t.detach().cpu() for t in summary.materialize())
@@ -329,8 +334,9 @@ def _correct_per_task(model: torch.nn.Module, data: RealData, task_classes: Sequ
 
 def step_selection(val: RealData, *, modality: Modality, protocol: EvalProtocol, every: int, seed: int,
                    device: torch.device) -> ModelSelection:
-    """Keep the summary of the step (every ``every`` steps, and the last) whose one model, trained as ``protocol``
-    says, scores the best accuracy on ``val``'s held-out split (:func:`~distill_core.data.hold_out_validation`).
+    """Keep the summary of the step (the start, every ``every`` steps, and the last) whose one model, trained as
+    ``protocol`` says, scores the best accuracy on ``val``'s held-out split
+    (:func:`~distill_core.data.hold_out_validation`); ties keep the earlier step.
 
     A bilevel method's summary of a small task need not improve step by step: DC at 10 per class on a 2-class
     digits task scored 100% on the task's test samples after 5 and 15 steps and 35.6% / 30.0% / 23.3% after 10 /
@@ -346,8 +352,8 @@ def step_selection(val: RealData, *, modality: Modality, protocol: EvalProtocol,
         result = evaluate_summary(distiller.summary, val, modality=modality, protocol=one, seed=seed, device=device)
         return {"val_accuracy": float(result.accuracies[0])}
 
-    return ModelSelection(validate=validate, metric="val_accuracy", due=every, initial=None,
-                          rule=f"best validation accuracy every {every} steps")
+    return ModelSelection(validate=validate, metric="val_accuracy", due=every, start_is_candidate=True,
+                          rule=f"best validation accuracy of the start and every {every} steps")
 
 
 def task_protocol(config: ContinualConfig, data: RealData, modality: Modality) -> EvalProtocol:
@@ -384,6 +390,7 @@ def run_continual(config: ContinualConfig, data: RealData, *, modality: Modality
     start = time.perf_counter()
     memory_s = 0.0
     orders, matrices, curves, forgetting, sizes = [], [], [], [], []
+    kept_steps: list[list[int | None]] = []
     test_counts = torch.bincount(data.y_test.cpu(), minlength=data.num_classes).tolist()
     for seed in config.seeds:
         order = class_order(data.num_classes, seed=seed, shuffle=config.shuffle_classes)
@@ -398,12 +405,13 @@ def run_continual(config: ContinualConfig, data: RealData, *, modality: Modality
         model = None
         correct: list[list[int]] = []
         matrix: list[list[float | None]] = []
+        kept: list[int | None] = []
         for t, classes in enumerate(task_classes):
             t0 = time.perf_counter()
             new_memory = None
             if config.method != NO_MEMORY:
                 new_memory = build_task_memory(config, data, classes, modality=modality, seed=seed * config.tasks + t,
-                                               device=device, protocol=protocol)
+                                               device=device, protocol=protocol, kept=kept)
                 kinds.add(new_memory[2])
             memory_s += time.perf_counter() - t0
             if config.training == "memory":
@@ -439,6 +447,7 @@ def run_continual(config: ContinualConfig, data: RealData, *, modality: Modality
         matrices.append(matrix)
         curves.append(average_accuracy(correct, counts))
         forgetting.append(average_forgetting(matrix))
+        kept_steps.append(kept)
         sizes = [sum(len(m) for m in memory_x[: t + 1]) for t in range(len(memory_x))] or [0]
     return ContinualResult(config, protocol, orders, matrices, curves, forgetting, sizes,
-                           time.perf_counter() - start, memory_s)
+                           time.perf_counter() - start, memory_s, kept_steps)
