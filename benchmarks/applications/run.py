@@ -225,7 +225,8 @@ def _rho(value: float | None) -> str:
 
 def table(_: argparse.Namespace | None = None) -> None:
     rows = harness.read_jsonl(RESULTS)
-    cont = list(harness.latest([{**r, "_dataset": _dataset(r), "_select": r["config"].get("select_every") or 0}
+    cont = list(harness.latest([{**r, "_dataset": _dataset(r),
+                                 "_select": (r["config"].get("select_every") or 0, "kept_steps" in r)}
                                 for r in rows if r["application"] == "continual"],
                                ["_dataset", "method", "training", "tasks", "memory_per_class", "_select"]).values())
     nas_rows = list(harness.latest([{**r, "_dataset": _dataset(r)} for r in rows if r["application"] == "nas"],
@@ -293,7 +294,11 @@ def _memory_name(r: dict[str, Any]) -> str:
     if not every:
         return r["method"]
     held = r["config"]["validation_per_class"]
-    return f"{r['method']} (step picked on validation, every {every}; {held}/class held out)"
+    if "kept_steps" not in r:  # rows before the start was a candidate
+        return f"{r['method']} (step picked on validation, every {every}; {held}/class held out)"
+    kept = [s for seed in r["kept_steps"] for s in seed]
+    return (f"{r['method']} (start or a step of every {every} picked on validation, {held}/class held out; "
+            f"kept the start in {kept.count(0)} of {len(kept)} tasks)")
 
 
 def _dataset(r: dict[str, Any]) -> str:
