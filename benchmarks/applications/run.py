@@ -290,14 +290,18 @@ def table(_: argparse.Namespace | None = None) -> None:
 
 
 def _memory_name(r: dict[str, Any]) -> str:
+    """The memory column: the method, its options (DM's are in the settings line) and its step selection."""
+    opts = r["config"].get("method_options") or {}
+    name = r["method"] + ("" if r["method"] == "dm" or not opts else
+                          " (" + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(opts.items())) + ")")
     every = r["config"].get("select_every") or 0
     if not every:
-        return r["method"]
+        return name
     held = r["config"]["validation_per_class"]
     if "kept_steps" not in r:  # rows before the start was a candidate
-        return f"{r['method']} (step picked on validation, every {every}; {held}/class held out)"
+        return f"{name} (step picked on validation, every {every}; {held}/class held out)"
     kept = [s for seed in r["kept_steps"] for s in seed]
-    return (f"{r['method']} (start or a step of every {every} picked on validation, {held}/class held out; "
+    return (f"{name} (start or a step of every {every} picked on validation, {held}/class held out; "
             f"kept the start in {kept.count(0)} of {len(kept)} tasks)")
 
 
