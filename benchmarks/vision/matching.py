@@ -153,7 +153,9 @@ def _table(_: argparse.Namespace) -> None:
     lines = ["# DCC and CAFE vs DC and herding (CPU profile)", "",
              "Fashion-MNIST, IPC 1 (and IPC 10 where rows exist; herding at IPC 10 from `params.jsonl` too), "
              "width-32 ConvNet for distillation and evaluation (300 epochs x 3 models, no "
-             "augmentation), one image update and one network epoch per outer step, final summary, seeds 0-2 (IPC "
+             "augmentation), one image update and one network epoch per outer step (`cafe (10 updates x 10 "
+             "epochs)`: ten image updates per step on one network, trained ten epochs on the summary between them, "
+             "as every step of CAFE's reference has at least), final summary, seeds 0-2 (IPC "
              "10: only the seeds in `per seed`, so read `vs herding, same seeds` there). `dcc` "
              "and `cafe` start from random real images; `dcc (init herding)` and `cafe (init herding)` use the same "
              "options with `init=herding`, i.e. start from exactly the images of the herding row of the same seed, "
