@@ -148,8 +148,11 @@ def _table(_: argparse.Namespace) -> None:
                  for r in groups[(row["dataset"], row["ipc"], row["method"], row["steps"])]
                  if (r["dataset"], r["ipc"], r["seed"]) in herding_by_seed]
         row["paired"] = "-" if row["method"] == "herding" or not pairs else f"{statistics.mean(pairs):+.2f}"
+        wins = sum(p > 0 for p in pairs)
         row["beats"] = ("-" if herding is None or row["method"] == "herding"
-                        else "yes" if row["mean"] > herding else "no")
+                        else "no" if row["mean"] <= herding
+                        else f"yes ({wins}/{len(pairs)} seeds)" if pairs and wins == len(pairs)
+                        else f"level ({wins}/{len(pairs)} seeds)")
     lines = ["# DCC and CAFE vs DC and herding (CPU profile)", "",
              "Fashion-MNIST, IPC 1 (and IPC 10 where rows exist; herding at IPC 10 from `params.jsonl` too), "
              "width-32 ConvNet for distillation and evaluation (300 epochs x 3 models, no "
@@ -161,7 +164,8 @@ def _table(_: argparse.Namespace) -> None:
              "options with `init=herding`, i.e. start from exactly the images of the herding row of the same seed, "
              "so their `vs herding, same seeds` is what distillation adds to its starting point. DC "
              "and herding are the committed rows of `params.jsonl` (same profile); `beats herding`: the mean over "
-             "seeds is above herding's; `vs herding, same seeds`: the mean of the per-seed differences over the "
+             "seeds is above herding's and every seed beats herding's row of the same seed (`level`: the mean is "
+             "above but not every seed); `vs herding, same seeds`: the mean of the per-seed differences over the "
              "row's seeds (fair while a row has fewer seeds). Wall times depend on the machine's load (the cells "
              "shared 2 cores with other jobs); `cell CPU s` (distillation + evaluation) compares cost better. "
              "Options per method: `matching.py` (`METHODS`) and each row's `options`.",
