@@ -206,11 +206,17 @@ def privacy_select(ns: argparse.Namespace) -> None:
 
 
 def federated(ns: argparse.Namespace) -> None:
-    row = _cell(["federated", ns.method, "--dataset", ns.dataset, "--clients", str(ns.clients), "--alpha",
-                 str(ns.alpha), "--ipc", str(ns.ipc), "--steps", str(ns.steps), "--rounds", str(ns.rounds),
-                 "--local-epochs", str(ns.local_epochs), "--local-batch", str(ns.local_batch), "--seeds", str(ns.seeds),
-                 "--epochs", str(ns.epochs),
-                 "--set", f"batch_real={ns.batch_real}"])
+    args = ["federated", ns.method, "--dataset", ns.dataset, "--clients", str(ns.clients), "--alpha", str(ns.alpha),
+            "--ipc", str(ns.ipc), "--steps", str(ns.steps), "--rounds", str(ns.rounds), "--local-epochs",
+            str(ns.local_epochs), "--local-batch", str(ns.local_batch), "--seeds", str(ns.seeds), "--epochs",
+            str(ns.epochs), "--set", f"batch_real={ns.batch_real}"]
+    if ns.root:
+        args += ["--root", ns.root]
+    if ns.train_per_class:
+        args += ["--train-per-class", str(ns.train_per_class)]
+    for opt in ns.set or []:
+        args += ["--set", opt]
+    row = _cell(args)
     print(row["summary_accuracy"], row["random_accuracy"], row.get("fedavg_final_accuracy"), flush=True)
     table()
 
@@ -526,7 +532,9 @@ def _federated_lines(rows: list[dict[str, Any]]) -> list[str]:
         per_round = r.get("fedavg_bytes_per_round")
         curve = r.get("fedavg_accuracy_mean") or []
         reached = r.get("fedavg_rounds_to_summary_accuracy") or []
-        base = {"dataset": _dataset(r), "clients": r["clients"], "alpha": r["alpha"]}
+        per_class = r.get("train_per_class")
+        dataset = _dataset(r) + (f" ({per_class}/class of its training set)" if per_class else "")
+        base = {"dataset": dataset, "clients": r["clients"], "alpha": r["alpha"]}
         n_train = sum(r["per_seed"][0]["client_sizes"])
         share = f"{r['summary_size']['mean']:.0f} ({100 * r['summary_size']['mean'] / n_train:.0f}% of {n_train})"
         table_rows.append({**base, "scheme": f"one-shot {r['method']} (ipc {r['ipc']}, "
@@ -645,6 +653,9 @@ def main() -> None:
     f.add_argument("--local-batch", type=int, default=32)
     f.add_argument("--seeds", type=int, default=3)
     f.add_argument("--epochs", type=int, default=300)
+    f.add_argument("--root", help="folder holding the dataset files (distill apply --root)")
+    f.add_argument("--train-per-class", type=int, help="split this many training samples per class (a CPU stand-in)")
+    f.add_argument("--set", action="append", metavar="KEY=VALUE", help="one option of the method (repeatable)")
     sub.add_parser("table")
     ns = parser.parse_args()
     {"continual": continual, "nas": nas, "privacy": privacy, "privacy-select": privacy_select, "federated": federated,

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill_core.applications.federated import FederatedConfig, check_config, dirichlet_split, run_federated
+from distill_core.applications.federated import (
+    FederatedConfig,
+    check_config,
+    dirichlet_split,
+    run_federated,
+    training_subset,
+)
 from distill_core.errors import DataValidationError, UnknownNameError
 from distill_core.testing import ToyModality, make_blobs
 
@@ -81,3 +87,20 @@ def test_one_shot_union_has_the_right_size_and_fedavg_runs():
         assert row["fedavg_bytes_per_round"] == 2 * 5 * row["fedavg_parameters"] * 4
     assert report["summary_accuracy"]["mean"] > 50.0  # 4 well-separated blobs: far above chance (25%)
     assert report["fedavg_final_accuracy"]["mean"] > 25.0
+
+
+def test_train_per_class_splits_a_balanced_subset_and_keeps_the_test_set():
+    data = make_blobs(num_classes=4, n_per_class=40, dim=6, seed=2)
+    small = training_subset(data, 10, seed=3)
+    assert torch.bincount(small.y_train, minlength=4).tolist() == [10] * 4
+    assert torch.equal(small.x_test, data.x_test)
+    rows = {tuple(r.tolist()) for r in data.x_train}
+    assert all(tuple(r.tolist()) in rows for r in small.x_train)  # real training samples, not new ones
+    assert not torch.equal(training_subset(data, 10, seed=4).x_train, small.x_train)  # seeded per run
+    config = FederatedConfig(method="random", clients=3, ipc=2, epochs=5, seeds=[0], train_per_class=10,
+                             compare_fedavg=False)
+    assert sum(run_federated(config, data, modality=ToyModality()).per_seed[0]["client_sizes"]) == 40
+    with pytest.raises(DataValidationError, match="lower --train-per-class"):
+        training_subset(data, 41, seed=0)
+    with pytest.raises(DataValidationError, match="train_per_class must be"):
+        check_config(FederatedConfig(method="random", train_per_class=0))

@@ -239,6 +239,8 @@ def _add_apply_parser(sub: Any) -> None:
     fed.add_argument("--local-epochs", type=_int_at_least(1), default=1, help="FedAvg local epochs (default 1)")
     fed.add_argument("--local-batch", type=_int_at_least(1), default=32, help="FedAvg local batch size (default 32)")
     fed.add_argument("--no-fedavg", action="store_true", help="skip FedAvg")
+    fed.add_argument("--train-per-class", type=_int_at_least(1),
+                     help="split this many seeded training samples per class instead of all (a CPU stand-in)")
     seeds(fed, " (splits)")
 
 
@@ -274,8 +276,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         config = federated.FederatedConfig(
             method=args.method, clients=args.clients, alpha=args.alpha, ipc=args.ipc, steps=args.steps,
             method_options=options, rounds=args.rounds, local_epochs=args.local_epochs, local_batch=args.local_batch,
-            epochs=args.epochs,
-            seeds=list(range(args.seeds)), compare_fedavg=not args.no_fedavg)
+            epochs=args.epochs, seeds=list(range(args.seeds)), compare_fedavg=not args.no_fedavg,
+            train_per_class=args.train_per_class)
         federated.check_config(config)
         probe = args.method
     else:

@@ -7,7 +7,8 @@ clients non-IID by a Dirichlet draw over each class (Hsu, Qi & Brown 2019, https
 class ``c``'s samples are shared out in proportions ``p_c ~ Dir(alpha 1)``; small ``alpha``, few classes per
 client); every client distills its own data once (any registered method, ``ipc`` samples per class it holds, at most
 as many as it holds) and uploads the summary; the server trains one model on the union of the summaries (one round,
-one upload per client). Compared, with the same server training:
+one upload per client). With ``train_per_class`` the split is of a seeded balanced subset of the training set
+(a stated CPU stand-in for a large dataset; the test set stays whole). Compared, with the same server training:
 
 - **random**: every client uploads a random subset of its data of the same sizes (the same bytes);
 - **FedAvg** (McMahan et al., AISTATS 2017, https://arxiv.org/abs/1602.05629): ``rounds`` rounds, every client in
@@ -47,7 +48,8 @@ if TYPE_CHECKING:
     from ..method import Method
     from ..synset import Summary
 
-__all__ = ["FederatedConfig", "FederatedResult", "dirichlet_split", "distill_client", "fedavg", "run_federated"]
+__all__ = ["FederatedConfig", "FederatedResult", "dirichlet_split", "distill_client", "fedavg", "run_federated",
+           "training_subset"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,9 @@ class FederatedConfig:
         "help": "server training epochs on the union of summaries (None: the modality's protocol)"})
     seeds: list[int] = field(default_factory=lambda: [0], metadata={
         "help": "one split, one set of client summaries and one model per comparison for each seed"})
+    train_per_class: int | None = field(default=None, metadata={
+        "help": "split a seeded random subset of this many training samples per class instead of the whole training "
+                "set (a CPU stand-in for large datasets; None: all)"})
     compare_fedavg: bool = field(default=True, metadata={"help": "also run FedAvg"})
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +144,7 @@ class FederatedResult:
         out: dict[str, Any] = {
             "application": "federated", "method": self.config.method, "clients": self.config.clients,
             "alpha": self.config.alpha, "ipc": self.config.ipc, "seeds": self.config.seeds,
+            "train_per_class": self.config.train_per_class,
             "summary_accuracy": stat("summary_accuracy"), "random_accuracy": stat("random_accuracy"),
             "summary_size": stat("summary_size"), "summary_upload_bytes": stat("summary_upload_bytes"),
             "client_distill_s": stat("client_distill_s"),
@@ -176,12 +182,29 @@ def check_config(config: FederatedConfig) -> None:
             raise DataValidationError(f"{name} must be an integer >= {low}, got {value!r}")
     if not (isinstance(config.alpha, (int, float)) and config.alpha > 0 and math.isfinite(config.alpha)):
         raise DataValidationError(f"alpha must be a finite number > 0, got {config.alpha!r}")
-    for name in ("epochs", "steps"):
+    for name in ("epochs", "steps", "train_per_class"):
         value = getattr(config, name)
-        if value is not None and (not isinstance(value, int) or value < (1 if name == "epochs" else 0)):
-            raise DataValidationError(f"{name} must be an integer >= {1 if name == 'epochs' else 0}, got {value!r}")
+        low = 0 if name == "steps" else 1
+        if value is not None and (not isinstance(value, int) or value < low):
+            raise DataValidationError(f"{name} must be an integer >= {low}, got {value!r}")
     if not config.seeds or any(not isinstance(s, int) or s < 0 for s in config.seeds):
         raise DataValidationError(f"seeds must be integers >= 0 (at least one), got {config.seeds!r}")
+
+
+def training_subset(data: RealData, per_class: int | None, *, seed: int) -> RealData:
+    """``data`` with ``per_class`` seeded random training samples of every class (all when ``None``); the test
+    split is kept whole. A class with fewer samples is refused."""
+    if per_class is None:
+        return data
+    counts = data.class_counts()
+    short = [data.class_names[c] for c, n in enumerate(counts) if n < per_class]
+    if short:
+        raise DataValidationError(f"train_per_class={per_class} is more than class(es) {short} hold "
+                                  f"(smallest: {min(counts)}); lower --train-per-class")
+    idx = ClassIndex(data.y_train, data.num_classes).sample_balanced(
+        per_class, generator=torch.Generator().manual_seed(seed)).sort().values
+    return RealData(data.name, data.x_train[idx], data.y_train[idx], data.x_test, data.y_test, data.num_classes,
+                    data.class_names, data.preprocessing, dict(data.extra))
 
 
 def _client_data(data: RealData, indices: Tensor) -> tuple[RealData, list[int]]:
@@ -301,7 +324,9 @@ def run_federated(config: FederatedConfig, data: RealData, *, modality: Modality
         protocol = protocol.with_(epochs=config.epochs)
     start = time.perf_counter()
     per_seed = []
+    full_data = data
     for seed in config.seeds:
+        data = training_subset(full_data, config.train_per_class, seed=seed)
         parts = dirichlet_split(data.y_train, clients=config.clients, alpha=config.alpha, seed=seed)
         xs, ts, xr, tr, kinds, upload = [], [], [], [], set(), 0
         t0 = time.perf_counter()
@@ -322,7 +347,7 @@ def run_federated(config: FederatedConfig, data: RealData, *, modality: Modality
         random_acc = _train_and_test(modality, data, torch.cat(xr), torch.cat(tr), "hard", protocol=protocol,
                                      seed=seed, device=device)
         row: dict[str, Any] = {
-            "seed": seed, "client_sizes": [len(p) for p in parts],
+            "seed": seed, "train_size": len(data.y_train), "client_sizes": [len(p) for p in parts],
             "client_classes": [len(set(data.y_train[p].tolist())) for p in parts],
             "summary_size": len(x_union), "summary_accuracy": round(summary_acc, 3),
             "random_accuracy": round(random_acc, 3), "summary_upload_bytes": upload,
