@@ -160,9 +160,14 @@ def _picks(grid: dict[GridKey, dict[str, Any]], dataset: str, validation: int) -
 def privacy_select(ns: argparse.Namespace) -> None:
     base = ["privacy", "dp-dm", "--dataset", ns.dataset, "--ipc", str(ns.ipc), "--epochs", str(ns.epochs),
             "--validation", str(ns.validation), "--validation-seed", str(ns.validation_seed)]
+    if ns.root:
+        base += ["--root", ns.root]
+    if ns.full_per_class:
+        base += ["--full-per-class", str(ns.full_per_class)]
 
     def options(batch_real: int, extra: tuple[str, ...] = ()) -> list[str]:
-        return [a for opt in (f"batch_real={batch_real}", f"clip_norm={ns.clip_norm}", *extra) for a in ("--set", opt)]
+        return [a for opt in (f"batch_real={batch_real}", f"clip_norm={ns.clip_norm}", *(ns.set or []), *extra)
+                for a in ("--set", opt)]
 
     if "select" in ns.stages:
         for steps in ns.grid_steps:
@@ -176,11 +181,14 @@ def privacy_select(ns: argparse.Namespace) -> None:
                              *options(batch_real)], stage="select")
                 print(key, {k: v["val_accuracy_mean"] for k, v in row["cells"].items()}, row["wall_s"], flush=True)
     if "final" in ns.stages:
-        picks = _picks(_grid(harness.read_jsonl(RESULTS)), ns.dataset, ns.validation)
+        # the picks of this dataset's grid, or (--picks-from) of another dataset's, carried over untuned
+        source = (ns.picks_from, ns.picks_validation) if ns.picks_from else (ns.dataset, ns.validation)
+        picks = _picks(_grid(harness.read_jsonl(RESULTS)), *source)
         wanted = [f"eps={e}" for e in ns.epsilons]
         missing = [n for n in wanted if n not in picks]
         if missing:
-            raise SystemExit(f"no grid cell measured {missing} at validation {ns.validation}: run --stages select")
+            raise SystemExit(f"no grid cell of {source[0]} measured {missing} at validation {source[1]}: run "
+                             "--stages select")
         groups: dict[GridKey, list[str]] = {}
         for name in wanted:
             groups.setdefault(picks[name][0], []).append(name.removeprefix("eps="))
@@ -193,7 +201,8 @@ def privacy_select(ns: argparse.Namespace) -> None:
             if i:  # the baselines do not depend on the summary: measured once
                 args.append("--no-baselines")
             selection = {f"eps={e}": {"steps": key[2], "batch_real": key[3], "clip_norm": key[4],
-                                      "val_accuracy": picks[f"eps={e}"][1]} for e in eps}
+                                      "val_accuracy": picks[f"eps={e}"][1],
+                                      **({"picked_on": list(source)} if ns.picks_from else {})} for e in eps}
             command = "distill apply " + " ".join(args) + " --json"
             if any(r.get("stage") == "final" and r["command"] == command and r["selection"] == selection
                    for r in harness.read_jsonl(RESULTS)):
@@ -425,6 +434,51 @@ def _privacy_lines(rows: list[dict[str, Any]]) -> list[str]:
                  "untested" if edge else "") + ".", ""]
     if not final:
         return [*lines, "The final rows at the picked settings are not measured yet.", ""]
+    return [*lines, *_privacy_final_lines(final, dataset, "settings picked on the validation split"),
+            *_transferred_privacy_lines(rows, grid)]
+
+
+def _transferred_privacy_lines(rows: list[dict[str, Any]], grid: dict[GridKey, dict[str, Any]]) -> list[str]:
+    """Final rows of datasets run at another dataset's validation picks (``privacy-select --picks-from``)."""
+    lines: list[str] = []
+    transferred = [r for r in rows if r["application"] == "privacy" and r.get("stage") == "final"
+                   and any("picked_on" in s for s in r["selection"].values())]
+    for dataset in dict.fromkeys(_dataset(r) for r in transferred):
+        def current(r: dict[str, Any], dataset: str = dataset) -> bool:
+            if _dataset(r) != dataset:
+                return False
+            for name, s in r["selection"].items():
+                source, validation = s["picked_on"]
+                pick = _picks(grid, source, validation).get(name, (None,))[0]
+                if pick != (source, validation, s["steps"], s["batch_real"], s["clip_norm"]):
+                    return False
+            return True
+
+        final = list(harness.latest([{**r, "_config": json.dumps(r["config"], sort_keys=True)}
+                                     for r in transferred if current(r)], ["dataset", "_config"]).values())
+        if not final:
+            continue
+        first = final[0]
+        source = next(iter(first["selection"].values()))["picked_on"][0]
+        name = _DATASET_NAMES.get(dataset, dataset)
+        opts = {k: v for k, v in first["config"]["method_options"].items()
+                if k not in ("batch_real", "clip_norm", "init")}
+        lines += [f"### {name}: the {source} picks carried over", "",
+                  f"{name} is not tuned: each epsilon runs at the setting picked for it on {source}'s validation "
+                  f"split above (no {name} grid, for CPU cost), so no {name} sample, validation or test, chose "
+                  f"anything. {first['validation_size']} {name} training samples are still held out (stratified) "
+                  f"and their accuracy reported; the protected set is the other {first['protected_size']}."
+                  + (f" DM's options beyond the picks: {json.dumps(opts, sort_keys=True)}." if opts else "")
+                  + (f" The full-data model is trained on {first['config']['full_per_class']} protected samples "
+                     "per class (a CPU stand-in; its attack members are those)."
+                     if first["config"].get("full_per_class") else ""), ""]
+        lines += _privacy_final_lines(final, dataset, f"settings carried over from {source}'s validation picks")
+    return lines
+
+
+def _privacy_final_lines(final: list[dict[str, Any]], dataset: str, how: str) -> list[str]:
+    """The final-row table of one dataset and what it measures."""
+    lines: list[str] = []
     cells: dict[str, dict[str, Any]] = {}
     steps_of: dict[str, tuple[int, int]] = {}
     real_init = None
@@ -465,7 +519,7 @@ def _privacy_lines(rows: list[dict[str, Any]]) -> list[str]:
             "noise multiplier": "-" if sigma is None else f"{sigma:.3f}",
             "epsilon spent": f"{max(spent):.3f}" if spent else "-"})
     lines += [*harness.md_table([(h, h) for h in table_rows[0]], table_rows), ""]
-    lines += [
+    lines += [] if how != "settings picked on the validation split" else [
         "**The published debate, next to these numbers.** Dong, Zhao & Lyu (\"Privacy for free: how does dataset "
         "condensation help privacy?\", ICML 2022) report that models trained on condensed data (DC/DSA/DM) resist "
         "loss-based and likelihood-ratio membership inference about as well as DP-SGD models at better accuracy, "
@@ -481,7 +535,7 @@ def _privacy_lines(rows: list[dict[str, Any]]) -> list[str]:
 
         private = sorted((n for n in c if n.startswith("eps=") and n != "eps=inf"), key=_eps_value)
         lines += [
-            f"What we measure ({dataset}, {len(seeds)} seeds, settings picked on the validation split): the "
+            f"What we measure ({dataset}, {len(seeds)} seeds, {how}): the "
             f"non-private summary (eps=inf, DM from noise) gives {at('eps=inf')}; the random subset of the same size "
             f"{at('random')}; the full protected data {at('full')}"
             + (f"; with privacy, {'; '.join(f'{n} {at(n)}' for n in private)}" if private else "") + ". "
@@ -507,8 +561,9 @@ def _privacy_lines(rows: list[dict[str, Any]]) -> list[str]:
                   f"({real_init['wall_s']:.0f} s). Its summary begins as {cell['train_size']} real protected "
                   "images; an attack aimed at those images (rather than at all protected samples, as here) is not "
                   "measured here.", ""]
-    lines += ["Earlier rows whose settings were picked on the test set (no validation split) are superseded; they "
-              "remain in `results.jsonl`.", ""]
+    if how == "settings picked on the validation split":
+        lines += ["Earlier rows whose settings were picked on the test set (no validation split) are superseded; "
+                  "they remain in `results.jsonl`.", ""]
     return lines
 
 
@@ -640,6 +695,12 @@ def main() -> None:
     ps.add_argument("--seeds", type=int, default=3)
     ps.add_argument("--full-epochs", type=int, default=100)
     ps.add_argument("--init-real", action="store_true", help="also DM from real images at the eps=inf pick")
+    ps.add_argument("--picks-from", metavar="DATASET",
+                    help="final stage: run at the picks of DATASET's grid (carried over, no grid for --dataset)")
+    ps.add_argument("--picks-validation", type=int, default=300, help="the validation size of --picks-from's grid")
+    ps.add_argument("--root", help="folder holding the dataset files (distill apply --root)")
+    ps.add_argument("--full-per-class", type=int, help="the full-data model on this many samples per class")
+    ps.add_argument("--set", action="append", metavar="KEY=VALUE", help="one more DP-DM option (repeatable)")
     f = sub.add_parser("federated")
     f.add_argument("--dataset", default="digits")
     f.add_argument("--method", default="dm")
