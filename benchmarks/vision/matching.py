@@ -20,6 +20,9 @@ for both methods:
 - ``cafe-loops``: CAFE's bi-level loop inside each outer step: 10 image updates on the step's network, which trains
   10 epochs on the summary between them (the reference's watchers look back 10 values, so each of its steps has at
   least 10 updates and 10 epochs between them); 10x the image updates of ``cafe``.
+- ``dc-herding`` / ``dsa-herding``: DC and DSA with params.py's DC options (the ``dc`` row there is DC from random
+  real images), started from herding's images; DSA's Siamese augmentation is in the matching only, evaluation has
+  none (as for every row here).
 - ``dcc-herding`` / ``cafe-herding``: the same options with ``init="herding"``: the distillation starts from the
   images of the herding row of the same seed (identical images: the coreset is chosen with the run's seed) instead of
   random real ones, so ``vs herding, same seeds`` is what the distillation adds to its own starting point.
@@ -31,6 +34,7 @@ Usage::
     python benchmarks/vision/matching.py run --cells dcc:1 cafe:1 --seeds 0 1 2
     python benchmarks/vision/matching.py run --cells cafe-herding:1 dcc-herding:1 --seeds 0 1 2
     python benchmarks/vision/matching.py run --cells cafe-herding:10 dcc-herding:10 --seeds 0  # herding: params.py
+    python benchmarks/vision/matching.py run --cells dc-herding:1 dsa-herding:1 --seeds 0 1 2
     python benchmarks/vision/matching.py table
 """
 
@@ -60,12 +64,16 @@ METHODS: dict[str, dict[str, Any]] = {
     # CAFE's bi-level loop within a step: 10 image updates on one network, trained 10 epochs on the summary between
     # them (the reference's watchers need 10 values before they can fire, so every reference step has at least this)
     "cafe-loops": {"model_kwargs": {"width": WIDTH}, "outer_loop": 10, "inner_loop": 10, "init": "real"},
+    # DC and DSA in params.py's DC profile (their reference loops at IPC 1), for their ``-herding`` variants
+    "dc": {"model_kwargs": {"width": WIDTH}, "outer_loop": 1, "inner_loop": 1},
+    "dsa": {"model_kwargs": {"width": WIDTH}, "outer_loop": 1, "inner_loop": 1},
 }
 #: the same options, started from the herding coreset's images (``init="herding"``: with the same seed, exactly the
 #: images of ``params.jsonl``'s herding row of that seed)
 METHODS |= {f"{name}-herding": {**options, "init": "herding"} for name, options in list(METHODS.items())}
 #: the table's name of each variant cell
 LABELS = {"dcc-herding": "dcc (init herding)", "cafe-herding": "cafe (init herding)",
+          "dc-herding": "dc (init herding)", "dsa-herding": "dsa (init herding)",
           "cafe-loops": "cafe (10 updates x 10 epochs)", "cafe-loops-herding": "cafe (10 x 10, init herding)"}
 
 
