@@ -89,7 +89,7 @@ def continual(ns: argparse.Namespace) -> None:
                 args += ["--set", opt]
             if ns.select_every:
                 args += ["--select-every", str(ns.select_every), "--validation-per-class",
-                         str(ns.validation_per_class)]
+                         str(ns.validation_per_class), "--select-ties", ns.select_ties]
         row = _cell(args)
         print(method, row["accuracy_per_task_mean"], row["forgetting_mean"], flush=True)
     table()
@@ -241,9 +241,12 @@ def _rho(value: float | None) -> str:
 def table(_: argparse.Namespace | None = None) -> None:
     rows = harness.read_jsonl(RESULTS)
     cont = list(harness.latest([{**r, "_dataset": _dataset(r),
-                                 "_select": (r["config"].get("select_every") or 0, "kept_steps" in r)}
+                                 "_select": (r["config"].get("select_every") or 0, "kept_steps" in r,
+                                             r["config"].get("select_ties", "earlier")),
+                                 "_options": json.dumps(r["config"].get("method_options") or {}, sort_keys=True)}
                                 for r in rows if r["application"] == "continual"],
-                               ["_dataset", "method", "training", "tasks", "memory_per_class", "_select"]).values())
+                               ["_dataset", "method", "training", "tasks", "memory_per_class", "_select",
+                                "_options"]).values())
     nas_rows = list(harness.latest([{**r, "_dataset": _dataset(r)} for r in rows if r["application"] == "nas"],
                                    ["_dataset", "method", "ipc"]).values())
     names = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
@@ -276,7 +279,7 @@ def table(_: argparse.Namespace | None = None) -> None:
         if dataset != "digits":
             lines += [_continual_settings(group), ""]
         lines += [*harness.md_table(columns, group), ""]
-        if any(r["method"] == "dc" for r in group):
+        if dataset == "digits" and any(r["method"] == "dc" for r in group):
             lines += [_DC_NOTE, ""]
     if nas_rows:
         lines += ["## Architecture-search proxy", "",
@@ -334,8 +337,9 @@ def _memory_name(r: dict[str, Any]) -> str:
     if "kept_steps" not in r:  # rows before the start was a candidate
         return f"{name} (step picked on validation, every {every}; {held}/class held out)"
     kept = [s for seed in r["kept_steps"] for s in seed]
-    return (f"{name} (start or a step of every {every} picked on validation, {held}/class held out; "
-            f"kept the start in {kept.count(0)} of {len(kept)} tasks)")
+    ties = r["config"].get("select_ties", "earlier")  # rows before the tie rule was an option kept the earlier
+    return (f"{name} (start or a step of every {every} picked on validation, {held}/class held out, ties to the "
+            f"{ties}; kept the start in {kept.count(0)} of {len(kept)} tasks)")
 
 
 def _dataset(r: dict[str, Any]) -> str:
@@ -347,7 +351,7 @@ _DATASET_NAMES = {"digits": "digits", "fashion-mnist": "Fashion-MNIST", "mnist":
 
 def _dm_options(group: list[dict[str, Any]]) -> str:
     opts = dict.fromkeys(json.dumps(r["config"].get("method_options") or {}, sort_keys=True) for r in group
-                         if r["config"]["steps"] is not None)
+                         if r["method"] == "dm" and r["config"]["steps"] is not None)
     return "".join(f" (options {o})" for o in opts if o != "{}")
 
 
@@ -355,7 +359,8 @@ def _continual_settings(group: list[dict[str, Any]]) -> str:
     """The settings line of a continual table: model, training epochs per task, DM steps per task."""
     def values(get: Any) -> str:
         return " / ".join(str(v) for v in dict.fromkeys(get(r) for r in group))
-    steps = " / ".join(dict.fromkeys(str(r["config"]["steps"]) for r in group if r["config"]["steps"] is not None))
+    steps = " / ".join(dict.fromkeys(str(r["config"]["steps"]) for r in group
+                                     if r["method"] == "dm" and r["config"]["steps"] is not None))
     return (f"Settings: memory {values(lambda r: r['memory_per_class'])} per class, model "
             f"{values(lambda r: r['protocol']['model'])}, each task's model trained "
             f"{values(lambda r: r['protocol']['epochs'])} epochs on the memory so far (the same for every memory "
@@ -653,6 +658,7 @@ def main() -> None:
     c.add_argument("--select-every", type=int, default=0, metavar="N",
                    help="distillation methods: keep each task's best step of every N on a held-out validation split")
     c.add_argument("--validation-per-class", type=int, default=20)
+    c.add_argument("--select-ties", choices=["later", "earlier"], default="later")
     c.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="an option of the distillation methods (e.g. batch_real=64)")
     n = sub.add_parser("nas")

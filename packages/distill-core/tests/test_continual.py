@@ -70,6 +70,7 @@ def test_runs_end_to_end_on_toy():
     ({"memory_per_class": 31}, DataValidationError, "larger than class"),
     ({"seeds": []}, DataValidationError, "seeds"),
     ({"select_every": -1}, DataValidationError, "select_every must be an integer >= 0"),
+    ({"select_every": 2, "select_ties": "random"}, UnknownNameError, "select_ties rule 'random'"),
     ({"select_every": 2, "validation_per_class": 0}, DataValidationError, "validation_per_class must be at least 1"),
     ({"select_every": 2, "validation_per_class": 16}, DataValidationError, "more than half of class"),
     ({"select_every": 2, "validation_per_class": 10, "memory_per_class": 25}, DataValidationError,
@@ -149,15 +150,22 @@ def test_select_every_keeps_the_best_validated_step_on_held_out_training_samples
     assert targets.shape == (4, 4) and targets[:, [0, 2]].abs().sum() == 0
 
 
-def test_select_every_falls_back_to_the_start_when_no_step_validates_better(monkeypatch):
+@pytest.mark.parametrize(("scores", "ties", "expected"), [
+    ({0: 80.0, 2: 50.0, 4: 70.0, 6: 10.0}, "later", 0),  # no step validates as well as the start: the start
+    ({0: 80.0, 2: 50.0, 4: 80.0, 6: 10.0}, "later", 4),  # a tie keeps the further-distilled step (the default)
+    ({0: 80.0, 2: 50.0, 4: 80.0, 6: 10.0}, "earlier", 0),  # ... or the earlier one
+    ({0: 100.0, 2: 100.0, 4: 100.0, 6: 100.0}, "later", 6),  # a saturated split: the method's final summary
+])
+def test_select_every_falls_back_to_the_start_and_breaks_ties_as_asked(monkeypatch, scores, ties, expected):
     data = _blobs()
-    seen = _scripted_validation(monkeypatch, data, {0: 80.0, 2: 50.0, 4: 80.0, 6: 10.0})  # a tie keeps the start
+    seen = _scripted_validation(monkeypatch, data, scores)
     config = ContinualConfig(method="test_toy_dm", memory_per_class=2, steps=6, select_every=2,
-                             validation_per_class=5, epochs=1)
+                             validation_per_class=5, epochs=1, select_ties=ties)
     kept: list = []
     x, _, _ = continual.build_task_memory(config, data, [0, 2], modality=ToyModality(), seed=0,
                                           device=torch.device("cpu"), kept=kept)
-    assert kept == [0] and torch.equal(x, seen[0]) and not torch.equal(x, seen[6])
+    assert kept == [expected] and torch.equal(x, seen[expected])
+    assert all(not torch.equal(x, seen[s]) for s in seen if s != expected)
 
 
 def test_kept_steps_reported_per_seed_and_task():

@@ -198,6 +198,9 @@ def _add_apply_parser(sub: Any) -> None:
                       "task and keep the best step (default 0: the final summary)")
     cont.add_argument("--validation-per-class", type=_int_at_least(1), default=20, metavar="N",
                       help="training samples per class held out for --select-every (default 20; never the test set)")
+    cont.add_argument("--select-ties", choices=["later", "earlier"], default="later",
+                      help="--select-every's tie rule: keep the later (further-distilled) step unless an earlier one "
+                      "validates strictly better (default), or the earlier one")
 
     nas = application("nas", "architecture-search proxy: Spearman rank correlation of architectures trained on a "
                       "summary (and on a random subset of the same size) with the full data",
@@ -261,7 +264,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             method=args.method, tasks=args.tasks, memory_per_class=args.memory, training=args.training,
             seeds=list(range(args.seeds)), shuffle_classes=not args.no_shuffle, steps=args.steps,
             method_options=options, epochs=args.epochs, model=args.model, select_every=args.select_every,
-            validation_per_class=args.validation_per_class)
+            validation_per_class=args.validation_per_class, select_ties=args.select_ties)
         continual.check_config(config)
         probe = "random" if args.method == continual.NO_MEMORY else args.method
     elif args.application == "privacy":

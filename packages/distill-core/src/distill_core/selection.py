@@ -18,7 +18,10 @@ from .callbacks import Callback, Loop
 if TYPE_CHECKING:
     from .synset import Summary
 
-__all__ = ["ModelSelection"]
+__all__ = ["TIES", "ModelSelection"]
+
+#: how :class:`ModelSelection` breaks a tie between equally scored candidates
+TIES = ("earlier", "later")
 
 
 def _summary_state(distiller: Loop) -> dict[str, Any]:
@@ -39,6 +42,9 @@ class ModelSelection(Callback):
         rule: how the manifest describes the selection.
         start_is_candidate: also validate the summary before the first step as a candidate (so the kept summary
             never validates worse than the starting one, e.g. real samples).
+        ties: which of two equally scored candidates is kept: ``"earlier"`` (default) or ``"later"`` (the method's
+            further-trained summary, unless an earlier one validates strictly better; for a saturated validation
+            split, where every candidate scores the same).
     """
 
     def __init__(
@@ -52,7 +58,10 @@ class ModelSelection(Callback):
         rule: str = "",
         higher_is_better: bool = True,
         start_is_candidate: bool = False,
+        ties: str = "earlier",
     ) -> None:
+        if ties not in TIES:
+            raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
         self.validate = validate
         self.metric = metric
         self.due = due if callable(due) else (lambda step, k=int(due): k > 0 and step % k == 0)
@@ -61,6 +70,7 @@ class ModelSelection(Callback):
         self.rule = rule or f"best validation {metric}"
         self.sign = 1.0 if higher_is_better else -1.0
         self.start_is_candidate = start_is_candidate
+        self.ties = ties
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
         self.kept: Any = None
@@ -84,12 +94,14 @@ class ModelSelection(Callback):
             self.consider(distiller, distiller.step)
 
     def consider(self, distiller: Loop, step: int) -> bool:
-        """Validate now; keep the candidate when it beats the best so far. Returns whether it was kept."""
+        """Validate now; keep the candidate when it beats the best so far (or ties it, with ``ties="later"``).
+        Returns whether it was kept."""
         scores = dict(self.validate(distiller, step))
         if self.metric not in scores:
             raise KeyError(f"the validation returned {sorted(scores)}, not the selection metric {self.metric!r}")
         self.history.append({"step": step, **scores})
-        better = not self.best or self.sign * scores[self.metric] > self.sign * self.best["score"]
+        new, old = self.sign * scores[self.metric], self.sign * self.best.get("score", 0.0)
+        better = not self.best or new > old or (self.ties == "later" and new == old)
         if better:
             self.best = {"step": step, "score": float(scores[self.metric])}
             self.kept = self.candidate(distiller)

@@ -46,6 +46,7 @@ from ..data import Budget, ClassIndex, RealData, hold_out_validation
 from ..errors import DataValidationError, UnknownNameError
 from ..modality import Modality
 from ..protocol import EvalProtocol
+from ..selection import TIES
 
 if TYPE_CHECKING:
     from ..method import Method
@@ -89,6 +90,10 @@ class ContinualConfig:
         "training data and keep the best (0: keep the final summary)"})
     validation_per_class: int = field(default=20, metadata={
         "help": "training samples per class held out of each task for select_every (never the test set)"})
+    select_ties: str = field(default="later", metadata={
+        "help": "select_every's tie rule: 'later' keeps the further-distilled summary unless an earlier one "
+        "validates strictly better (a small task's validation split often saturates at 100%); 'earlier' keeps the "
+        "earlier one, the start on a saturated split"})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -222,6 +227,8 @@ def check_config(config: ContinualConfig) -> None:
                                   f"{config.select_every!r}")
     if config.select_every and config.method == NO_MEMORY:
         raise DataValidationError("select_every picks a step of the memory method; method 'none' has none")
+    if config.select_ties not in TIES:
+        raise UnknownNameError("select_ties rule", config.select_ties, list(TIES))
     if not isinstance(config.validation_per_class, int) or config.validation_per_class < 1:
         raise DataValidationError(f"validation_per_class must be at least 1, got {config.validation_per_class!r}")
 
@@ -303,7 +310,7 @@ def build_task_memory(config: ContinualConfig, data: RealData, classes: Sequence
     if config.select_every:
         subset, val = hold_out_validation(subset, n_val=config.validation_per_class * len(classes), seed=seed)
         selection = step_selection(val, modality=modality, protocol=protocol or task_protocol(config, data, modality),
-                                   every=config.select_every, seed=seed, device=device)
+                                   every=config.select_every, seed=seed, device=device, ties=config.select_ties)
     summary = distill_in_process(
         config.method, config.method_options, config.steps, subset, modality=modality, seed=seed, device=device,
         init=lambda method, generator: method.init_summary(subset, budget=Budget(ipc=config.memory_per_class),
@@ -333,10 +340,16 @@ def _correct_per_task(model: torch.nn.Module, data: RealData, task_classes: Sequ
 
 
 def step_selection(val: RealData, *, modality: Modality, protocol: EvalProtocol, every: int, seed: int,
-                   device: torch.device) -> ModelSelection:
+                   device: torch.device, ties: str = "later") -> ModelSelection:
     """Keep the summary of the step (the start, every ``every`` steps, and the last) whose one model, trained as
     ``protocol`` says, scores the best accuracy on ``val``'s held-out split
-    (:func:`~distill_core.data.hold_out_validation`); ties keep the earlier step.
+    (:func:`~distill_core.data.hold_out_validation`); ties keep the later step (``ties="later"``: the method's own
+    further-distilled summary unless an earlier one validates strictly better) or the earlier one.
+
+    The tie rule matters: a 2-class task's split of 20 samples per class scores 100% for most candidates on easy
+    pairs, and keeping the earlier step there keeps the start (DC on Fashion-MNIST 5 x 2: the start in 13 of 15
+    tasks, although on the hardest pair, T-shirt vs shirt, DC's summary after 200 steps scores 74.65% on the task's
+    test samples against 70.22% for its start).
 
     A bilevel method's summary of a small task need not improve step by step: DC at 10 per class on a 2-class
     digits task scored 100% on the task's test samples after 5 and 15 steps and 35.6% / 30.0% / 23.3% after 10 /
@@ -352,8 +365,8 @@ def step_selection(val: RealData, *, modality: Modality, protocol: EvalProtocol,
         result = evaluate_summary(distiller.summary, val, modality=modality, protocol=one, seed=seed, device=device)
         return {"val_accuracy": float(result.accuracies[0])}
 
-    return ModelSelection(validate=validate, metric="val_accuracy", due=every, start_is_candidate=True,
-                          rule=f"best validation accuracy of the start and every {every} steps")
+    return ModelSelection(validate=validate, metric="val_accuracy", due=every, start_is_candidate=True, ties=ties,
+                          rule=f"best validation accuracy of the start and every {every} steps (ties: {ties})")
 
 
 def task_protocol(config: ContinualConfig, data: RealData, modality: Modality) -> EvalProtocol:
