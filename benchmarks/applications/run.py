@@ -198,7 +198,7 @@ def privacy_select(ns: argparse.Namespace) -> None:
         for i, (key, eps, extra) in enumerate(variants):
             args = [*base, "--epsilons", *eps, "--steps", str(key[2]), "--seeds", str(ns.seeds), "--full-epochs",
                     str(ns.full_epochs), *options(key[3], extra)]
-            if i:  # the baselines do not depend on the summary: measured once
+            if i or ns.no_baselines:  # the baselines do not depend on the summary: measured once
                 args.append("--no-baselines")
             selection = {f"eps={e}": {"steps": key[2], "batch_real": key[3], "clip_norm": key[4],
                                       "val_accuracy": picks[f"eps={e}"][1],
@@ -701,6 +701,8 @@ def main() -> None:
     ps.add_argument("--seeds", type=int, default=3)
     ps.add_argument("--full-epochs", type=int, default=100)
     ps.add_argument("--init-real", action="store_true", help="also DM from real images at the eps=inf pick")
+    ps.add_argument("--no-baselines", action="store_true", help="final stage: only the summaries (the random "
+                    "subset and the full data measured by another run)")
     ps.add_argument("--picks-from", metavar="DATASET",
                     help="final stage: run at the picks of DATASET's grid (carried over, no grid for --dataset)")
     ps.add_argument("--picks-validation", type=int, default=300, help="the validation size of --picks-from's grid")
