@@ -347,15 +347,9 @@ def step_selection(val: RealData, *, modality: Modality, protocol: EvalProtocol,
     further-distilled summary unless an earlier one validates strictly better) or the earlier one.
 
     The tie rule matters: a 2-class task's split of 20 samples per class scores 100% for most candidates on easy
-    pairs, and keeping the earlier step there keeps the start (DC on Fashion-MNIST 5 x 2: the start in 13 of 15
-    tasks, although on the hardest pair, T-shirt vs shirt, DC's summary after 200 steps scores 74.65% on the task's
-    test samples against 70.22% for its start).
-
-    A bilevel method's summary of a small task need not improve step by step: DC at 10 per class on a 2-class
-    digits task scored 100% on the task's test samples after 5 and 15 steps and 35.6% / 30.0% / 23.3% after 10 /
-    20 / 30 (no collapse at 20 steps with the network trained 1 epoch instead of 50 between matching rounds, or
-    with one round per step), so a memory taken at the final step alone can lose to random samples. The validation
-    split is carved from the task's training data, never its test set."""
+    pairs, and keeping the earlier step there keeps the start (DC on Fashion-MNIST 5 x 2 with ties to the earlier
+    step kept the start in 13 of 15 tasks, although its summaries of the hardest pair, T-shirt vs shirt, improve
+    with the steps on that pair's test samples)."""
     from ..evaluation import evaluate_summary
     from ..selection import ModelSelection
 
