@@ -175,3 +175,16 @@ def test_kept_steps_reported_per_seed_and_task():
     assert report["kept_steps"] == [[0, 0], [0, 0]]  # a coreset has no step but its start
     assert "kept_steps" not in run_continual(ContinualConfig(method="random", tasks=2, memory_per_class=2,
                                                              epochs=2), _blobs(), modality=ToyModality()).summary()
+
+
+def test_tasks_with_fewer_classes_than_the_method_learns_from_are_refused(monkeypatch):
+    """A gradient-matching memory of a one-class task would learn nothing (a one-output cross-entropy is constant):
+    refused before compute, with the fix; two classes per task pass the check."""
+    from distill_core.registry import get_method
+
+    monkeypatch.setattr(get_method("test_toy_dm"), "min_classes", 2)
+    data = _blobs()
+    with pytest.raises(DataValidationError, match=r"needs at least 2 classes per task.*use --tasks 2 or fewer"):
+        continual.check_data(ContinualConfig(method="test_toy_dm", tasks=4, memory_per_class=2), data)
+    continual.check_data(ContinualConfig(method="test_toy_dm", tasks=2, memory_per_class=2), data)
+    continual.check_data(ContinualConfig(method="random", tasks=4, memory_per_class=2), data)  # 1 is enough

@@ -406,6 +406,9 @@ class Method(Generic[C]):
     #: (:meth:`StepContext.own_rows`; the kernel blocks of KIP, RFAD and Distill-CF), summed over the ranks like the
     #: above
     shards_targets: ClassVar[bool] = False
+    #: the fewest classes the method's loss can learn from (2 for gradient matching: the cross-entropy of a network
+    #: with one output is constant, so its gradients are zero)
+    min_classes: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

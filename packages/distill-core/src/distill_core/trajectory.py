@@ -112,6 +112,7 @@ class TrajectoryMatching(Method[TrajectoryConfig]):
     """Matching training trajectories of experts (MTT and its successors; see the module docstring)."""
 
     paper = "https://arxiv.org/abs/2203.11932"
+    min_classes = 2  # the student's cross-entropy over one class is constant: it would not move
 
     def __init__(self, *, config: TrajectoryConfig | None = None) -> None:
         super().__init__(config=config)

@@ -235,8 +235,18 @@ def check_config(config: ContinualConfig) -> None:
 
 def check_data(config: ContinualConfig, data: RealData) -> None:
     """Refuse data that cannot hold the protocol: tasks that do not divide the classes, empty classes, a memory
-    larger than a class."""
+    larger than a class, tasks with fewer classes than the memory method learns from."""
     split_tasks(list(range(data.num_classes)), config.tasks)
+    per_task = data.num_classes // config.tasks
+    if config.method != NO_MEMORY:
+        from ..registry import get_method
+
+        needed = get_method(config.method).min_classes
+        if per_task < needed:
+            raise DataValidationError(f"method {config.method!r} needs at least {needed} classes per task to learn "
+                                      f"from (its loss is constant on one class), but {config.tasks} tasks of "
+                                      f"{data.num_classes} classes hold {per_task}; use --tasks "
+                                      f"{data.num_classes // needed} or fewer, or a class-wise method such as dm")
     counts = data.class_counts()
     test_counts = torch.bincount(data.y_test.cpu(), minlength=data.num_classes).tolist()
     empty = [data.class_names[c] for c in range(data.num_classes) if counts[c] == 0 or test_counts[c] == 0]

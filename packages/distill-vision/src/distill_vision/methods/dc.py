@@ -55,6 +55,7 @@ class DC(VisionMethod[DCConfig]):
     """Gradient matching (Zhao et al., ICLR 2021)."""
 
     paper = "https://arxiv.org/abs/2006.05929"
+    min_classes = 2  # a cross-entropy over one class is constant: no gradient to learn from
     shards_classes = True
 
     def setup(self, summary: Summary, data: object, device: torch.device) -> None:

@@ -70,6 +70,7 @@ class DD(VisionMethod[DDConfig]):
     """Dataset distillation by back-propagation through unrolled inner training (Wang et al. 2018)."""
 
     paper = "https://arxiv.org/abs/1811.10959"
+    min_classes = 2  # a cross-entropy over one class is constant: no gradient to learn from
 
     def make_optimizer(self, summary: Summary) -> torch.optim.Optimizer:
         if self.config.optimizer == "adam":

@@ -84,6 +84,7 @@ class IDC(VisionMethod[IDCConfig]):
     """IDC's gradient matching on multi-formation summaries (Kim et al., ICML 2022)."""
 
     paper = "https://arxiv.org/abs/2205.14959"
+    min_classes = 2  # a cross-entropy over one class is constant: no gradient to learn from
 
     def prepare(self, data: RealData, *, modality: Modality, device: torch.device, progress: bool = True) -> None:
         cfg = self.config
