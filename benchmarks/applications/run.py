@@ -249,7 +249,7 @@ def table(_: argparse.Namespace | None = None) -> None:
                                 "_options"]).values())
     nas_rows = list(harness.latest([{**r, "_dataset": _dataset(r)} for r in rows if r["application"] == "nas"],
                                    ["_dataset", "method", "ipc"]).values())
-    names = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
+    names = _DATASET_NAMES
     others = [names.get(d, d) for d in dict.fromkeys(_dataset(r) for r in cont) if d != "digits"]
     lines = ["# Applications on " + ", ".join(["digits", *others[:-1]]) + (f" and {others[-1]}" if others else "")
              + " (CPU)", "",
@@ -365,26 +365,30 @@ def _dataset(r: dict[str, Any]) -> str:
     return r.get("dataset", "digits")
 
 
-_DATASET_NAMES = {"digits": "digits", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
+_DATASET_NAMES = {"digits": "digits", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "trec": "TREC-6 (text)"}
 
 
-def _dm_options(group: list[dict[str, Any]]) -> str:
-    opts = dict.fromkeys(json.dumps(r["config"].get("method_options") or {}, sort_keys=True) for r in group
-                         if r["method"] == "dm" and r["config"]["steps"] is not None)
-    return "".join(f" (options {o})" for o in opts if o != "{}")
+def _method_settings(group: list[dict[str, Any]], method: str) -> str:
+    """``"DM 200 steps per task (options {...})"`` for a distillation method of a continual table."""
+    rows = [r for r in group if r["method"] == method and r["config"]["steps"] is not None]
+    steps = " / ".join(dict.fromkeys(str(r["config"]["steps"]) for r in rows))
+    opts = dict.fromkeys(json.dumps(r["config"].get("method_options") or {}, sort_keys=True) for r in rows)
+    return f"{method.upper()} {steps} steps per task" + "".join(f" (options {o})" for o in opts if o != "{}")
 
 
 def _continual_settings(group: list[dict[str, Any]]) -> str:
-    """The settings line of a continual table: model, training epochs per task, DM steps per task."""
+    """The settings line of a continual table: model, training epochs per task, the distillation methods' steps
+    (DC's options are in its rows' names)."""
     def values(get: Any) -> str:
         return " / ".join(str(v) for v in dict.fromkeys(get(r) for r in group))
-    steps = " / ".join(dict.fromkeys(str(r["config"]["steps"]) for r in group
-                                     if r["method"] == "dm" and r["config"]["steps"] is not None))
+    methods = [m for m in dict.fromkeys(r["method"] for r in group if r["config"]["steps"] is not None) if m != "dc"]
+    image = group[0]["dataset"] in ("fashion-mnist", "mnist")
     return (f"Settings: memory {values(lambda r: r['memory_per_class'])} per class, model "
             f"{values(lambda r: r['protocol']['model'])}, each task's model trained "
             f"{values(lambda r: r['protocol']['epochs'])} epochs on the memory so far (the same for every memory "
-            f"method), DM {steps or '-'} steps per task{_dm_options(group)}; the digits protocol (ConvNet, 300 "
-            "epochs, 200 DM steps, DM's default options) is reduced where these differ, for CPU cost.")
+            f"method), {', '.join(_method_settings(group, m) for m in methods) or 'no distillation method'}"
+            + ("; the digits protocol (ConvNet, 300 epochs, 200 DM steps, DM's default options) is reduced where "
+               "these differ, for CPU cost." if image else "."))
 
 
 def _eps_value(name: str) -> float:
