@@ -282,7 +282,11 @@ def table(_: argparse.Namespace | None = None) -> None:
         if dataset == "digits" and any(r["method"] == "dc" for r in group):
             lines += [_DC_NOTE, ""]
         elif any(r["method"] == "dc" for r in group):
-            lines += [_dc_summary(group), ""]
+            lines += [_memory_summary(group, "dc"), ""]
+        if any(r["method"] == "text-dm" for r in group):
+            lines += [_memory_summary(group, "text-dm") + " The text modality's DM is the same class-wise "
+                      "embedding-mean matching over token embeddings (random TextCNN learners as the embedding "
+                      "networks), so this table is the protocol on a second modality.", ""]
     if nas_rows:
         lines += ["## Architecture-search proxy", "",
                   "Spearman rank correlation of the proxy's test accuracies with the full-data ones over all "
@@ -327,21 +331,25 @@ _DC_NOTE = (
     "2-output network to the summary, whose matched gradients then carry little.")
 
 
-def _dc_summary(group: list[dict[str, Any]]) -> str:
-    """What the DC memory rows of one table measure against random, herding and DM after the last task."""
+def _memory_summary(group: list[dict[str, Any]], method: str) -> str:
+    """What the memory rows of ``method`` in one table measure against random, herding and DM after the last
+    task."""
     def last(r: dict[str, Any]) -> str:
         return _pm(r["accuracy_per_task_mean"][-1], r["accuracy_per_task_std"][-1])
 
-    base = {r["method"]: r for r in group if r["method"] in ("random", "herding", "dm")}
+    base = {r["method"]: r for r in group if r["method"] in ("random", "herding", "dm") and r["method"] != method}
     parts = []
-    for r in (r for r in group if r["method"] == "dc"):
+    for r in (r for r in group if r["method"] == method):
         gaps = ", ".join(f"{name} {r['accuracy_per_task_mean'][-1] - b['accuracy_per_task_mean'][-1]:+.2f}"
                          for name, b in base.items())
         parts.append(f"{_memory_name(r)}: {last(r)} ({gaps})")
-    return ("**DC memories after the last task**, against the other memories of this table: " + "; ".join(parts)
-            + ". With the earlier step kept on a tie, the start (random real samples) is kept wherever the task's "
-            "held-out split scores the same for every candidate, as it does on easy 2-class tasks; the final step "
-            "is the method's own summary.")
+    text = (f"**{method.upper()} memories after the last task**, against the other memories of this table: "
+            + "; ".join(parts) + ".")
+    if method == "dc":
+        text += (" With the earlier step kept on a tie, the start (random real samples) is kept wherever the task's "
+                 "held-out split scores the same for every candidate, as it does on easy 2-class tasks; the final "
+                 "step is the method's own summary.")
+    return text
 
 
 def _memory_name(r: dict[str, Any]) -> str:
