@@ -21,6 +21,7 @@ from .artifact import load_artifact
 from .data import Budget
 from .errors import DistillError
 from .evaluation import EvalProtocol, EvalResult
+from .selection import TIES
 
 __all__ = ["main", "torchrun_command"]
 
@@ -198,7 +199,7 @@ def _add_apply_parser(sub: Any) -> None:
                       "task and keep the best step (default 0: the final summary)")
     cont.add_argument("--validation-per-class", type=_int_at_least(1), default=20, metavar="N",
                       help="training samples per class held out for --select-every (default 20; never the test set)")
-    cont.add_argument("--select-ties", choices=["later", "earlier"], default="later",
+    cont.add_argument("--select-ties", choices=list(TIES), default="later",
                       help="--select-every's tie rule: keep the later (further-distilled) step unless an earlier one "
                       "validates strictly better (default), or the earlier one")
 

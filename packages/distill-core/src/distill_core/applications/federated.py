@@ -25,6 +25,7 @@ total, the first FedAvg round that reaches the one-shot summary's accuracy and i
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import statistics
@@ -203,8 +204,7 @@ def training_subset(data: RealData, per_class: int | None, *, seed: int) -> Real
                                   f"(smallest: {min(counts)}); lower --train-per-class")
     idx = ClassIndex(data.y_train, data.num_classes).sample_balanced(
         per_class, generator=torch.Generator().manual_seed(seed)).sort().values
-    return RealData(data.name, data.x_train[idx], data.y_train[idx], data.x_test, data.y_test, data.num_classes,
-                    data.class_names, data.preprocessing, dict(data.extra))
+    return dataclasses.replace(data, x_train=data.x_train[idx], y_train=data.y_train[idx], extra=dict(data.extra))
 
 
 def _client_data(data: RealData, indices: Tensor) -> tuple[RealData, list[int]]:
