@@ -102,6 +102,8 @@ def nas(ns: argparse.Namespace) -> None:
         args += ["--root", ns.root]
     if ns.full_per_class:
         args += ["--full-per-class", str(ns.full_per_class)]
+    if ns.test_per_class:
+        args += ["--test-per-class", str(ns.test_per_class)]
     for opt in ns.set or []:
         args += ["--set", opt]
     row = _cell(args)
@@ -223,6 +225,12 @@ def federated(ns: argparse.Namespace) -> None:
         args += ["--root", ns.root]
     if ns.train_per_class:
         args += ["--train-per-class", str(ns.train_per_class)]
+    if ns.test_per_class:
+        args += ["--test-per-class", str(ns.test_per_class)]
+    if ns.model:
+        args += ["--model", ns.model]
+    if ns.model_kwargs:
+        args += ["--model-kwargs", ns.model_kwargs]
     for opt in ns.set or []:
         args += ["--set", opt]
     row = _cell(args)
@@ -702,6 +710,7 @@ def main() -> None:
     n.add_argument("--root", help="folder holding the dataset files (distill apply --root)")
     n.add_argument("--full-per-class", type=int, help="the full-data stand-in: this many training samples per class")
     n.add_argument("--set", action="append", metavar="KEY=VALUE", help="one DM option (repeatable)")
+    n.add_argument("--test-per-class", type=int, help="test each variant on this many test samples per class")
     p = sub.add_parser("privacy")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--epsilons", nargs="+", default=["1", "4", "10", "inf"])
@@ -755,6 +764,9 @@ def main() -> None:
     f.add_argument("--epochs", type=int, default=300)
     f.add_argument("--root", help="folder holding the dataset files (distill apply --root)")
     f.add_argument("--train-per-class", type=int, help="split this many training samples per class (a CPU stand-in)")
+    f.add_argument("--test-per-class", type=int, help="test on this many test samples per class (a CPU stand-in)")
+    f.add_argument("--model", help="the server's and FedAvg's architecture (default: the modality's)")
+    f.add_argument("--model-kwargs", metavar="JSON", help='its options, e.g. \'{"width": 32}\'')
     f.add_argument("--set", action="append", metavar="KEY=VALUE", help="one option of the method (repeatable)")
     sub.add_parser("table")
     ns = parser.parse_args()

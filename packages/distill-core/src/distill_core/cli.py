@@ -184,6 +184,10 @@ def _add_apply_parser(sub: Any) -> None:
         p.add_argument("--full-per-class", type=_int_at_least(1),
                        help="train the full-data model on this many samples per class instead of all (a CPU stand-in)")
 
+    def test_subset(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--test-per-class", type=_int_at_least(1), metavar="N",
+                       help=f"test {what} on N seeded test samples per class instead of all (a CPU stand-in)")
+
     cont = application("continual", "class-incremental learning: tasks of classes, a memory of --memory samples per "
                        "class built by METHOD from each task's data, average accuracy after each task and forgetting",
                        "memory method (dm, dc, random, herding, ...; 'none' with --training replay)")
@@ -211,6 +215,7 @@ def _add_apply_parser(sub: Any) -> None:
     full_data(nas, "30")
     nas.set_defaults(full_epochs=30)
     nas.add_argument("--seed", type=_int_at_least(0), default=0)
+    test_subset(nas, "every variant")
 
     priv = application("privacy", "differentially private distillation at each --epsilons target (opacus "
                        "accounting), accuracy and a loss-threshold membership-inference attack (AUC) on models "
@@ -245,7 +250,22 @@ def _add_apply_parser(sub: Any) -> None:
     fed.add_argument("--no-fedavg", action="store_true", help="skip FedAvg")
     fed.add_argument("--train-per-class", type=_int_at_least(1),
                      help="split this many seeded training samples per class instead of all (a CPU stand-in)")
+    test_subset(fed, "the server's models and FedAvg after every round")
+    fed.add_argument("--model", help="the server's and FedAvg's architecture (default: the modality's)")
+    fed.add_argument("--model-kwargs", type=_json_object, metavar="JSON",
+                     help='its constructor options as a JSON object, e.g. \'{"width": 32}\'')
     seeds(fed, " (splits)")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}; pass an object such as "
+                                         "'{\"width\": 32}'") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"width\": 32}}', got {text!r}")
+    return value
 
 
 def _epsilon(text: str) -> float | None:
@@ -281,13 +301,15 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             method=args.method, clients=args.clients, alpha=args.alpha, ipc=args.ipc, steps=args.steps,
             method_options=options, rounds=args.rounds, local_epochs=args.local_epochs, local_batch=args.local_batch,
             epochs=args.epochs, seeds=list(range(args.seeds)), compare_fedavg=not args.no_fedavg,
-            train_per_class=args.train_per_class)
+            train_per_class=args.train_per_class, test_per_class=args.test_per_class, model=args.model,
+            model_kwargs=args.model_kwargs)
         federated.check_config(config)
         probe = args.method
     else:
         config = nas.NASConfig(method=args.method, ipc=args.ipc, steps=args.steps, method_options=options,
                                variants=args.variants, epochs=args.epochs, full_epochs=args.full_epochs,
-                               full_per_class=args.full_per_class, seed=args.seed)
+                               full_per_class=args.full_per_class, seed=args.seed,
+                               test_per_class=args.test_per_class)
         nas.check_config(config)
         probe = args.method
     device = check_device(args.device)

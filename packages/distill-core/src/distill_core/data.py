@@ -16,8 +16,8 @@ from torch import Tensor
 from .errors import DataValidationError
 from .preprocessing import Preprocessing
 
-__all__ = ["Budget", "ClassIndex", "RealData", "apportion", "data_fingerprint", "hold_out_validation", "tensor_digest",
-           "validate_budget", "validate_real_data"]
+__all__ = ["Budget", "ClassIndex", "RealData", "apportion", "data_fingerprint", "hold_out_validation", "subsample_test",
+           "tensor_digest", "validate_budget", "validate_real_data"]
 
 
 @dataclass
@@ -146,6 +146,27 @@ def hold_out_validation(data: RealData, *, n_val: int, seed: int,
     val = replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep], x_test=data.x_train[val_idx],
                   y_test=data.y_train[val_idx])
     return train, val
+
+
+def subsample_test(data: RealData, per_class: int | None, *, seed: int) -> RealData:
+    """``data`` tested on at most ``per_class`` seeded random test samples of every class (all when ``None``), for
+    protocols that test many models (architecture search, FedAvg's rounds) where CPU time forbids the whole test
+    set each time; the training split is untouched. Results made with it must say so.
+
+    Raises:
+        DataValidationError: ``per_class`` below 1.
+    """
+    if per_class is None:
+        return data
+    if not isinstance(per_class, int) or per_class < 1:
+        raise DataValidationError(f"test_per_class must be an integer >= 1, got {per_class!r}")
+    generator = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in range(data.num_classes):
+        idx = torch.nonzero(data.y_test == c).flatten()
+        keep.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
+    idx = torch.cat(keep).sort().values
+    return replace(data, x_test=data.x_test[idx], y_test=data.y_test[idx], extra=dict(data.extra))
 
 
 def validate_real_data(data: RealData) -> RealData:

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import Budget, ClassIndex, RealData
+from ..data import Budget, ClassIndex, RealData, subsample_test
 from ..errors import DataValidationError, UnknownNameError
 from ..modality import Modality
 from ..protocol import EvalProtocol
@@ -121,6 +121,13 @@ class FederatedConfig:
     train_per_class: int | None = field(default=None, metadata={
         "help": "split a seeded random subset of this many training samples per class instead of the whole training "
                 "set (a CPU stand-in for large datasets; None: all)"})
+    test_per_class: int | None = field(default=None, metadata={
+        "help": "test on this many seeded test samples per class (FedAvg tests after every round; a CPU stand-in); "
+                "None: all"})
+    model: str | None = field(default=None, metadata={
+        "help": "the server's and FedAvg's architecture (None: the modality's evaluation model)"})
+    model_kwargs: dict[str, Any] | None = field(default=None, metadata={
+        "help": "its constructor options, e.g. {'width': 32} (None: the protocol's)"})
     compare_fedavg: bool = field(default=True, metadata={"help": "also run FedAvg"})
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,13 +190,15 @@ def check_config(config: FederatedConfig) -> None:
             raise DataValidationError(f"{name} must be an integer >= {low}, got {value!r}")
     if not (isinstance(config.alpha, (int, float)) and config.alpha > 0 and math.isfinite(config.alpha)):
         raise DataValidationError(f"alpha must be a finite number > 0, got {config.alpha!r}")
-    for name in ("epochs", "steps", "train_per_class"):
+    for name in ("epochs", "steps", "train_per_class", "test_per_class"):
         value = getattr(config, name)
         low = 0 if name == "steps" else 1
         if value is not None and (not isinstance(value, int) or value < low):
             raise DataValidationError(f"{name} must be an integer >= {low}, got {value!r}")
     if not config.seeds or any(not isinstance(s, int) or s < 0 for s in config.seeds):
         raise DataValidationError(f"seeds must be integers >= 0 (at least one), got {config.seeds!r}")
+    if config.model_kwargs is not None and not isinstance(config.model_kwargs, dict):
+        raise DataValidationError(f"model_kwargs must be a dict of constructor options, got {config.model_kwargs!r}")
 
 
 def training_subset(data: RealData, per_class: int | None, *, seed: int) -> RealData:
@@ -322,11 +331,16 @@ def run_federated(config: FederatedConfig, data: RealData, *, modality: Modality
     protocol = base_protocol(data, modality).with_(n_models=1)
     if config.epochs is not None:
         protocol = protocol.with_(epochs=config.epochs)
+    if config.model is not None:
+        protocol = protocol.with_(model=config.model, model_kwargs={})
+    if config.model_kwargs is not None:
+        protocol = protocol.with_(model_kwargs=dict(config.model_kwargs))
     start = time.perf_counter()
     per_seed = []
     full_data = data
     for seed in config.seeds:
-        data = training_subset(full_data, config.train_per_class, seed=seed)
+        data = subsample_test(training_subset(full_data, config.train_per_class, seed=seed), config.test_per_class,
+                              seed=seed)
         parts = dirichlet_split(data.y_train, clients=config.clients, alpha=config.alpha, seed=seed)
         xs, ts, xr, tr, kinds, upload = [], [], [], [], set(), 0
         t0 = time.perf_counter()

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..data import Budget, ClassIndex, RealData
+from ..data import Budget, ClassIndex, RealData, subsample_test
 from ..errors import DataValidationError, UnknownNameError
 from ..modality import Modality
 from ..protocol import EvalProtocol
@@ -49,6 +49,8 @@ class NASConfig:
     full_epochs: int = field(default=30, metadata={"help": "training epochs on the full data"})
     full_per_class: int | None = field(default=None, metadata={
         "help": "the 'full data' reference as this many training samples per class (a CPU stand-in); None: all"})
+    test_per_class: int | None = field(default=None, metadata={
+        "help": "test every variant on this many seeded test samples per class (a CPU stand-in); None: all"})
     seed: int = field(default=0, metadata={"help": "seeds the summary, the subset, the variant draw and the models"})
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,7 +153,7 @@ def check_config(config: NASConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
             raise DataValidationError(f"{name} must be an integer >= 1, got {value!r}")
-    for name in ("variants", "epochs", "full_per_class"):
+    for name in ("variants", "epochs", "full_per_class", "test_per_class"):
         value = getattr(config, name)
         if value is not None and (not isinstance(value, int) or value < (2 if name == "variants" else 1)):
             raise DataValidationError(f"{name} must be an integer >= {2 if name == 'variants' else 1}, got {value!r}"
@@ -180,7 +182,7 @@ def run_nas(config: NASConfig, data: RealData, *, modality: Modality, device: to
     from ..runner import distill
 
     check_config(config)
-    data = modality.validate_data(data)
+    data = subsample_test(modality.validate_data(data), config.test_per_class, seed=config.seed)
     device = torch.device(device)
     try:
         space = modality.architecture_space(data)
