@@ -198,3 +198,22 @@ def test_hold_out_validation_refuses_what_it_cannot_hold_out(n_val: int, max_fra
 
     with pytest.raises(DataValidationError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         hold_out_validation(_data([40, 30, 6]), n_val=n_val, seed=0, max_fraction=max_fraction)
+
+
+def test_subsample_test_is_stratified_seeded_and_leaves_training_alone() -> None:
+    from distill_core.data import subsample_test
+
+    data = make_blobs(num_classes=3, n_per_class=40, dim=4, seed=1)
+    test_counts = torch.bincount(data.y_test, minlength=3).tolist()
+    small = subsample_test(data, 5, seed=0)
+    assert torch.bincount(small.y_test, minlength=3).tolist() == [min(5, n) for n in test_counts]
+    tests = {(tuple(x.tolist()), int(y)) for x, y in zip(data.x_test, data.y_test)}
+    assert all((tuple(x.tolist()), int(y)) in tests for x, y in zip(small.x_test, small.y_test))  # real pairs
+    assert torch.equal(small.x_train, data.x_train) and torch.equal(small.y_train, data.y_train)
+    assert torch.equal(subsample_test(data, 5, seed=0).x_test, small.x_test)
+    assert not torch.equal(subsample_test(data, 5, seed=1).x_test, small.x_test)
+    assert subsample_test(data, None, seed=0) is data
+    big = subsample_test(data, 10_000, seed=0)  # more than a class holds: all of it
+    assert sorted(big.y_test.tolist()) == sorted(data.y_test.tolist())
+    with pytest.raises(DataValidationError, match="test_per_class must be"):
+        subsample_test(data, 0, seed=0)

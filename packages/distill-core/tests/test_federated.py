@@ -104,3 +104,19 @@ def test_train_per_class_splits_a_balanced_subset_and_keeps_the_test_set():
         training_subset(data, 41, seed=0)
     with pytest.raises(DataValidationError, match="train_per_class must be"):
         check_config(FederatedConfig(method="random", train_per_class=0))
+
+
+def test_model_options_and_test_subset_reach_the_server_and_fedavg():
+    data = make_blobs(num_classes=4, n_per_class=40, dim=6, seed=2)
+    config = FederatedConfig(method="random", clients=3, ipc=2, rounds=1, epochs=5, seeds=[0], model="mlp",
+                             model_kwargs={"width": 3}, test_per_class=2)
+    result = run_federated(config, data, modality=ToyModality())
+    assert result.per_seed[0]["fedavg_parameters"] == (6 * 3 + 3) + (3 * 4 + 4)  # an MLP of width 3, not 32
+    assert result.protocol.model_kwargs == {"width": 3}
+    # 8 test samples: every accuracy is a multiple of 1/8
+    for acc in (result.per_seed[0]["summary_accuracy"], *result.per_seed[0]["fedavg_accuracy"]):
+        assert round(acc * 8 / 100, 6) == round(acc * 8 / 100)
+    with pytest.raises(DataValidationError, match="model_kwargs must be a dict"):
+        check_config(FederatedConfig(method="random", model_kwargs=[3]))  # type: ignore[arg-type]
+    with pytest.raises(DataValidationError, match="test_per_class must be"):
+        check_config(FederatedConfig(method="random", test_per_class=0))

@@ -68,6 +68,7 @@ def test_runs_end_to_end_on_toy():
     ({"variants": 1}, DataValidationError, "at least 2 architectures"),
     ({"ipc": 0}, DataValidationError, "ipc must be"),
     ({"ipc": 31}, DataValidationError, "ipc=31 is larger than class"),
+    ({"test_per_class": 0}, DataValidationError, "test_per_class must be"),
 ])
 def test_bad_input_refused(changes, error, match):
     data = make_blobs(num_classes=3, n_per_class=30, dim=6)
@@ -78,3 +79,13 @@ def test_bad_input_refused(changes, error, match):
 def test_modality_without_space_refused():
     with pytest.raises(DataValidationError, match="defines no architecture-search space"):
         run_nas(NASConfig(method="random", ipc=2), make_blobs(), modality=ToyModality())
+
+
+def test_test_per_class_scores_on_the_subset():
+    data = make_blobs(num_classes=3, n_per_class=30, dim=6, seed=2)
+    config = NASConfig(method="random", ipc=3, variants=3, epochs=5, full_epochs=5, full_per_class=10,
+                       test_per_class=2)
+    result = run_nas(config, data, modality=_SearchableToy())
+    # 6 test samples: every accuracy is a multiple of 1/6
+    for acc in (*result.summary_accuracies, *result.random_accuracies, *result.full_accuracies):
+        assert abs(acc * 6 / 100 - round(acc * 6 / 100)) < 1e-6

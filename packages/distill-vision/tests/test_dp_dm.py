@@ -130,9 +130,15 @@ def test_cli_apply_privacy_and_federated(capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["application"] == "privacy" and report["epsilons"] == ["10", "inf"]
     assert main(["apply", "federated", "random", "--dataset", "digits", "--clients", "4", "--ipc", "1",
-                 "--rounds", "1", "--epochs", "2", "--json"]) == 0
+                 "--rounds", "1", "--epochs", "2", "--model-kwargs", '{"width": 8}', "--test-per-class", "3",
+                 "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["application"] == "federated" and report["clients"] == 4
+    assert report["protocol"]["model_kwargs"] == {"width": 8} and report["config"]["test_per_class"] == 3
+    for bad in ("[8]", "{width: 8}"):
+        with pytest.raises(SystemExit):
+            main(["apply", "federated", "random", "--dataset", "digits", "--model-kwargs", bad])
+        assert "a JSON object such as" in capsys.readouterr().err
     assert main(["apply", "privacy", "dm", "--dataset", "digits"]) == 2
     assert "not differentially private" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -261,7 +261,7 @@ def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}; pass an object such as "
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}; pass a JSON object such as "
                                          "'{\"width\": 32}'") from exc
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"width\": 32}}', got {text!r}")
