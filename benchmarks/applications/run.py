@@ -310,17 +310,27 @@ def table(_: argparse.Namespace | None = None) -> None:
                     "top20": _rho(rho["top20"]), "train_s": r["train_s"][key], "distill_s": extra,
                     "full_s": r["train_s"]["full"], "saved": r[f"time_saved_{key}"],
                     "pick": r[f"full_accuracy_of_{key}_pick"], "best": r["best_full_accuracy"]})
-        lines += [f"Settings ({_DATASET_NAMES.get(r['_dataset'], r['_dataset'])}, {r['method']} ipc {r['ipc']}): "
-                  f"proxies trained {r['protocol']['epochs']} epochs, "
-                  f"the full data ({r['full_size']} images) {r['config']['full_epochs']} epochs, {r['method']} "
-                  f"{r['config']['steps']} steps; accuracies of the full-data variants range "
-                  f"{min(r['full_accuracies']):.1f}-{r['best_full_accuracy']:.1f}%." for r in nas_rows] + [""]
+        lines += [_nas_settings(r) for r in nas_rows] + [""]
         cols: list[harness.Column] = [(h, h) for h in ("dataset", "proxy", "n", "size", "all", "top5", "top10", "top20",
                                                         "train_s", "distill_s", "full_s", "saved")]
         cols += [("full acc. of proxy's pick", "pick"), ("best full acc.", "best")]
         lines += [*harness.md_table(cols, [line for r in nas_rows for line in r["_lines"]]), ""]
     lines += _privacy_lines(rows) + _federated_lines(rows)
     harness.write_markdown(TABLE, lines)
+
+
+def _nas_settings(r: dict[str, Any]) -> str:
+    config = r["config"]
+    full = (f"the full-data stand-in ({r['full_size']} images: {config['full_per_class']} seeded training samples per "
+            "class)" if config.get("full_per_class") else f"the full data ({r['full_size']} images)")
+    options = config.get("method_options") or {}
+    test = (f"; every model tested on {config['test_per_class']} seeded test samples per class"
+            if config.get("test_per_class") else "")
+    return (f"Settings ({_DATASET_NAMES.get(r['_dataset'], r['_dataset'])}, {r['method']} ipc {r['ipc']}"
+            + (f", options {json.dumps(options, sort_keys=True)}" if options else "")
+            + f"): proxies trained {r['protocol']['epochs']} epochs, {full} {config['full_epochs']} epochs, "
+            f"{r['method']} {config['steps']} steps{test}; accuracies of the full-data variants range "
+            f"{min(r['full_accuracies']):.1f}-{r['best_full_accuracy']:.1f}%.")
 
 
 #: what the DC memory rows measured (digits, 5 tasks of 2 classes)
@@ -632,7 +642,12 @@ def _federated_lines(rows: list[dict[str, Any]]) -> list[str]:
         curve = r.get("fedavg_accuracy_mean") or []
         reached = r.get("fedavg_rounds_to_summary_accuracy") or []
         per_class = r.get("train_per_class")
-        dataset = _dataset(r) + (f" ({per_class}/class of its training set)" if per_class else "")
+        notes = [f"{per_class}/class of its training set"] if per_class else []
+        if r["config"].get("model") or r["config"].get("model_kwargs"):
+            notes.append(f"model {r['protocol']['model']} {json.dumps(r['protocol']['model_kwargs'], sort_keys=True)}")
+        if r["config"].get("test_per_class"):
+            notes.append(f"tested on {r['config']['test_per_class']}/class of its test set")
+        dataset = _dataset(r) + (f" ({'; '.join(notes)})" if notes else "")
         base = {"dataset": dataset, "clients": r["clients"], "alpha": r["alpha"]}
         n_train = sum(r["per_seed"][0]["client_sizes"])
         share = f"{r['summary_size']['mean']:.0f} ({100 * r['summary_size']['mean'] / n_train:.0f}% of {n_train})"
@@ -661,18 +676,31 @@ def _federated_lines(rows: list[dict[str, Any]]) -> list[str]:
                                    "MB communicated", "note")]
     lines += [*harness.md_table(cols, table_rows), ""]
     def gaps(r: dict[str, Any]) -> str:
-        text = (f"alpha {r['alpha']:g}, ipc {r['ipc']}: one-shot {r['method']} minus random "
+        text = (f"{_dataset(r)} alpha {r['alpha']:g}, ipc {r['ipc']}: one-shot {r['method']} minus random "
                 f"{r['summary_accuracy']['mean'] - r['random_accuracy']['mean']:+.2f} points")
         if r.get("fedavg_final_accuracy"):
             text += (f", FedAvg after {len(r['fedavg_accuracy_mean'])} rounds minus one-shot {r['method']} "
                      f"{r['fedavg_final_accuracy']['mean'] - r['summary_accuracy']['mean']:+.2f} points")
         return text
 
-    lines += ["Measured: " + "; ".join(gaps(r) for r in cells) + ". In these rows the distilled union (DM with "
-              "few local steps) is not measurably better than random subsets of the same bytes (the differences "
-              "are within about one std); both upload once per client, while one FedAvg round already moves the "
-              "multiple of those bytes given in the note column, and FedAvg reaches the one-shot accuracy only "
-              "after the rounds given in its last row, if at all within its rounds.", ""]
+    def verdict(r: dict[str, Any]) -> str:
+        gap = r["summary_accuracy"]["mean"] - r["random_accuracy"]["mean"]
+        noise = max(r["summary_accuracy"]["std"], r["random_accuracy"]["std"])
+        return "above" if gap > noise else "below" if gap < -noise else "within"
+
+    def where(kind: str) -> str:
+        return ", ".join(f"{_dataset(r)} alpha {r['alpha']:g} ipc {r['ipc']}" for r in cells if verdict(r) == kind)
+
+    found = []
+    for kind, text in (("above", "better than random subsets of the same bytes by more than one std"),
+                       ("within", "not measurably different from random subsets of the same bytes (within one std)"),
+                       ("below", "worse than random subsets of the same bytes by more than one std")):
+        if where(kind):
+            found.append(f"the distilled union is {text} in {where(kind)}")
+    lines += ["Measured: " + "; ".join(gaps(r) for r in cells) + ". Against random: " + "; ".join(found) + ". Both "
+              "upload once per client, while one FedAvg round already moves the multiple of those bytes given in the "
+              "note column, and FedAvg reaches the one-shot accuracy only after the rounds given in its last row, if "
+              "at all within its rounds.", ""]
     lines += ["Published (abstracts only, other data and models): FedD3 (Song et al.) reports one-shot distilled "
               "federated learning on non-IID CIFAR-10 (AlexNet, 10 clients) >71% more accurate than other one-shot "
               "methods at similar communication, or 98% less communication at equal accuracy; DOSFL (Zhou et al.) "
