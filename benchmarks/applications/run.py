@@ -621,6 +621,10 @@ def _privacy_final_lines(final: list[dict[str, Any]], dataset: str, how: str) ->
     return lines
 
 
+def _times(ratio: float) -> str:
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+
+
 def _federated_lines(rows: list[dict[str, Any]]) -> list[str]:
     cells = list(harness.latest([{**r, "_config": json.dumps(r["config"], sort_keys=True)} for r in rows
                                  if r["application"] == "federated"], ["dataset", "_config"]).values())
@@ -654,7 +658,7 @@ def _federated_lines(rows: list[dict[str, Any]]) -> list[str]:
         table_rows.append({**base, "scheme": f"one-shot {r['method']} (ipc {r['ipc']}, "
                                              f"{r['config']['steps']} steps; server {r['protocol']['epochs']} "
                                              "epochs)",
-                           "note": f"one FedAvg round moves {per_round / up:.0f}x these bytes" if per_round else "",
+                           "note": f"one FedAvg round moves {_times(per_round / up)} these bytes" if per_round else "",
                            "samples / rounds": share,
                            "accuracy %": _pm(r["summary_accuracy"]["mean"], r["summary_accuracy"]["std"]),
                            "MB communicated": f"{up / mb:.3f} (upload)"})
@@ -670,7 +674,9 @@ def _federated_lines(rows: list[dict[str, Any]]) -> list[str]:
                                "MB communicated": f"{k * per_round / mb:.3f}"})
         if curve:
             lines_note = ", ".join("never" if v is None else str(v) for v in reached)
-            table_rows[-1]["note"] = f"rounds to reach the one-shot accuracy, per seed: {lines_note}"
+            mb_note = ", ".join("-" if v is None else f"{v * per_round / mb:.1f}" for v in reached)
+            table_rows[-1]["note"] = (f"rounds to reach the one-shot accuracy, per seed: {lines_note}"
+                                      + (f" ({mb_note} MB)" if any(v is not None for v in reached) else ""))
     cols: list[harness.Column] = [(h, lambda r, h=h: r.get(h, "")) for h in
                                   ("dataset", "clients", "alpha", "scheme", "samples / rounds", "accuracy %",
                                    "MB communicated", "note")]
