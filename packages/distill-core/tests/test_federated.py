@@ -116,6 +116,8 @@ def test_model_options_and_test_subset_reach_the_server_and_fedavg():
     # 8 test samples: every accuracy is a multiple of 1/8
     for acc in (result.per_seed[0]["summary_accuracy"], *result.per_seed[0]["fedavg_accuracy"]):
         assert round(acc * 8 / 100, 6) == round(acc * 8 / 100)
+    with pytest.raises(UnknownNameError):
+        run_federated(FederatedConfig(method="random", model="no-such-net", seeds=[0]), data, modality=ToyModality())
     with pytest.raises(DataValidationError, match="model_kwargs must be a dict"):
         check_config(FederatedConfig(method="random", model_kwargs=[3]))  # type: ignore[arg-type]
     with pytest.raises(DataValidationError, match="test_per_class must be"):

@@ -139,6 +139,9 @@ def test_cli_apply_privacy_and_federated(capsys):
         with pytest.raises(SystemExit):
             main(["apply", "federated", "random", "--dataset", "digits", "--model-kwargs", bad])
         assert "a JSON object such as" in capsys.readouterr().err
+    # a misspelt option fails before any client distills, with the model named
+    assert main(["apply", "federated", "dm", "--dataset", "digits", "--model-kwargs", '{"widht": 8}']) == 2
+    assert "do not fit the model 'convnet'" in capsys.readouterr().err
     assert main(["apply", "privacy", "dm", "--dataset", "digits"]) == 2
     assert "not differentially private" in capsys.readouterr().err
     with pytest.raises(SystemExit):
