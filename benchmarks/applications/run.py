@@ -310,7 +310,7 @@ def table(_: argparse.Namespace | None = None) -> None:
                     "top20": _rho(rho["top20"]), "train_s": r["train_s"][key], "distill_s": extra,
                     "full_s": r["train_s"]["full"], "saved": r[f"time_saved_{key}"],
                     "pick": r[f"full_accuracy_of_{key}_pick"], "best": r["best_full_accuracy"]})
-        lines += [_nas_settings(r) for r in nas_rows] + [""]
+        lines += [line for r in nas_rows for line in (_nas_settings(r), "")]
         cols: list[harness.Column] = [(h, h) for h in ("dataset", "proxy", "n", "size", "all", "top5", "top10", "top20",
                                                         "train_s", "distill_s", "full_s", "saved")]
         cols += [("full acc. of proxy's pick", "pick"), ("best full acc.", "best")]
@@ -330,7 +330,22 @@ def _nas_settings(r: dict[str, Any]) -> str:
             + (f", options {json.dumps(options, sort_keys=True)}" if options else "")
             + f"): proxies trained {r['protocol']['epochs']} epochs, {full} {config['full_epochs']} epochs, "
             f"{r['method']} {config['steps']} steps{test}; accuracies of the full-data variants range "
-            f"{min(r['full_accuracies']):.1f}-{r['best_full_accuracy']:.1f}%.")
+            f"{min(r['full_accuracies']):.1f}-{r['best_full_accuracy']:.1f}%." + _above_chance(r))
+
+
+def _above_chance(r: dict[str, Any]) -> str:
+    """The correlations without the variants the full data leaves at chance (ties at the bottom of its ranking)."""
+    from scipy.stats import spearmanr
+
+    classes = _NUM_CLASSES.get(_dataset(r), 10)
+    keep = [i for i, a in enumerate(r["full_accuracies"]) if a > 100.0 / classes + 1.0]
+    if len(keep) == len(r["full_accuracies"]) or len(keep) < 3:
+        return ""
+    full = [r["full_accuracies"][i] for i in keep]
+    rho = {key: spearmanr(full, [r[f"{key}_accuracies"][i] for i in keep])[0] for key in ("summary", "random")}
+    return (f" Without the {len(r['full_accuracies']) - len(keep)} variants the full data leaves at chance (within 1 "
+            f"point of {100.0 / classes:.0f}%), over the other {len(keep)}: summary {rho['summary']:.2f}, random "
+            f"subset {rho['random']:.2f}.")
 
 
 #: what the DC memory rows measured (digits, 5 tasks of 2 classes)
@@ -391,6 +406,8 @@ def _dataset(r: dict[str, Any]) -> str:
     return r.get("dataset", "digits")
 
 
+#: classes per dataset where it is not 10 (the NAS rows do not store it)
+_NUM_CLASSES = {"trec": 6}
 _DATASET_NAMES = {"digits": "digits", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "trec": "TREC-6 (text)"}
 
 
