@@ -119,10 +119,11 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _baselines() -> list[dict[str, Any]]:
-    """DC dense and herding rows of ``params.jsonl`` in this profile, renamed to this file's columns."""
+    """DC and DM dense and herding rows of ``params.jsonl`` in this profile, renamed to this file's columns."""
     rows = []
     for r in harness.read_jsonl(BASELINES):
-        if r["param"] == "dense" and (r["objective"] == "herding" or (r["objective"] == "dc" and r["steps"] == 200)):
+        if r["param"] == "dense" and (r["objective"] == "herding"
+                                      or (r["objective"] in ("dc", "dm") and r["steps"] == 200)):
             rows.append({**r, "method": r["objective"], "source": "params.jsonl"})
     return rows
 
@@ -161,7 +162,7 @@ def _table(_: argparse.Namespace) -> None:
                         else "no" if row["mean"] <= herding
                         else f"yes ({wins}/{len(pairs)} seeds)" if pairs and wins == len(pairs)
                         else f"level ({wins}/{len(pairs)} seeds)")
-    lines = ["# DCC and CAFE vs DC and herding (CPU profile)", "",
+    lines = ["# DCC and CAFE vs DC, DSA, DM and herding (CPU profile)", "",
              "Fashion-MNIST, IPC 1 (and IPC 10 where rows exist; herding at IPC 10 from `params.jsonl` too), "
              "width-32 ConvNet for distillation and evaluation (300 epochs x 3 models, no "
              "augmentation), one image update and one network epoch per outer step (`cafe (10 updates x 10 "
@@ -170,8 +171,11 @@ def _table(_: argparse.Namespace) -> None:
              "10: only the seeds in `per seed`, so read `vs herding, same seeds` there). `dcc` "
              "and `cafe` start from random real images; `dcc (init herding)` and `cafe (init herding)` use the same "
              "options with `init=herding`, i.e. start from exactly the images of the herding row of the same seed, "
-             "so their `vs herding, same seeds` is what distillation adds to its starting point. DC "
-             "and herding are the committed rows of `params.jsonl` (same profile); `beats herding`: the mean over "
+             "so their `vs herding, same seeds` is what distillation adds to its starting point (`dc (init "
+             "herding)` and `dsa (init herding)` likewise, with DC's options). DC, DM "
+             "and herding are the committed rows of `params.jsonl` (same profile); herding is the best coreset at "
+             "IPC 1: k-center (`distill_core.coreset`) starts from the same image, the sample nearest the class "
+             "mean in the same features, so its IPC-1 rows equal herding's. `beats herding`: the mean over "
              "seeds is above herding's and every seed beats herding's row of the same seed (`level`: the mean is "
              "above but not every seed); `vs herding, same seeds`: the mean of the per-seed differences over the "
              "row's seeds (fair while a row has fewer seeds). Wall times depend on the machine's load (the cells "
@@ -184,8 +188,31 @@ def _table(_: argparse.Namespace) -> None:
                                ("beats herding", "beats"), ("vs DC", "vs_dc"),
                                ("per seed", "seed_list"), ("distill wall s", "wall"), ("cell CPU s", "cpu"),
                                ("rows from", "source")], table)
+    lines += ["", *_bar_lines(table)]
     harness.write_markdown(TABLE, lines)
     print("\n".join(lines))
+
+
+def _bar_lines(table: list[dict[str, Any]], bar: float = 2.0) -> list[str]:
+    """Which rows clear ``bar`` points over the best coreset (herding; k-center equals it at IPC 1), per dataset and
+    IPC, and which do not."""
+    lines = []
+    for dataset, ipc in sorted({(r["dataset"], r["ipc"]) for r in table}):
+        rows = [r for r in table if (r["dataset"], r["ipc"]) == (dataset, ipc) and r["method"] != "herding"]
+        herding = next((r["mean"] for r in table if (r["dataset"], r["ipc"], r["method"]) == (dataset, ipc, "herding")),
+                       None)
+        if herding is None or not rows:
+            continue
+
+        def listed(group: list[dict[str, Any]], herding: float = herding) -> str:
+            return ", ".join(f"{r['method']} {r['mean'] - herding:+.2f}" for r in group) or "none"
+
+        above = [r for r in rows if r["mean"] - herding >= bar]
+        below = [r for r in rows if r["mean"] - herding < bar]
+        which = "the best coreset: k-center picks the same images" if ipc == 1 else "k-center not run in this profile"
+        lines.append(f"{dataset} IPC {ipc}, {bar:g} points or more over herding ({herding:.2f}; {which}): "
+                     f"{listed(above)}; below that: {listed(below)}.")
+    return [line for text in lines for line in (text, "")]
 
 
 def _cell_options(p: argparse.ArgumentParser) -> None:
