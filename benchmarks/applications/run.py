@@ -711,15 +711,13 @@ def _federated_lines(rows: list[dict[str, Any]]) -> list[str]:
         noise = max(r["summary_accuracy"]["std"], r["random_accuracy"]["std"])
         return "above" if gap > noise else "below" if gap < -noise else "within"
 
-    def where(kind: str) -> str:
-        return ", ".join(f"{_dataset(r)} alpha {r['alpha']:g} ipc {r['ipc']}" for r in cells if verdict(r) == kind)
-
-    found = []
-    for kind, text in (("above", "better than random subsets of the same bytes by more than one std"),
-                       ("within", "not measurably different from random subsets of the same bytes (within one std)"),
-                       ("below", "worse than random subsets of the same bytes by more than one std")):
-        if where(kind):
-            found.append(f"the distilled union is {text} in {where(kind)}")
+    where: dict[str, list[str]] = {}
+    for r in cells:
+        where.setdefault(verdict(r), []).append(f"{_dataset(r)} alpha {r['alpha']:g} ipc {r['ipc']}")
+    found = [f"the distilled union is {text} in {', '.join(where[kind])}" for kind, text in (
+        ("above", "better than random subsets of the same bytes by more than one std"),
+        ("within", "not measurably different from random subsets of the same bytes (within one std)"),
+        ("below", "worse than random subsets of the same bytes by more than one std")) if kind in where]
     lines += ["Measured: " + "; ".join(gaps(r) for r in cells) + ". Against random: " + "; ".join(found) + ". Both "
               "upload once per client, while one FedAvg round already moves the multiple of those bytes given in the "
               "note column, and FedAvg reaches the one-shot accuracy only after the rounds given in its last row, if "

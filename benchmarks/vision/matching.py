@@ -196,23 +196,19 @@ def _table(_: argparse.Namespace) -> None:
 def _bar_lines(table: list[dict[str, Any]], bar: float = 2.0) -> list[str]:
     """Which rows clear ``bar`` points over the best coreset (herding; k-center equals it at IPC 1), per dataset and
     IPC, and which do not."""
+    herding = {(r["dataset"], r["ipc"]): r["mean"] for r in table if r["method"] == "herding"}
     lines = []
-    for dataset, ipc in sorted({(r["dataset"], r["ipc"]) for r in table}):
-        rows = [r for r in table if (r["dataset"], r["ipc"]) == (dataset, ipc) and r["method"] != "herding"]
-        herding = next((r["mean"] for r in table if (r["dataset"], r["ipc"], r["method"]) == (dataset, ipc, "herding")),
-                       None)
-        if herding is None or not rows:
+    for (dataset, ipc), base in sorted(herding.items()):
+        gaps = [(r["method"], r["mean"] - base) for r in table
+                if (r["dataset"], r["ipc"]) == (dataset, ipc) and r["method"] != "herding"]
+        if not gaps:
             continue
-
-        def listed(group: list[dict[str, Any]], herding: float = herding) -> str:
-            return ", ".join(f"{r['method']} {r['mean'] - herding:+.2f}" for r in group) or "none"
-
-        above = [r for r in rows if r["mean"] - herding >= bar]
-        below = [r for r in rows if r["mean"] - herding < bar]
+        above = ", ".join(f"{m} {g:+.2f}" for m, g in gaps if g >= bar) or "none"
+        below = ", ".join(f"{m} {g:+.2f}" for m, g in gaps if g < bar) or "none"
         which = "the best coreset: k-center picks the same images" if ipc == 1 else "k-center not run in this profile"
-        lines.append(f"{dataset} IPC {ipc}, {bar:g} points or more over herding ({herding:.2f}; {which}): "
-                     f"{listed(above)}; below that: {listed(below)}.")
-    return [line for text in lines for line in (text, "")]
+        lines += [f"{dataset} IPC {ipc}, {bar:g} points or more over herding ({base:.2f}; {which}): {above}; below "
+                  f"that: {below}.", ""]
+    return lines
 
 
 def _cell_options(p: argparse.ArgumentParser) -> None:

@@ -298,8 +298,7 @@ FEWER_SEEDS = {("fashion-mnist", 10, "dc"): "cell budget: ~50-60 min per seed he
                ("fashion-mnist", 10, "dsa"): "cell budget: ~55-65 min per seed here",
                ("fashion-mnist", 1, "dc"): "not run yet: ~12 min per seed, past this round's time",
                ("digits", 10, "dc"): "not run yet: ~11 min per seed at 10 iterations, past this round's time",
-               ("fashion-mnist", 10, "dm"): "not run yet: ~20-30 min per seed under load, past this round's time",
-}
+               ("fashion-mnist", 10, "dm"): "not run yet: ~20-30 min per seed under load, past this round's time"}
 NAMES = {"digits": "digits", "fashion-mnist": "Fashion-MNIST", "dc": "DC", "dsa": "DSA", "dm": "DM"}
 KEY = ("dataset", "ipc", "label", "profile")
 

@@ -335,8 +335,10 @@ def run_federated(config: FederatedConfig, data: RealData, *, modality: Modality
         protocol = protocol.with_(model=config.model, model_kwargs={})
     if config.model_kwargs is not None:
         protocol = protocol.with_(model_kwargs=dict(config.model_kwargs))
-    try:  # the server's architecture, built once before any client distills (an unknown name or option fails here)
-        _new_model(modality, data, protocol, 0, device)
+    try:  # the server's architecture, built once before any client distills (an unknown name or option fails here;
+        # built unseeded, so the global generator is left as the caller set it)
+        modality.build_model(protocol.model, sample_shape=data.sample_shape, num_classes=data.num_classes,
+                             **protocol.model_kwargs)
     except TypeError as exc:
         raise DataValidationError(f"model_kwargs {protocol.model_kwargs} do not fit the model {protocol.model!r}: "
                                   f"{exc}") from exc
