@@ -51,3 +51,22 @@ def test_class_generator_takes_large_seeds() -> None:
     draws = [torch.randint(0, 10**6, (3,), generator=StepContext.class_generator(ctx, c)).tolist()  # type: ignore[arg-type]
              for c in (0, 1, 0)]
     assert draws[0] == draws[2] != draws[1]
+
+
+def test_close_group_leaves_only_the_group_it_joined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI closes the group ``init_from_env`` joined before exiting (a gloo group alive at exit may abort the
+    process); a group the caller started is the caller's."""
+    import distill_core.distributed as dist
+
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        dist.close_group()
+        assert torch.distributed.is_initialized()  # not ours: left alone
+        monkeypatch.setattr(dist, "_STARTED_HERE", True)
+        dist.close_group()
+        assert not torch.distributed.is_initialized() and not dist._STARTED_HERE
+        dist.close_group()  # a second close is a no-op
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

@@ -642,26 +642,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    from .distributed import close_group
+
+    finished = False
     try:
-        if args.command == "list":
-            return _cmd_list(args.method)
-        if args.command == "run":
-            return _cmd_run(args, argv)
-        if args.command == "experts":
-            return _cmd_experts(args)
-        if args.command == "eval":
-            return _cmd_eval(args)
-        if args.command == "apply":
-            return _cmd_apply(args)
-        if args.command == "show":
-            return _cmd_show(args)
-        return _cmd_export(args)
+        code = _dispatch(args, argv)
+        finished = True
+        return code
     except DistillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except NotImplementedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        close_group(wait=finished)  # under torchrun: every rank leaves the group before exiting
+
+
+def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.command == "list":
+        return _cmd_list(args.method)
+    if args.command == "run":
+        return _cmd_run(args, argv)
+    if args.command == "experts":
+        return _cmd_experts(args)
+    if args.command == "eval":
+        return _cmd_eval(args)
+    if args.command == "apply":
+        return _cmd_apply(args)
+    if args.command == "show":
+        return _cmd_show(args)
+    return _cmd_export(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

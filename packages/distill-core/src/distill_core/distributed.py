@@ -50,9 +50,10 @@ import torch
 from torch import Tensor
 
 __all__ = ["CommStats", "all_reduce_sum", "barrier", "broadcast_bytes", "broadcast_tensors", "comm_stats",
-           "gather_indexed", "init_from_env", "is_writer", "row_block", "shard", "shard_items", "world"]
+           "close_group", "gather_indexed", "init_from_env", "is_writer", "row_block", "shard", "shard_items", "world"]
 
 logger = logging.getLogger(__name__)
+_STARTED_HERE = False  # whether init_from_env created the group (close_group leaves other groups alone)
 
 
 @dataclass
@@ -111,9 +112,28 @@ def init_from_env(device: str | torch.device = "cpu") -> bool:
     if backend == "nccl" and torch.device(device).index is None:  # one GPU per local rank: "cuda" is that one
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     torch.distributed.init_process_group(backend=backend)
+    global _STARTED_HERE
+    _STARTED_HERE = True
     rank, size = world()
     logger.info("process group: rank %d of %d (%s)", rank, size, backend)
     return True
+
+
+def close_group(*, wait: bool = True) -> None:
+    """Leave the process group :func:`init_from_env` joined, before the interpreter exits (a no-op without one; a
+    group the caller started itself is left to the caller).
+
+    A gloo group left alive at exit may abort the process (``terminate called without an active exception``) while
+    its background threads are torn down, so commands close it explicitly. ``wait`` first waits for every rank, so
+    no rank leaves while another still sends; pass ``False`` on an error path, where a peer may never arrive.
+    """
+    global _STARTED_HERE
+    if not (_STARTED_HERE and _group_ready()):
+        return
+    _STARTED_HERE = False
+    if wait and torch.distributed.get_world_size() > 1:
+        torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def barrier() -> None:
