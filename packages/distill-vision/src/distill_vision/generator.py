@@ -8,8 +8,16 @@ The generator maps a latent ``z`` and a class ``y`` to a sample in the dataset's
     x = tanh(Conv 3x3 (h)) · scale + shift              (per-channel scale/shift: the training data's range)
 
 (fewer upsampling stages when ``H`` or ``W`` is not divisible by 4). The discriminator mirrors it with strided
-convolutions, LeakyReLU 0.2 and a class projection (Miyato & Koyama, 2018). Training follows DCGAN: Adam lr 2e-4,
-betas (0.5, 0.999), batches of 64, the non-saturating loss.
+convolutions, LeakyReLU 0.2 and a class projection (Miyato & Koyama, 2018) of its whole flattened last feature map.
+Training follows DCGAN (Adam lr 2e-4, betas (0.5, 0.999), batches of 64, the non-saturating loss) with the
+discriminator's learning rate 4x the generator's (``lr_d_ratio``; two time-scale updates, Heusel et al., 2017).
+
+Why those two: a first version summed the discriminator's last map over positions, so it judged local patches only,
+and both networks learned at 2e-4. Its generator collapsed within each class: on Fashion-MNIST (width 16, 10 epochs)
+the samples of one class differed by a pixel std of 0.009 across codes (real images of a class: 0.55, in the
+preprocessed space), every code giving the same picture. On 6,000 Fashion-MNIST images (12 epochs, width 16) that
+std fell from 0.16 to 0.11 with the old discriminator, to 0.11 with the 4x rate alone, and stayed about 0.2 with the
+flattened projection plus the 4x rate.
 
 A :class:`GeneratorStore` is a folder in the user's cache keyed by the dataset fingerprint and the
 :class:`GANConfig` (epochs excepted)::
@@ -126,7 +134,8 @@ class ConditionalDCGAN(nn.Module):
 
 
 class ConditionalDiscriminator(nn.Module):
-    """The DCGAN discriminator with a class projection: ``D(x, y) = w·φ(x) + <embed(y), φ(x)>``.
+    """The DCGAN discriminator with a class projection: ``D(x, y) = w·φ(x) + <embed(y), φ(x)>``, where ``φ(x)`` is
+    the whole last feature map, flattened (so the discriminator sees the sample's global layout, not only patches).
 
     Shapes:
         ``x``: ``(n, C, H, W)`` in ``[-1, 1]``; ``y``: ``(n,)``; output ``(n,)`` logits.
@@ -136,16 +145,17 @@ class ConditionalDiscriminator(nn.Module):
         super().__init__()
         c, h, w = (int(s) for s in sample_shape)
         layers: list[nn.Module] = [nn.Conv2d(c, width, 3, padding=1), nn.LeakyReLU(0.2)]
-        ch = width
-        for _ in range(_up_stages(h, w)):
+        ch, stages = width, _up_stages(h, w)
+        for _ in range(stages):
             layers += [nn.Conv2d(ch, ch * 2, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
             ch *= 2
         self.features = nn.Sequential(*layers)
-        self.linear = nn.Linear(ch, 1)
-        self.embed = nn.Embedding(num_classes, ch)
+        dim = ch * (h // 2**stages) * (w // 2**stages)
+        self.linear = nn.Linear(dim, 1)
+        self.embed = nn.Embedding(num_classes, dim)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        phi = self.features(x).sum(dim=(2, 3))
+        phi = self.features(x).flatten(1)
         return self.linear(phi).squeeze(1) + (self.embed(y) * phi).sum(dim=1)
 
 
@@ -290,6 +300,7 @@ class GANConfig:
         lr: Adam learning rate of both networks (DCGAN: 2e-4).
         beta1: Adam's first beta (DCGAN: 0.5).
         seed: seeds the initialisation and every epoch's order and noise.
+        lr_d_ratio: the discriminator's learning rate over ``lr`` (two time-scale updates).
     """
 
     architecture: str = "dcgan"
@@ -300,6 +311,9 @@ class GANConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     seed: int = 0
+    lr_d_ratio: float = 4.0
+    #: the training recipe's version: part of the cache identity, so generators of an older recipe are not reused
+    recipe: int = 2
 
     def __post_init__(self) -> None:
         for key in ("latent_dim", "width", "epochs", "batch_size"):
@@ -308,6 +322,8 @@ class GANConfig:
                 raise DataValidationError(f"gan option {key!r} must be an integer >= 1, got {value!r}")
         if not (math.isfinite(self.lr) and self.lr > 0) or not 0 <= self.beta1 < 1:
             raise DataValidationError(f"gan: lr must be > 0 and beta1 in [0, 1), got {self.lr}, {self.beta1}")
+        if not (math.isfinite(self.lr_d_ratio) and self.lr_d_ratio > 0):
+            raise DataValidationError(f"gan: lr_d_ratio must be > 0, got {self.lr_d_ratio}")
         if self.architecture not in ARCHITECTURES:
             raise UnknownNameError("generator architecture", self.architecture, sorted(ARCHITECTURES))
 
@@ -420,7 +436,7 @@ def train_gan(store: GeneratorStore, data: RealData, config: GANConfig, *, progr
     gen.shift.copy_((high + low) / 2)  # type: ignore[operator]
     gen, disc = gen.to(device), disc.to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr * config.lr_d_ratio, betas=(config.beta1, 0.999))
     state_path = store.root / "state.safetensors"
     if have > 0 and state_path.is_file():
         with safe_open(str(state_path), framework="pt") as handle:
