@@ -199,3 +199,9 @@ def test_bad_budgets_and_options_fail_before_compute(options: dict[str, Any], bu
     extra = {} if budget_floats is None else {"budget_floats": budget_floats}
     with pytest.raises(error, match=message):
         _run(options=options, **extra)
+
+
+@pytest.mark.parametrize("ratio", [0.0, -1.0, float("nan")])
+def test_gan_config_refuses_a_bad_discriminator_lr_ratio(ratio: float) -> None:
+    with pytest.raises(DataValidationError, match="lr_d_ratio must be > 0"):
+        GANConfig(lr_d_ratio=ratio)
