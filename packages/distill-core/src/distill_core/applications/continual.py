@@ -20,13 +20,15 @@ and the average forgetting (Chaudhry et al., ECCV 2018, https://arxiv.org/abs/18
 ``mean_j<T-1 max_{j<=t<T-1} R[t][j] - R[T-1][j]``. One head over all classes (class-incremental: the task is not
 given at test time).
 
-Why our own loop and not avalanche-lib (the field's library, which the issue asks to prefer): checked with
-``pip install --dry-run avalanche-lib -c constraints.txt``, avalanche-lib 0.6.0 does install beside the pinned
-``torch==2.13.0`` without a second torch (the resolver picks ``torchvision 0.28.0``, which pins ``torch==2.13.0``),
-but it brings about 60 further packages into the environment (torchvision, wandb, tensorboard, opentelemetry,
-matplotlib, gdown, pytorchcv, qpsolvers, ...) and ties distill's torch pin to a torchvision release. The protocol
-above needs only a class split, a memory and an accuracy matrix, written here in a few functions and tested by
-hand; cross-checking the metrics against avalanche's (as an optional extra) is left open.
+Why our own loop and not avalanche-lib (the field's library, preferred where it works beside our torch): it does
+not import beside the CPU build of torch. ``pip install avalanche-lib`` next to ``torch==2.13.0+cpu`` resolves
+without a second torch, but it takes ``torchvision 0.28.0`` from PyPI, which is built for CUDA (it bundles
+``libcudart`` and ``libnvjpeg``), and ``import avalanche.benchmarks`` then fails with ``RuntimeError: operator
+torchvision::nms does not exist`` (checked in a fresh virtual environment, avalanche-lib 0.6.0). The matching CPU
+torchvision is published only on the PyTorch package index, which an install from PyPI alone does not reach; the
+package would also add about 60 further packages (wandb, tensorboard, matplotlib, pytorchcv, ...). The protocol
+above needs only a class split, a memory and an accuracy matrix, written here in a few functions; the metrics are
+checked against hand-computed accuracy matrices in the tests.
 """
 
 from __future__ import annotations
