@@ -29,6 +29,7 @@ from distill_vision.generator import (
     cached_generator,
     floats_of,
     save_generator,
+    to_sphere,
 )
 from distill_vision.testing import QUICK_OBJECTIVES
 
@@ -167,6 +168,30 @@ def test_inversion_starts_closer_to_real_images_than_random_codes(digits: Any) -
     assert distance(inverted) < 0.8 * distance(random)
 
 
+def _inversion_error(gen: Any, data: Any, n: int = 100) -> float:
+    """Unexplained variance of ``n`` real training images after inverting them through ``gen`` (100 Adam steps)."""
+    pick = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(2))[:n]
+    x, y = data.x_train[pick].float(), data.y_train[pick]
+    code = torch.randn(n, gen.latent_dim, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+    optimizer = torch.optim.Adam([code], lr=0.05)
+    for _ in range(100):
+        loss = (gen(to_sphere(code), y) - x).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return float((gen(to_sphere(code), y) - x).pow(2).mean() / x.var())
+
+
+def test_the_reconstruction_term_makes_real_images_reachable(digits: Any, tmp_path: Path) -> None:
+    """Recipe 3's reconstruction term: inverting real images through its generator leaves much less of their
+    variance unexplained than through the plain DCGAN of the same epochs (measured: 0.12 vs 0.22 at seed 0)."""
+    plain, _ = cached_generator(digits, GANConfig(epochs=2, recon_weight=0.0), root=tmp_path / "plain")
+    recon, _ = cached_generator(digits, GANConfig(epochs=2), root=tmp_path / "recon")
+    assert GANConfig().recon_weight > 0
+    assert _inversion_error(recon.eval(), digits) < 0.75 * _inversion_error(plain.eval(), digits)
+
+
 def test_artifact_decodes_in_a_fresh_process_without_the_cache(tmp_path: Path) -> None:
     out = tmp_path / "art"
     outcome = _run(steps=3, out_dir=out)
@@ -205,3 +230,9 @@ def test_bad_budgets_and_options_fail_before_compute(options: dict[str, Any], bu
 def test_gan_config_refuses_a_bad_discriminator_lr_ratio(ratio: float) -> None:
     with pytest.raises(DataValidationError, match="lr_d_ratio must be > 0"):
         GANConfig(lr_d_ratio=ratio)
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
+def test_gan_config_refuses_a_bad_reconstruction_weight(weight: float) -> None:
+    with pytest.raises(DataValidationError, match="recon_weight must be >= 0"):
+        GANConfig(recon_weight=weight)

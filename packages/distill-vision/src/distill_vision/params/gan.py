@@ -52,6 +52,7 @@ from ..generator import (
     freeze,
     generator_config,
     load_generator,
+    to_sphere,
 )
 
 __all__ = ["GeneratorLatents"]
@@ -173,9 +174,9 @@ class GeneratorLatents(Parameterization):
 
     @staticmethod
     def on_sphere(z: Tensor) -> Tensor:
-        """Codes scaled to norm ``sqrt(latent_dim)``, where ``N(0, I)`` codes concentrate: a large step cannot carry
-        a code out of the region the generator was trained on (where its outputs saturate)."""
-        return z * (z.shape[1] ** 0.5) / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        """Codes scaled to norm ``sqrt(latent_dim)`` (:func:`~distill_vision.generator.to_sphere`): a large step
+        cannot carry a code out of the region the generator was trained on (where its outputs saturate)."""
+        return to_sphere(z)
 
     def decoded_labels(self) -> Tensor:
         return self.latent_labels  # type: ignore[return-value]
