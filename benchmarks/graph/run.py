@@ -331,10 +331,24 @@ def render(results: dict[str, Any]) -> str:
         rnd = randoms.get((c["dataset"], c["nodes"]))
         return f"{c['accuracy_mean'] - rnd:+.1f}" if rnd is not None and c["method"] != "random" else ""
 
-    out += ["## Accuracy and condensation time", ""]
+    seeded: dict[tuple[str, int, str], list[float]] = {}
+    for r in sorted(results.get("seed_runs", []), key=lambda r: r["seed"]):
+        seeded.setdefault((r["dataset"], r["nodes"], r["method"]), []).append(r["accuracy_mean"])
+
+    def over_seeds(c: dict[str, Any]) -> str:
+        accs = seeded.get((c["dataset"], c["nodes"], c["method"]), [])
+        if len(accs) < 2:
+            return "seed 0 only"
+        return f"{statistics.fmean(accs):.1f} +- {statistics.pstdev(accs):.1f} ({len(accs)} seeds)"
+
+    out += ["## Accuracy and condensation time", "",
+            "'GCN accuracy' is the seed-0 condensation of this table (mean +- std over its GCN runs); 'over seeds' is "
+            "the mean +- std over the condensation seeds of the table 'Over condensation seeds' below (each seed's "
+            "own condensation and GCN runs), where that table has the row.", ""]
     out += harness.md_table([
         ("dataset", "dataset"), ("budget", lambda c: f"{c['nodes']} ({c['ratio']})"), ("method", "method"),
         ("GCN accuracy %", lambda c: f"{c['accuracy_mean']:.1f} +- {c['accuracy_std']:.1f}"),
+        ("over seeds %", over_seeds),
         ("paper", lambda c: PAPER.get((c["dataset"], c["nodes"], base_method(c)), "–")), ("vs random", vs_random),
         ("epochs", "steps"), ("condense s (wall)", "distill_s"),
         ("condense CPU s", lambda c: c.get("distill_cpu_s", "–")), ("s / epoch", "s_per_step"), ("edges", "edges"),
