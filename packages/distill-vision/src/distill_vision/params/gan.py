@@ -26,8 +26,10 @@ MSE). ``init="noise"`` of the method draws random codes.
 Departures from IT-GAN: IT-GAN learns one latent per *real* image (a full-size synthetic set, not a small-IPC method)
 behind a pretrained BigGAN (dim_z 128, 32x32), and combines a DM-style matching loss with a feature-relation
 regulariser; here the number of codes is set by the stored-float budget like every other parameterization, any
-objective drives them (no extra regulariser), the generator is a small DCGAN trained here, and the inversion uses a
-pixel loss only. The latent step is scaled by ``1 / gain`` where ``gain`` is the generator's mean squared
+objective drives them (no extra regulariser), the generator is a small DCGAN trained here with a reconstruction
+term beside its adversarial loss (:mod:`distill_vision.generator`, recipe 3: without it the CPU-trained generator
+collapsed within classes and left real images out of reach of the inversion), and the inversion uses a pixel loss
+only. The latent step is scaled by ``1 / gain`` where ``gain`` is the generator's mean squared
 Jacobian-vector gain at the initial codes (:meth:`GeneratorLatents.lr_scales`), so ``lr_summary`` moves decoded
 samples about as much as it moves pixels of a dense summary.
 """
@@ -127,8 +129,9 @@ class GeneratorLatents(Parameterization):
             config = GANConfig(architecture=self.layout["architecture"], latent_dim=self.layout["latent_dim"],
                                width=self.layout["width"], epochs=opts["gan_epochs"], seed=opts["gan_seed"])
             source, record = cached_generator(data, config, progress=bool(opts["progress"]))
-            self.layout["generator"] = {"source": "trained", "gan_epochs": config.epochs,
-                                        "trained_now": record["trained_now"], "train_wall_s": record["wall_s"]}
+            self.layout["generator"] = {"source": "trained", "gan_epochs": config.epochs, "recipe": config.recipe,
+                                        "recon_weight": config.recon_weight, "trained_now": record["trained_now"],
+                                        "train_wall_s": record["wall_s"]}
         self.generator.load_state_dict(source.state_dict())
         self.generator.eval()
         z = torch.randn(self.latents.shape, generator=generator)
