@@ -151,6 +151,22 @@ class ConditionalDCGAN(nn.Module):
                 "width": self.width}
 
 
+def _down_stack(sample_shape: tuple[int, ...], width: int) -> tuple[nn.Sequential, int]:
+    """The discriminator's (and encoder's) convolutions: a 3x3 convolution to ``width`` channels, then strided 4x4
+    convolutions mirroring the generator's upsampling stages (channels double), each followed by LeakyReLU 0.2.
+
+    Returns:
+        the stack and the length of its flattened output.
+    """
+    c, h, w = (int(s) for s in sample_shape)
+    layers: list[nn.Module] = [nn.Conv2d(c, width, 3, padding=1), nn.LeakyReLU(0.2)]
+    ch, stages = width, _up_stages(h, w)
+    for _ in range(stages):
+        layers += [nn.Conv2d(ch, ch * 2, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        ch *= 2
+    return nn.Sequential(*layers), ch * (h // 2**stages) * (w // 2**stages)
+
+
 class ConditionalDiscriminator(nn.Module):
     """The DCGAN discriminator with a class projection: ``D(x, y) = w·φ(x) + <embed(y), φ(x)>``, where ``φ(x)`` is
     the whole last feature map, flattened (so the discriminator sees the sample's global layout, not only patches).
@@ -161,14 +177,7 @@ class ConditionalDiscriminator(nn.Module):
 
     def __init__(self, *, num_classes: int, sample_shape: tuple[int, ...], width: int = 32) -> None:
         super().__init__()
-        c, h, w = (int(s) for s in sample_shape)
-        layers: list[nn.Module] = [nn.Conv2d(c, width, 3, padding=1), nn.LeakyReLU(0.2)]
-        ch, stages = width, _up_stages(h, w)
-        for _ in range(stages):
-            layers += [nn.Conv2d(ch, ch * 2, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-            ch *= 2
-        self.features = nn.Sequential(*layers)
-        dim = ch * (h // 2**stages) * (w // 2**stages)
+        self.features, dim = _down_stack(sample_shape, width)
         self.linear = nn.Linear(dim, 1)
         self.embed = nn.Embedding(num_classes, dim)
 
@@ -188,14 +197,8 @@ class ConditionalEncoder(nn.Module):
 
     def __init__(self, *, latent_dim: int, sample_shape: tuple[int, ...], width: int = 32) -> None:
         super().__init__()
-        c, h, w = (int(s) for s in sample_shape)
-        layers: list[nn.Module] = [nn.Conv2d(c, width, 3, padding=1), nn.LeakyReLU(0.2)]
-        ch, stages = width, _up_stages(h, w)
-        for _ in range(stages):
-            layers += [nn.Conv2d(ch, ch * 2, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-            ch *= 2
-        self.features = nn.Sequential(*layers)
-        self.linear = nn.Linear(ch * (h // 2**stages) * (w // 2**stages), latent_dim)
+        self.features, dim = _down_stack(sample_shape, width)
+        self.linear = nn.Linear(dim, latent_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear(self.features(x).flatten(1))  # type: ignore[no-any-return]
